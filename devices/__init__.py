@@ -1,0 +1,1 @@
+"""The registry of what reports: engineers' phones and site devices, and their broker identities."""

@@ -1,0 +1,81 @@
+"""Who may report: engineers and devices with their keys, read from PostGIS and cached.
+
+The ingest gate asks for identities by id; unknown ids are looked up in one query per batch,
+so an engineer registered a moment ago is accepted at once.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ingest.gm import sm4_decrypt
+from ingest.verify import DeviceIdentity, EngineerIdentity
+from store.models import Device, Engineer
+
+REFRESH_S = 30.0
+MAX_ENTRIES = 200_000  # per kind: unknown ids (anyone may send OsmAnd requests) must not grow it
+
+
+class DirectoryCache:
+    """Implements ingest.verify.Directory over a cache filled by `prefetch`."""
+
+    def __init__(self, engine: AsyncEngine, personal_key: bytes) -> None:
+        self._engine = engine
+        self._key = personal_key
+        self._engineers: dict[str, tuple[float, EngineerIdentity | None]] = {}
+        self._devices: dict[str, tuple[float, DeviceIdentity | None]] = {}
+
+    def engineer(self, engineer_id: str) -> EngineerIdentity | None:
+        hit = self._engineers.get(engineer_id)
+        return hit[1] if hit else None
+
+    def device(self, device_id: str) -> DeviceIdentity | None:
+        hit = self._devices.get(device_id)
+        return hit[1] if hit else None
+
+    async def prefetch(self, engineer_ids: set[str], device_ids: set[str]) -> None:
+        now = time.monotonic()
+        for cache in (self._engineers, self._devices):
+            if len(cache) > MAX_ENTRIES:
+                _shrink(cache)
+        stale_e = {i for i in engineer_ids if _stale(self._engineers.get(i), now)}
+        stale_d = {i for i in device_ids if _stale(self._devices.get(i), now)}
+        if not stale_e and not stale_d:
+            return
+        async with self._engine.connect() as conn:
+            if stale_e:
+                rows = await conn.execute(
+                    select(Engineer.id, Engineer.sm2_public_key).where(Engineer.id.in_(stale_e))
+                )
+                found = {r.id: EngineerIdentity(r.id, r.sm2_public_key) for r in rows}
+                for i in stale_e:
+                    self._engineers[i] = (now, found.get(i))
+            if stale_d:
+                rows = await conn.execute(
+                    select(Device.id, Device.hmac_key_enc).where(Device.id.in_(stale_d))
+                )
+                found_d = {
+                    r.id: DeviceIdentity(
+                        r.id, bytes.fromhex(sm4_decrypt(self._key, r.hmac_key_enc))
+                    )
+                    for r in rows
+                }
+                for i in stale_d:
+                    self._devices[i] = (now, found_d.get(i))
+
+
+def _shrink(cache: dict[str, Any]) -> None:
+    """Forget unknown ids first (they are asked again anyway), then everything."""
+    for key in [k for k, v in cache.items() if v[1] is None]:
+        del cache[key]
+    if len(cache) > MAX_ENTRIES // 2:
+        cache.clear()
+
+
+def _stale(hit: tuple[float, object] | None, now: float) -> bool:
+    # Unknown ids are asked again on every batch; known ones every REFRESH_S (key changes).
+    return hit is None or hit[1] is None or now - hit[0] > REFRESH_S

@@ -1,0 +1,403 @@
+"""Per-engineer track state machine in event time: site entry/exit and impossible travel.
+
+Pure and serialisable: ``advance(state, fixes) -> (new_state, output)`` never mutates its
+input and reads no clock.
+
+Model. Accepted fixes are kept in event-time order (ts, then msg_id). The state holds the
+*window* - every accepted fix with ``ts >= newest_ts - allowed_lateness_s`` - plus the
+*anchor*, the last accepted fix before the window. The on-site set after a fix is the
+set of projects covering it, so the state needs nothing else. Events are a function of
+the fixes in event-time order:
+
+* ``SiteEntered(P)`` at fix f when P is in f.project_ids and was not on site before f;
+  ``SiteExited(P)`` at f when P was on site before f and is not in f.project_ids.
+  No transition without a change of the on-site set.
+* ``ImpossibleTravel(a, b)`` for two consecutive accepted fixes a, b more than
+  ``min_jump_m`` apart (geodesic) whose implied speed exceeds ``max_speed_kmh``; equal
+  timestamps count as infinite speed. One event per pair. A teleporting fix still counts
+  for geofencing.
+
+Every event is a function of one pair of consecutive accepted fixes (a, b) and belongs to
+``b``. A late fix x slotted in between a and b retracts the events of (a, b) (returned in
+``retracted``) and adds those of (a, x) and (x, b) (in ``events``). Fixes that leave the
+window can no longer get a new predecessor, so their events are final. Hence the
+determinism property: for any arrival order in which no fix is too late, the net set of
+events (emitted minus retracted, by id) is the same as for event-time order, and the
+final state is the same too.
+
+Input rules (per fix, in the order given):
+
+* ``acc_m`` > ``max_accuracy_m`` (or NaN) -> ``ignored_inaccurate``; ``None`` (unknown) counts.
+* ``ts < newest_ts - allowed_lateness_s`` -> ``too_late`` (a fix exactly at the limit is
+  accepted), as is anything not after the anchor in event-time order. Re-sending a fix
+  that already left the window is also reported ``too_late``.
+* A msg_id already in the state -> ``duplicates``. Re-applying the same fixes is a no-op.
+* None of these change the state.
+
+Event ids: ``enter:{project}:{msg_id}``, ``exit:{project}:{msg_id}``,
+``travel:{from_msg_id}:{to_msg_id}`` (msg_ids are globally unique per CONTRACT §3).
+Keep ``max_speed_kmh``/``min_jump_m``/``allowed_lateness_s`` the same across calls for a
+track; changing them re-evaluates the window with the new values.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from geofence.geodesic import geodesic_distance_m, haversine_m
+
+__all__ = [
+    "Event",
+    "ImpossibleTravel",
+    "SiteEntered",
+    "SiteExited",
+    "TrackFix",
+    "TrackOutput",
+    "TrackState",
+    "advance",
+    "event_from_dict",
+    "geodesic_distance_m",
+]
+
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrackFix:
+    """One position of one engineer. ``project_ids``: fences covering it (any order).
+
+    ``ts`` epoch seconds; ``lon``/``lat`` WGS-84 degrees; all must be finite
+    (``ValueError``). ``project_ids`` is stored sorted and de-duplicated.
+    """
+
+    msg_id: str
+    ts: float
+    lon: float
+    lat: float
+    acc_m: float | None = None
+    project_ids: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("ts", "lon", "lat"):
+            v = float(getattr(self, name))
+            if not math.isfinite(v):
+                raise ValueError(f"TrackFix {self.msg_id!r}: {name} must be finite")
+            object.__setattr__(self, name, v)
+        if self.acc_m is not None:
+            object.__setattr__(self, "acc_m", float(self.acc_m))
+        object.__setattr__(self, "project_ids", tuple(sorted(set(self.project_ids))))
+
+    @property
+    def key(self) -> tuple[float, str]:
+        """Event-time order: ts, then msg_id."""
+        return (self.ts, self.msg_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "msg_id": self.msg_id,
+            "ts": self.ts,
+            "lon": self.lon,
+            "lat": self.lat,
+            "acc_m": self.acc_m,
+            "project_ids": list(self.project_ids),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TrackFix:
+        return cls(
+            msg_id=str(d["msg_id"]),
+            ts=float(d["ts"]),
+            lon=float(d["lon"]),
+            lat=float(d["lat"]),
+            acc_m=None if d.get("acc_m") is None else float(d["acc_m"]),
+            project_ids=tuple(d.get("project_ids") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class SiteEntered:
+    engineer_id: str
+    project_id: str
+    ts: float
+    msg_id: str
+
+    @property
+    def id(self) -> str:
+        return f"enter:{self.project_id}:{self.msg_id}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": "site_entered",
+            "id": self.id,
+            "engineer_id": self.engineer_id,
+            "project_id": self.project_id,
+            "ts": self.ts,
+            "msg_id": self.msg_id,
+        }
+
+
+@dataclass(frozen=True)
+class SiteExited:
+    engineer_id: str
+    project_id: str
+    ts: float
+    msg_id: str
+
+    @property
+    def id(self) -> str:
+        return f"exit:{self.project_id}:{self.msg_id}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": "site_exited",
+            "id": self.id,
+            "engineer_id": self.engineer_id,
+            "project_id": self.project_id,
+            "ts": self.ts,
+            "msg_id": self.msg_id,
+        }
+
+
+@dataclass(frozen=True)
+class ImpossibleTravel:
+    """``speed_kmh`` is ``inf`` for equal timestamps (``None`` in ``to_dict``)."""
+
+    engineer_id: str
+    from_msg_id: str
+    to_msg_id: str
+    distance_m: float
+    speed_kmh: float
+    ts: float
+    from_ts: float
+
+    @property
+    def id(self) -> str:
+        return f"travel:{self.from_msg_id}:{self.to_msg_id}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": "impossible_travel",
+            "id": self.id,
+            "engineer_id": self.engineer_id,
+            "from_msg_id": self.from_msg_id,
+            "to_msg_id": self.to_msg_id,
+            "distance_m": self.distance_m,
+            "speed_kmh": self.speed_kmh if math.isfinite(self.speed_kmh) else None,
+            "ts": self.ts,
+            "from_ts": self.from_ts,
+        }
+
+
+Event = SiteEntered | SiteExited | ImpossibleTravel
+
+
+def event_from_dict(d: Mapping[str, Any]) -> Event:
+    """Inverse of the events' ``to_dict``."""
+    kind = d.get("type")
+    if kind == "site_entered":
+        return SiteEntered(
+            str(d["engineer_id"]), str(d["project_id"]), float(d["ts"]), str(d["msg_id"])
+        )
+    if kind == "site_exited":
+        return SiteExited(
+            str(d["engineer_id"]), str(d["project_id"]), float(d["ts"]), str(d["msg_id"])
+        )
+    if kind == "impossible_travel":
+        speed = d.get("speed_kmh")
+        return ImpossibleTravel(
+            engineer_id=str(d["engineer_id"]),
+            from_msg_id=str(d["from_msg_id"]),
+            to_msg_id=str(d["to_msg_id"]),
+            distance_m=float(d["distance_m"]),
+            speed_kmh=math.inf if speed is None else float(speed),
+            ts=float(d["ts"]),
+            from_ts=float(d["from_ts"]),
+        )
+    raise ValueError(f"unknown event type {kind!r}")
+
+
+@dataclass(frozen=True)
+class TrackState:
+    """Serialisable state of one engineer's track (see module docstring)."""
+
+    engineer_id: str = ""
+    anchor: TrackFix | None = None
+    window: tuple[TrackFix, ...] = ()
+
+    @property
+    def newest_ts(self) -> float | None:
+        """Latest accepted event time, or None before the first fix."""
+        if self.window:
+            return self.window[-1].ts
+        return self.anchor.ts if self.anchor is not None else None
+
+    @property
+    def on_site(self) -> frozenset[str]:
+        """Projects the engineer is on site at after the latest fix (event time)."""
+        if self.window:
+            return frozenset(self.window[-1].project_ids)
+        return frozenset(self.anchor.project_ids) if self.anchor is not None else frozenset()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (``on_site`` included for readers; ignored by ``from_dict``)."""
+        return {
+            "version": STATE_VERSION,
+            "engineer_id": self.engineer_id,
+            "anchor": self.anchor.to_dict() if self.anchor is not None else None,
+            "window": [f.to_dict() for f in self.window],
+            "on_site": sorted(self.on_site),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TrackState:
+        if d.get("version", STATE_VERSION) != STATE_VERSION:
+            raise ValueError(f"unsupported TrackState version {d.get('version')!r}")
+        anchor = d.get("anchor")
+        window = tuple(sorted((TrackFix.from_dict(f) for f in d.get("window") or ()), key=_key))
+        return cls(
+            engineer_id=str(d.get("engineer_id", "")),
+            anchor=TrackFix.from_dict(anchor) if anchor else None,
+            window=window,
+        )
+
+
+@dataclass
+class TrackOutput:
+    """What one ``advance`` produced. ``events`` are sorted by (ts, id)."""
+
+    events: list[Event] = field(default_factory=list)
+    retracted: list[str] = field(default_factory=list)
+    too_late: list[str] = field(default_factory=list)
+    ignored_inaccurate: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "events": [e.to_dict() for e in self.events],
+            "retracted": list(self.retracted),
+            "too_late": list(self.too_late),
+            "ignored_inaccurate": list(self.ignored_inaccurate),
+            "duplicates": list(self.duplicates),
+        }
+
+
+def _key(f: TrackFix) -> tuple[float, str]:
+    return (f.ts, f.msg_id)
+
+
+_SPHERE_MARGIN = 0.99  # the mean-radius sphere is within 0.6 % of the ellipsoid
+
+
+def _pair_events(
+    engineer_id: str,
+    a: TrackFix | None,
+    b: TrackFix,
+    max_speed_kmh: float,
+    min_jump_m: float,
+) -> list[Event]:
+    """Events triggered by fix ``b`` whose predecessor in event time is ``a``.
+
+    Every event depends only on such a pair, which is what makes late fixes cheap: slotting
+    ``x`` between ``a`` and ``b`` retracts the events of (a, b) and adds (a, x), (x, b).
+    """
+    out: list[Event] = []
+    before = frozenset(a.project_ids) if a is not None else frozenset()
+    now = frozenset(b.project_ids)
+    if now != before:
+        out.extend(SiteEntered(engineer_id, p, b.ts, b.msg_id) for p in sorted(now - before))
+        out.extend(SiteExited(engineer_id, p, b.ts, b.msg_id) for p in sorted(before - now))
+    if a is not None:
+        # cheap spherical pre-check; the exact geodesic only when it could matter
+        if haversine_m(a.lon, a.lat, b.lon, b.lat) >= min_jump_m * _SPHERE_MARGIN:
+            d = float(geodesic_distance_m(a.lon, a.lat, b.lon, b.lat))
+            if d > min_jump_m:
+                dt = b.ts - a.ts
+                speed = math.inf if dt <= 0 else d / 1000.0 / (dt / 3600.0)
+                if speed > max_speed_kmh:
+                    out.append(
+                        ImpossibleTravel(engineer_id, a.msg_id, b.msg_id, d, speed, b.ts, a.ts)
+                    )
+    return out
+
+
+def advance(
+    state: TrackState,
+    fixes: Iterable[TrackFix],
+    *,
+    max_accuracy_m: float = 100.0,
+    max_speed_kmh: float = 300.0,
+    min_jump_m: float = 5000.0,
+    allowed_lateness_s: float = 3600.0,
+) -> tuple[TrackState, TrackOutput]:
+    """Apply ``fixes`` (in arrival order) to ``state``; return the new state and output.
+
+    Equivalent to applying them one at a time; ``events``/``retracted`` are netted over
+    the batch (an event both produced and invalidated within the batch is not reported).
+    Cost per fix: O(log W) search plus an O(W) list insert, W = fixes in the window.
+    """
+    out = TrackOutput()
+    eng = state.engineer_id
+    anchor = state.anchor
+    window = list(state.window)
+    seen: set[str] | None = None
+    emitted: dict[str, Event] = {}
+    retracted: set[str] = set()
+
+    def retract(e: Event) -> None:
+        if e.id in emitted:
+            del emitted[e.id]
+        else:
+            retracted.add(e.id)
+
+    def emit(e: Event) -> None:
+        if e.id in retracted:
+            retracted.discard(e.id)  # same id, same pair: the very same event
+        else:
+            emitted[e.id] = e
+
+    changed = False
+    for f in fixes:
+        if f.acc_m is not None and not (f.acc_m <= max_accuracy_m):
+            out.ignored_inaccurate.append(f.msg_id)
+            continue
+        if seen is None:
+            seen = {w.msg_id for w in window}
+            if anchor is not None:
+                seen.add(anchor.msg_id)
+        if f.msg_id in seen:
+            out.duplicates.append(f.msg_id)
+            continue
+        newest = window[-1].ts if window else (anchor.ts if anchor is not None else None)
+        if (newest is not None and f.ts < newest - allowed_lateness_s) or (
+            anchor is not None and _key(f) <= _key(anchor)
+        ):
+            out.too_late.append(f.msg_id)
+            continue
+        seen.add(f.msg_id)
+        changed = True
+        i = bisect.bisect_right(window, _key(f), key=_key)
+        a = window[i - 1] if i > 0 else anchor
+        b = window[i] if i < len(window) else None
+        if b is not None:
+            for e in _pair_events(eng, a, b, max_speed_kmh, min_jump_m):
+                retract(e)
+            for e in _pair_events(eng, f, b, max_speed_kmh, min_jump_m):
+                emit(e)
+        for e in _pair_events(eng, a, f, max_speed_kmh, min_jump_m):
+            emit(e)
+        window.insert(i, f)
+        # slide: fixes older than the lateness limit leave; their events are final
+        cutoff = window[-1].ts - allowed_lateness_s
+        n_out = bisect.bisect_left(window, (cutoff, ""), key=_key)
+        if n_out:
+            anchor = window[n_out - 1]
+            del window[:n_out]
+    if not changed:
+        return state, out
+    out.events = sorted(emitted.values(), key=lambda e: (e.ts, e.id))
+    out.retracted = sorted(retracted)
+    return TrackState(eng, anchor, tuple(window)), out

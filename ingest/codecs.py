@@ -1,0 +1,195 @@
+"""Wire formats to records: MQTT topics, OwnTracks HTTP mode, Traccar OsmAnd.
+
+Every ``decode_*`` returns one record or raises :class:`~ingest.records.Rejected`; no other
+exception escapes, whatever the bytes (tested with hypothesis).
+
+MQTT topics (CONTRACT.md section 3):
+
+* ``owntracks/{engineer_id}/{device}`` - OwnTracks JSON (``ingest.owntracks``); the
+  ``.../event`` sub-topic carries transitions; other sub-topics are ``ignored_type``.
+* ``sitewatch/checkin/{engineer_id}`` - ``{msg_id, engineer_id, ts, lat, lon, acc?, crs?,
+  kind?, sig?}``; ``kind`` defaults to ``position``.
+* ``sitewatch/devices/{device_id}/telemetry`` - ``{msg_id, ts, metrics: {name: number},
+  lat?, lon?, crs?, mac?}``.
+* ``sitewatch/logs/{engineer_id}`` - ``{msg_id, project_id, ts, lat, lon, text, crs?, sig?}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ingest.fields import (
+    MAX_ID_LEN,
+    accuracy,
+    as_id,
+    as_number,
+    canonical,
+    opt_str,
+    parse_crs,
+    parse_json_object,
+    parse_ts,
+    position,
+    reject,
+    req,
+)
+from ingest.osmand import decode_osmand
+from ingest.owntracks import decode_owntracks_obj
+from ingest.records import Fix, Reason, Record, SupervisionLog, Telemetry
+
+__all__ = ["decode_mqtt", "decode_osmand", "decode_owntracks_http"]
+
+FIX_KINDS = ("position", "checkin", "checkout")
+MAX_METRICS = 256
+MAX_TEXT = 20_000
+OWNTRACKS_IGNORED_SUBTOPICS = (
+    "info",
+    "cmd",
+    "waypoint",
+    "waypoints",
+    "dump",
+    "status",
+    "steps",
+    "beacon",
+)
+
+
+def decode_mqtt(topic: str, payload: bytes, *, now: float) -> Record:
+    """Decode one MQTT message received on ``topic``; raises ``Rejected``."""
+    parts = topic.split("/") if isinstance(topic, str) else []
+    if any(not p or len(p) > MAX_ID_LEN for p in parts):
+        raise reject(Reason.UNKNOWN_TOPIC, f"topic {str(topic)[:80]!r} is not an ingest topic")
+    head = parts[0] if parts else ""
+    if head == "owntracks" and len(parts) in (3, 4):
+        if len(parts) == 4 and parts[3] != "event":
+            if parts[3] in OWNTRACKS_IGNORED_SUBTOPICS:
+                raise reject(Reason.IGNORED_TYPE, f"OwnTracks {parts[3]} messages are not used")
+            raise reject(Reason.UNKNOWN_TOPIC, f"topic {topic[:80]!r} is not an ingest topic")
+        obj = parse_json_object(payload)
+        return decode_owntracks_obj(obj, parts[1], parts[2], source="owntracks", now=now)
+    if head == "sitewatch" and len(parts) >= 3:
+        if parts[1] == "checkin" and len(parts) == 3:
+            return _checkin(parse_json_object(payload), parts[2], now=now)
+        if parts[1] == "logs" and len(parts) == 3:
+            return _log(parse_json_object(payload), parts[2], now=now)
+        if parts[1] == "devices" and len(parts) == 4 and parts[3] == "telemetry":
+            return _telemetry(parse_json_object(payload), parts[2], now=now)
+    raise reject(
+        Reason.UNKNOWN_TOPIC,
+        f"topic {str(topic)[:80]!r} is not an ingest topic (owntracks/USER/DEVICE, "
+        "sitewatch/checkin/ID, sitewatch/logs/ID, sitewatch/devices/ID/telemetry)",
+    )
+
+
+def decode_owntracks_http(user: str, device: str | None, body: bytes, *, now: float) -> Record:
+    """OwnTracks HTTP mode: the body is one JSON object (the app POSTs one message at a time).
+
+    ``user`` comes from ``X-Limit-U`` or ``?u=``, ``device`` from ``X-Limit-D`` / ``?d=``;
+    without a device the body's ``tid`` (else ``http``) names it in the derived msg_id.
+    """
+    user_id = as_id(user, "user")
+    obj = parse_json_object(body)
+    dev = device if device else (obj.get("tid") if isinstance(obj.get("tid"), str) else None)
+    dev_id = as_id(dev, "device") if dev else "http"
+    return decode_owntracks_obj(obj, user_id, dev_id, source="owntracks-http", now=now)
+
+
+def _body_id(obj: dict[str, Any], key: str, topic_id: str, *, required: bool) -> None:
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise reject(Reason.MISSING_FIELD, f"field {key!r} is required")
+        return
+    if as_id(value, key) != topic_id:
+        raise reject(
+            Reason.TOPIC_MISMATCH,
+            f"{key} {value[:40]!r} in the body differs from {topic_id[:40]!r} in the topic",
+        )
+
+
+def _checkin(obj: dict[str, Any], engineer_id: str, *, now: float) -> Fix:
+    msg_id = as_id(req(obj, "msg_id"), "msg_id")
+    _body_id(obj, "engineer_id", engineer_id, required=True)
+    ts = parse_ts(req(obj, "ts"), "ts", now=now)
+    crs = parse_crs(obj.get("crs"))
+    pos = position(obj, crs)
+    assert pos is not None
+    kind = obj.get("kind", "position")
+    if kind is None:
+        kind = "position"
+    if not isinstance(kind, str):
+        raise reject(Reason.BAD_TYPE, "kind must be a string")
+    if kind not in FIX_KINDS:
+        raise reject(Reason.BAD_VALUE, f"kind {kind[:20]!r} is not position, checkin or checkout")
+    return Fix(
+        msg_id=msg_id,
+        engineer_id=engineer_id,
+        ts=ts,
+        lon=pos[0],
+        lat=pos[1],
+        acc_m=accuracy(obj.get("acc")),
+        kind=kind,
+        source="checkin",
+        crs=crs,
+        canonical=canonical(obj),
+        sig=opt_str(obj, "sig"),
+    )
+
+
+def _log(obj: dict[str, Any], engineer_id: str, *, now: float) -> SupervisionLog:
+    msg_id = as_id(req(obj, "msg_id"), "msg_id")
+    _body_id(obj, "engineer_id", engineer_id, required=False)
+    project_id = as_id(req(obj, "project_id"), "project_id")
+    ts = parse_ts(req(obj, "ts"), "ts", now=now)
+    crs = parse_crs(obj.get("crs"))
+    pos = position(obj, crs)
+    assert pos is not None
+    text = req(obj, "text")
+    if not isinstance(text, str):
+        raise reject(Reason.BAD_TYPE, "text must be a string")
+    if not text.strip():
+        raise reject(Reason.MISSING_FIELD, "text is empty")
+    if len(text) > MAX_TEXT:
+        raise reject(Reason.OUT_OF_RANGE, f"text is longer than {MAX_TEXT} characters")
+    return SupervisionLog(
+        msg_id=msg_id,
+        engineer_id=engineer_id,
+        project_id=project_id,
+        ts=ts,
+        lon=pos[0],
+        lat=pos[1],
+        text=text,
+        canonical=canonical(obj),
+        sig=opt_str(obj, "sig"),
+        crs=crs,
+    )
+
+
+def _telemetry(obj: dict[str, Any], device_id: str, *, now: float) -> Telemetry:
+    msg_id = as_id(req(obj, "msg_id"), "msg_id")
+    _body_id(obj, "device_id", device_id, required=False)
+    ts = parse_ts(req(obj, "ts"), "ts", now=now)
+    raw_metrics = obj.get("metrics")
+    if raw_metrics is None:
+        raise reject(Reason.MISSING_FIELD, "field 'metrics' is required")
+    if not isinstance(raw_metrics, dict):
+        raise reject(Reason.BAD_TYPE, "metrics must be an object {name: number}")
+    if len(raw_metrics) > MAX_METRICS:
+        raise reject(Reason.OUT_OF_RANGE, f"more than {MAX_METRICS} metrics")
+    metrics: dict[str, float] = {}
+    for name, value in raw_metrics.items():
+        if not name or len(name) > 64:
+            raise reject(Reason.OUT_OF_RANGE, "metric names must be 1..64 characters")
+        metrics[name] = as_number(value, f"metrics.{name[:64]}")
+    crs = parse_crs(obj.get("crs"))
+    pos = position(obj, crs, required=False)
+    return Telemetry(
+        msg_id=msg_id,
+        device_id=device_id,
+        ts=ts,
+        metrics=metrics,
+        lon=pos[0] if pos else None,
+        lat=pos[1] if pos else None,
+        canonical=canonical(obj),
+        mac=opt_str(obj, "mac"),
+        crs=crs,
+    )

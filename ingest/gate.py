@@ -1,0 +1,400 @@
+"""The one way into SiteWatch: decoded records are checked (identity, signature, replay),
+handed to Kafka, and only then acknowledged to their sender. Used by the MQTT bridge (as a
+pipeline of stages, see ingest.bridge) and by the HTTP ingest routes (:meth:`Gate.admit`).
+
+Stages of a batch:
+
+1. :meth:`Gate.check` - identity, SM2 signature (verified in a process pool when one is
+   given, see ingest.sm2pool) and SM3-HMAC; may run for several batches at once.
+2. :meth:`Gate.seen_before` (concurrent) and :meth:`Gate.replays` (in arrival order) - replay
+   protection: a record's (identity, msg_id) is looked up in the ``ingest_seen`` table (which
+   survives restarts) and in a bounded in-memory cache; accepted keys enter the cache at once.
+3. :meth:`Gate.send` - accepted records to ``fixes.v1``/``telemetry.v1`` (key = engineer or
+   device id, the producer's default partitioner), every rejection to ``rejected.v1``;
+   returns the futures Kafka resolves once it holds them (``acks=all``).
+4. :meth:`Gate.remember` - after Kafka confirmed, the accepted keys are written to
+   ``ingest_seen``. A crash before that leads to a redelivery that is accepted again (a
+   duplicate in Kafka, dropped by the sinks' unique keys), never to a loss.
+
+A message the broker redelivers (MQTT DUP flag) whose msg_id was already accepted is not a
+rejection: it is counted as ``redelivered`` and acknowledged, without a dead letter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from devices.directory import DirectoryCache
+from ingest.counters import Counters
+from ingest.gm import verify_sm2
+from ingest.records import Fix, Reason, Record, Rejected, Telemetry, to_json
+from ingest.sm2pool import Sm2Pool, Triple
+from ingest.verify import check_many, sm2_work
+from stack import topics
+from store.retry import retry_db
+
+log = logging.getLogger("sitewatch.ingest")
+
+EXCERPT_BYTES = 300
+_SEEN_QUERY = (
+    "SELECT s.identity, s.msg_id FROM ingest_seen s JOIN "
+    "unnest(CAST(:i AS text[]), CAST(:m AS text[])) AS u(identity, msg_id) "
+    "ON s.identity = u.identity AND s.msg_id = u.msg_id"
+)
+REDELIVERED = "redelivered"
+Key = tuple[str, str]
+
+
+@dataclass(slots=True)
+class Incoming:
+    source: str  # 'mqtt' | 'http'
+    topic: str  # MQTT topic or HTTP path
+    payload: bytes
+    received_at: float
+    decoded: Record | Rejected
+    mid: int = 0  # MQTT packet id (part of a dead letter's idempotent id)
+    redelivered: bool = False  # MQTT DUP flag: the broker sends it again
+
+
+def identity_of(record: Record) -> str:
+    return record.device_id if isinstance(record, Telemetry) else record.engineer_id
+
+
+class SeenCache:
+    """Most recently accepted keys, bounded (oldest evicted first)."""
+
+    def __init__(self, capacity: int = 1_000_000) -> None:
+        self.capacity = capacity
+        self._keys: OrderedDict[Key, None] = OrderedDict()
+
+    def __contains__(self, key: Key) -> bool:
+        return key in self._keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def discard(self, key: Key) -> None:
+        self._keys.pop(key, None)
+
+    def add(self, key: Key) -> None:
+        keys = self._keys
+        if key in keys:
+            keys.move_to_end(key)
+            return
+        keys[key] = None
+        if len(keys) > self.capacity:
+            keys.popitem(last=False)
+
+
+class Partitions:
+    """The producer's default partitioner (murmur2 of the key), cached per key."""
+
+    def __init__(self) -> None:
+        self._partitioner = DefaultPartitioner()
+        self._parts: dict[str, list[int]] = {}
+        self._cache: dict[tuple[str, bytes], int] = {}
+
+    async def load(self, producer: AIOKafkaProducer, topic: str) -> None:
+        if topic not in self._parts:
+            self._parts[topic] = sorted(await producer.partitions_for(topic))
+
+    def loaded(self, topic: str) -> bool:
+        return topic in self._parts
+
+    def spread(self, topic: str, n: int) -> int:
+        """A partition for a record without a key (dead letters)."""
+        parts = self._parts[topic]
+        return parts[n % len(parts)]
+
+    def of(self, topic: str, key: bytes) -> int:
+        hit = self._cache.get((topic, key))
+        if hit is None:
+            parts = self._parts[topic]
+            hit = self._partitioner(key, parts, parts)
+            if len(self._cache) > 200_000:
+                self._cache.clear()
+            self._cache[(topic, key)] = hit
+        return hit
+
+
+class Gate:
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        engine: AsyncEngine,
+        directory: DirectoryCache,
+        *,
+        require_mac: bool = False,
+        sm2_pool: Sm2Pool | None = None,
+        counters: Counters | None = None,
+        seen_capacity: int = 1_000_000,
+    ) -> None:
+        self.producer = producer
+        self.engine = engine
+        self.directory = directory
+        self.seen = SeenCache(seen_capacity)
+        self.require_mac = require_mac
+        self.sm2_pool = sm2_pool
+        self.counters = counters or Counters("http")
+        self.partitions = Partitions()
+
+    async def warm_up(self, connections: int = 4) -> None:
+        """Load partition counts and open database connections before traffic arrives (the
+        first batches would otherwise pay for them)."""
+        for topic in (topics.FIXES, topics.TELEMETRY, topics.REJECTED):
+            await self.partitions.load(self.producer, topic)
+
+        async def probe() -> None:
+            async with self.engine.connect() as conn:
+                await conn.execute(text(_SEEN_QUERY), {"i": ["-"], "m": ["-"]})
+
+        await asyncio.gather(
+            *(retry_db(probe, what="gate warm-up", log_to=log) for _ in range(connections))
+        )
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Outcomes counted by this process (accepted, each reason, redelivered)."""
+        return self.counters.totals
+
+    # -- stage 1 ----------------------------------------------------------------------------
+
+    async def check(self, items: Sequence[Incoming]) -> list[Rejected | None]:
+        """Decoding verdicts plus identity, signature and MAC checks; None = passes."""
+        records = [i.decoded for i in items]
+        ok = [r for r in records if not isinstance(r, Rejected)]
+        verdicts: list[Rejected | None] = [r if isinstance(r, Rejected) else None for r in records]
+        if not ok:
+            return verdicts
+        await retry_db(  # PostgreSQL restarting pauses the gate, it does not fail it
+            self.directory.prefetch,
+            {r.engineer_id for r in ok if not isinstance(r, Telemetry)},
+            {r.device_id for r in ok if isinstance(r, Telemetry)},
+            what="directory look-up",
+            log_to=log,
+        )
+        verifier = await self._presigned(ok)
+        checks = check_many(ok, self.directory, require_mac=self.require_mac, verify_sm2=verifier)
+        it = iter(checks)
+        for k, r in enumerate(records):
+            if not isinstance(r, Rejected):
+                verdicts[k] = next(it)
+        return verdicts
+
+    async def _presigned(self, records: Sequence[Record]) -> Callable[[str, bytes, str], bool]:
+        """Verify every SM2 signature of the batch at once (in the pool when there is one);
+        returns a ``verify_sm2`` look-alike answering from those results."""
+        work: list[Triple] = sm2_work(records, self.directory)
+        if not work or self.sm2_pool is None:
+            return verify_sm2
+        unique = list(dict.fromkeys(work))
+        results = dict(zip(unique, await self.sm2_pool.verify_many(unique), strict=True))
+
+        def lookup(pub: str, data: bytes, sig: str) -> bool:
+            hit = results.get((pub, data, sig))
+            return verify_sm2(pub, data, sig) if hit is None else hit
+
+        return lookup
+
+    # -- stage 2 ----------------------------------------------------------------------------
+
+    async def seen_before(
+        self, items: Sequence[Incoming], verdicts: Sequence[Rejected | None]
+    ) -> set[Key]:
+        """Keys of the batch's passing records that ``ingest_seen`` holds (accepted by an
+        earlier process, or evicted from the cache). May run for several batches at once:
+        what the batches ahead accept is caught by the in-memory cache in :meth:`replays`."""
+        seen = self.seen
+        keys = {
+            (identity_of(r), r.msg_id)
+            for item, verdict in zip(items, verdicts, strict=True)
+            if verdict is None and not isinstance(r := item.decoded, Rejected)
+        }
+        keys = {k for k in keys if k not in seen}
+        if not keys:
+            return set()
+
+        async def query() -> set[Key]:
+            async with self.engine.connect() as conn:
+                found = await conn.execute(
+                    text(_SEEN_QUERY), {"i": [k[0] for k in keys], "m": [k[1] for k in keys]}
+                )
+                return {(row[0], row[1]) for row in found}
+
+        return await retry_db(query, what="replay check", log_to=log)
+
+    def replays(
+        self, items: Sequence[Incoming], verdicts: list[Rejected | None], known: set[Key]
+    ) -> list[Key]:
+        """Turn replays into rejections (in place): keys accepted before (the in-memory cache,
+        ``known`` from :meth:`seen_before`) or earlier in the batch. Returns the keys of the
+        accepted records, which are in the cache from now on. Call in arrival order."""
+        batch_keys: set[Key] = set()
+        accepted: list[Key] = []
+        seen = self.seen
+        for k, item in enumerate(items):
+            r = item.decoded
+            if verdicts[k] is not None or isinstance(r, Rejected):
+                continue
+            key = (identity_of(r), r.msg_id)
+            if key in seen or key in batch_keys or key in known:
+                verdicts[k] = replay(key)
+            else:
+                batch_keys.add(key)
+                accepted.append(key)
+        for key in accepted:
+            seen.add(key)
+        return accepted
+
+    # -- stage 3 ----------------------------------------------------------------------------
+
+    async def send(
+        self, items: Sequence[Incoming], verdicts: Sequence[Rejected | None]
+    ) -> list[Any]:
+        """Hand the batch to Kafka; returns the futures to await (they raise if Kafka did not
+        take it: then nothing of the batch may be acknowledged). Call in arrival order."""
+        builders: dict[tuple[str, int], Any] = {}
+        futures: list[Any] = []
+        producer = self.producer
+        partitions = self.partitions
+        for item, verdict in zip(items, verdicts, strict=True):
+            record = item.decoded
+            if verdict is None and not isinstance(record, Rejected):
+                topic = topics.TELEMETRY if isinstance(record, Telemetry) else topics.FIXES
+                key = identity_of(record).encode()
+                value = to_json(record, received_at=item.received_at)
+            elif item.redelivered and verdict is not None and verdict.reason == Reason.REPLAY:
+                continue  # the broker's redelivery of what was already accepted
+            else:
+                assert verdict is not None
+                topic, key, value = topics.REJECTED, None, rejection_record(item, verdict)  # type: ignore[assignment]
+            if not partitions.loaded(topic):
+                await partitions.load(producer, topic)
+            part = (
+                partitions.of(topic, key) if key is not None else partitions.spread(topic, item.mid)
+            )
+            builder = builders.get((topic, part))
+            if builder is None:
+                builder = builders[(topic, part)] = producer.create_batch()
+            if builder.append(key=key, value=value, timestamp=None) is None:
+                futures.append(await producer.send_batch(builder, topic, partition=part))
+                builder = builders[(topic, part)] = producer.create_batch()
+                if builder.append(key=key, value=value, timestamp=None) is None:
+                    raise ValueError(f"a record of {len(value)} bytes does not fit a Kafka batch")
+        for (topic, part), builder in builders.items():
+            futures.append(await producer.send_batch(builder, topic, partition=part))
+        return futures
+
+    def count(self, items: Sequence[Incoming], verdicts: Sequence[Rejected | None]) -> None:
+        c = self.counters
+        for item, verdict in zip(items, verdicts, strict=True):
+            if verdict is None:
+                c.add("accepted")
+            elif item.redelivered and verdict.reason == Reason.REPLAY:
+                c.add(REDELIVERED)
+            else:
+                c.add(verdict.reason)
+
+    # -- stage 4 ----------------------------------------------------------------------------
+
+    async def remember(self, keys: Sequence[Key]) -> None:
+        if not keys:
+            return
+
+        async def insert() -> None:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    text(
+                        "INSERT INTO ingest_seen (identity, msg_id) "
+                        "SELECT * FROM unnest(CAST(:i AS text[]), CAST(:m AS text[])) "
+                        "ON CONFLICT DO NOTHING"
+                    ),
+                    {"i": [k[0] for k in keys], "m": [k[1] for k in keys]},
+                )
+
+        await retry_db(insert, what="remembering accepted ids", log_to=log)
+
+    # -- all stages, one batch (HTTP) -------------------------------------------------------
+
+    async def admit(self, items: Sequence[Incoming]) -> list[Rejected | None]:
+        """Check, forward and remember a batch; returns per item None (accepted) or why not.
+
+        Returns only once Kafka holds every accepted record and every rejection.
+        """
+        verdicts = await self.check(items)
+        accepted = self.replays(items, verdicts, await self.seen_before(items, verdicts))
+        try:
+            for fut in await self.send(items, verdicts):
+                await fut  # raises if Kafka did not take it: the caller must not acknowledge
+        except BaseException:
+            for key in accepted:  # not accepted after all: the sender's retry must get in
+                self.seen.discard(key)
+            raise
+        self.count(items, verdicts)
+        await self.remember(accepted)
+        await self.counters.maybe_flush(self.engine)
+        return verdicts
+
+
+def replay(key: Key) -> Rejected:
+    return Rejected(Reason.REPLAY, f"msg_id {key[1][:80]!r} of {key[0]!r} was already accepted")
+
+
+def rejection_id(item: Incoming) -> str:
+    """Idempotent across redelivery: an MQTT message the broker sends again after a bridge
+    restart keeps its packet id, so its dead letter gets the same id (the sink keeps one)."""
+    if item.source != "mqtt":
+        return uuid.uuid4().hex
+    h = hashlib.sha256()
+    h.update(f"{item.source}\x00{item.topic}\x00{item.mid}\x00".encode("utf-8", "replace"))
+    h.update(item.payload)
+    return h.hexdigest()[:32]
+
+
+def rejection_record(item: Incoming, why: Rejected) -> bytes:
+    # PostgreSQL text cannot hold NUL: the excerpt shows it as U+FFFD like other bad bytes.
+    excerpt = (
+        item.payload[:EXCERPT_BYTES].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+    )
+    return orjson.dumps(
+        {
+            "id": rejection_id(item),
+            "source": item.source,
+            "topic": item.topic[:500],
+            "reason": why.reason,
+            "message": why.message[:1000],
+            "excerpt": excerpt,
+            "received_at": item.received_at,
+        }
+    )
+
+
+def now() -> float:
+    return time.time()
+
+
+__all__ = [
+    "REDELIVERED",
+    "Fix",
+    "Gate",
+    "Incoming",
+    "SeenCache",
+    "identity_of",
+    "now",
+    "rejection_id",
+    "rejection_record",
+]

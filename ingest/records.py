@@ -1,0 +1,250 @@
+"""The internal records every ingest source is normalised to, and why a message is refused.
+
+Every wire format (MQTT topics, OwnTracks HTTP, Traccar OsmAnd) decodes to one of four frozen
+records. ``to_dict`` / ``from_dict`` turn them into JSON-safe dicts for Kafka (``canonical``
+bytes travel as base64) and back; the round trip is exact.
+
+A message that cannot be accepted raises :class:`Rejected` with a short machine ``reason``
+(one of :class:`Reason`) and a ``message`` a person can act on.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from typing import Any, TypeAlias
+
+import orjson
+
+__all__ = [
+    "REASON_DESCRIPTIONS",
+    "Fix",
+    "OwnTracksEvent",
+    "Reason",
+    "Record",
+    "Rejected",
+    "SupervisionLog",
+    "Telemetry",
+    "from_dict",
+    "to_dict",
+    "to_json",
+]
+
+
+class Reason(StrEnum):
+    """Every reason code a message can be rejected with (``Rejected.reason``)."""
+
+    BAD_JSON = "bad_json"
+    BAD_ENCODING = "bad_encoding"
+    TOO_LARGE = "too_large"
+    MISSING_FIELD = "missing_field"
+    BAD_TYPE = "bad_type"
+    BAD_VALUE = "bad_value"
+    BAD_TIMESTAMP = "bad_timestamp"
+    OUT_OF_RANGE = "out_of_range"
+    FUTURE_TS = "future_ts"
+    UNKNOWN_TOPIC = "unknown_topic"
+    TOPIC_MISMATCH = "topic_mismatch"
+    IGNORED_TYPE = "ignored_type"
+    UNKNOWN_IDENTITY = "unknown_identity"
+    UNSIGNED = "unsigned"
+    BAD_SIGNATURE = "bad_signature"
+    BAD_MAC = "bad_mac"
+    REPLAY = "replay"
+    INTERNAL_ERROR = "internal_error"
+
+
+REASON_DESCRIPTIONS: dict[str, str] = {
+    Reason.BAD_JSON: "The payload is not one JSON object (truncated, malformed, NaN/Infinity "
+    "literals, nested deeper than allowed, or not an object at the top).",
+    Reason.BAD_ENCODING: "The payload is not valid UTF-8 (or holds unpaired surrogates).",
+    Reason.TOO_LARGE: "The payload is larger than 64 KiB.",
+    Reason.MISSING_FIELD: "A required field is absent, null or empty.",
+    Reason.BAD_TYPE: "A field has the wrong JSON type (a string or boolean where a number is "
+    "required, NaN/Infinity, an object where a string is required ...).",
+    Reason.BAD_VALUE: "A field has a value outside its vocabulary (unknown crs or kind).",
+    Reason.BAD_TIMESTAMP: "A timestamp string is neither epoch digits nor ISO-8601.",
+    Reason.OUT_OF_RANGE: "A number is outside its range (lat -90..90, lon -180..180, accuracy "
+    ">= 0, timestamps after 2000-01-01, ...).",
+    Reason.FUTURE_TS: "The timestamp is more than 300 s ahead of the receiver's clock.",
+    Reason.UNKNOWN_TOPIC: "The MQTT topic is not one SiteWatch ingests.",
+    Reason.TOPIC_MISMATCH: "An id in the body differs from the id in the topic.",
+    Reason.IGNORED_TYPE: "A well-formed message of a type SiteWatch does not use (OwnTracks "
+    "card, waypoint, cmd ...). Logged, not an error of the sender.",
+    Reason.UNKNOWN_IDENTITY: "The engineer or device is not registered.",
+    Reason.UNSIGNED: "The identity has a key but the message carries no sig / mac.",
+    Reason.BAD_SIGNATURE: "The SM2 signature does not verify with the engineer's public key.",
+    Reason.BAD_MAC: "The SM3-HMAC does not match with the device's key.",
+    Reason.REPLAY: "A message with this msg_id was already accepted.",
+    Reason.INTERNAL_ERROR: "SiteWatch failed on this message (a bug, logged with its "
+    "traceback); it is kept here instead of stopping the bridge on every redelivery.",
+}
+
+
+class Rejected(Exception):  # noqa: N818 - the name is part of the ingest API
+    """A message that cannot be accepted.
+
+    ``reason`` is a short machine code (a :class:`Reason` value), ``message`` a sentence a
+    person can act on.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(reason, message)
+        self.reason = str(reason)
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"Rejected({self.reason!r}, {self.message!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Rejected):
+            return NotImplemented
+        return (self.reason, self.message) == (other.reason, other.message)
+
+    def __hash__(self) -> int:
+        return hash((self.reason, self.message))
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    """One position of an engineer's phone, in WGS-84 after conversion."""
+
+    msg_id: str
+    engineer_id: str
+    ts: float  # epoch seconds UTC
+    lon: float  # WGS-84 after conversion
+    lat: float
+    acc_m: float | None
+    kind: str  # 'position' | 'checkin' | 'checkout'
+    source: str  # 'checkin' | 'owntracks' | 'osmand' | 'owntracks-http'
+    speed_kmh: float | None = None
+    battery: float | None = None  # percent 0..100
+    crs: str = "wgs84"  # what the sender used
+    canonical: bytes = b""  # canonical bytes of the original JSON (evidence chain, signature)
+    sig: str | None = None  # hex SM2 signature as sent, if any
+
+
+@dataclass(frozen=True, slots=True)
+class Telemetry:
+    """One telemetry report of a site device."""
+
+    msg_id: str
+    device_id: str
+    ts: float
+    metrics: dict[str, float]
+    lon: float | None
+    lat: float | None
+    canonical: bytes
+    mac: str | None = None  # hex SM3-HMAC as sent, if any
+    crs: str = "wgs84"
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisionLog:
+    """A supervision log entry (监理日志) written on site."""
+
+    msg_id: str
+    engineer_id: str
+    project_id: str
+    ts: float
+    lon: float
+    lat: float
+    text: str
+    canonical: bytes
+    sig: str | None = None
+    crs: str = "wgs84"
+
+
+@dataclass(frozen=True, slots=True)
+class OwnTracksEvent:
+    """An OwnTracks ``transition`` (region enter/leave) or ``lwt`` (connection lost)."""
+
+    msg_id: str
+    engineer_id: str
+    ts: float
+    type: str  # 'transition' | 'lwt'
+    payload: dict[str, Any] = field(default_factory=dict)
+    canonical: bytes = b""
+    sig: str | None = None
+
+
+Record: TypeAlias = Fix | Telemetry | SupervisionLog | OwnTracksEvent
+
+_TAGS: dict[type, str] = {
+    Fix: "fix",
+    Telemetry: "telemetry",
+    SupervisionLog: "log",
+    OwnTracksEvent: "ot_event",
+}
+_CLASSES: dict[str, type] = {v: k for k, v in _TAGS.items()}
+_FIELDS: dict[type, tuple[str, ...]] = {c: tuple(f.name for f in fields(c)) for c in _TAGS}
+
+
+def to_dict(record: Record) -> dict[str, Any]:
+    """JSON-safe dict of ``record``: ``{"record": tag, ...fields}``, bytes as base64."""
+    cls = type(record)
+    tag = _TAGS.get(cls)
+    if tag is None:
+        raise TypeError(f"not an ingest record: {cls.__name__}")
+    out: dict[str, Any] = {"record": tag}
+    for name in _FIELDS[cls]:
+        value = getattr(record, name)
+        if isinstance(value, bytes):
+            value = base64.b64encode(value).decode("ascii")
+        elif isinstance(value, dict):
+            value = dict(value)
+        out[name] = value
+    return out
+
+
+def _bytes_b64(value: Any) -> str:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def to_json(record: Record, **extra: Any) -> bytes:
+    """``orjson.dumps({**to_dict(record), **extra})`` - the same object (key order aside),
+    about three times faster: orjson writes the dataclass itself."""
+    tag = _TAGS.get(type(record))
+    if tag is None:
+        raise TypeError(f"not an ingest record: {type(record).__name__}")
+    head = orjson.dumps({"record": tag, **extra})
+    body = orjson.dumps(record, default=_bytes_b64)
+    return head[:-1] + b"," + body[1:]
+
+
+def from_dict(d: dict[str, Any]) -> Record:
+    """Inverse of :func:`to_dict`. Raises ``ValueError`` on anything it did not produce."""
+    if not isinstance(d, dict):
+        raise ValueError("record dict expected")
+    cls = _CLASSES.get(d.get("record"))  # type: ignore[arg-type]
+    if cls is None:
+        raise ValueError(f"unknown record tag {d.get('record')!r}")
+    kwargs: dict[str, Any] = {}
+    for name in _FIELDS[cls]:
+        if name not in d:
+            continue
+        value = d[name]
+        if name == "canonical":
+            if not isinstance(value, str):
+                raise ValueError("canonical must be base64 text")
+            value = base64.b64decode(value.encode("ascii"), validate=True)
+        elif name == "metrics":
+            if not isinstance(value, dict):
+                raise ValueError("metrics must be an object")
+            value = {str(k): float(v) for k, v in value.items()}
+        elif name == "ts" or (name in ("lon", "lat") and value is not None):
+            value = float(value)
+            if not math.isfinite(value):
+                raise ValueError(f"{name} must be finite")
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)  # type: ignore[no-any-return]
+    except TypeError as exc:
+        raise ValueError(f"bad {cls.__name__} dict: {exc}") from exc

@@ -1,0 +1,140 @@
+"""The FastAPI application, built from settings by `create_app` (nothing at import time)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+
+from devices.broker import BrokerAdmin
+from devices.directory import DirectoryCache
+from ingest import http_routes
+from ingest.bridge import mqtt_target
+from ingest.counters import prometheus_lines as ingest_counter_lines
+from ingest.gate import Gate
+from live_api import openapi as api_docs
+from live_api.hub import Hub
+from live_api.routes import facts, live, map_data, registry
+from live_api.routes.engineer_record import router as engineer_record_router
+from stack.settings import Settings
+from store.db import async_engine
+from store.fence_cache import FenceCache
+
+log = logging.getLogger("sitewatch.api")
+
+MAP_DIR = Path(__file__).resolve().parent.parent / "map_ui"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = async_engine(settings, pool_size=10)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_url, acks="all", linger_ms=2, enable_idempotence=False
+        )
+        await producer.start()
+        key = bytes.fromhex(settings.personal_data_key.get_secret_value())
+        host, port = mqtt_target(settings.mqtt_url)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.personal_key = key
+        app.state.fences = FenceCache(engine)
+        app.state.broker = BrokerAdmin(
+            host,
+            port,
+            settings.mqtt_admin_username,
+            settings.mqtt_admin_password.get_secret_value(),
+        )
+        app.state.gate = Gate(producer, engine, DirectoryCache(engine, key))
+        app.state.hub = Hub()
+        consumer = asyncio.create_task(app.state.hub.consume(settings.kafka_url))
+        try:
+            yield
+        finally:
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+            await producer.stop()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="SiteWatch",
+        version="1.0",
+        summary="Real-time supervision of construction sites: check-ins, devices, alerts.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": jsonable_errors(exc.errors())})
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz(request: Request) -> JSONResponse:
+        checks: dict[str, Any] = {}
+        try:
+            async with request.app.state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # report, never raise: this is the health answer
+            checks["database"] = f"down: {type(exc).__name__}"
+        checks["live_feed"] = "ok" if request.app.state.hub.ready.is_set() else "starting"
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse(
+            {"status": "ok" if ok else "degraded", **checks}, status_code=200 if ok else 503
+        )
+
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+    async def metrics(request: Request) -> str:
+        gate: Gate = request.app.state.gate
+        hub: Hub = request.app.state.hub
+        lines = ["# TYPE sitewatch_http_ingest_total counter"]
+        for reason, n in sorted(gate.counts.items()):
+            lines.append(f'sitewatch_http_ingest_total{{outcome="{reason}"}} {n}')
+        lines += [
+            "# TYPE sitewatch_ws_clients gauge",
+            f"sitewatch_ws_clients {len(hub.subscribers)}",
+            "# TYPE sitewatch_ws_delivered_total counter",
+            f"sitewatch_ws_delivered_total {hub.delivered}",
+        ]
+        async with request.app.state.engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT reason, count(*) FROM rejected_messages GROUP BY reason")
+            )
+            lines.append("# TYPE sitewatch_rejected_messages gauge")
+            lines += [f'sitewatch_rejected_messages{{reason="{r[0]}"}} {r[1]}' for r in rows]
+            lines += await ingest_counter_lines(conn)  # the bridge's and HTTP ingest's outcomes
+        return "\n".join(lines) + "\n"
+
+    app.include_router(registry.router)
+    app.include_router(facts.router)
+    app.include_router(live.router)
+    app.include_router(map_data.router)
+    app.include_router(http_routes.router)
+    app.include_router(engineer_record_router)
+    api_docs.install(app)  # common error answers and bearer auth on every /api route
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/map/")
+
+    if MAP_DIR.exists():
+        app.mount("/map", StaticFiles(directory=MAP_DIR, html=True), name="map")
+    return app
+
+
+def jsonable_errors(errors: Any) -> list[dict[str, Any]]:
+    out = []
+    for e in errors:
+        out.append({"loc": list(e.get("loc", ())), "msg": str(e.get("msg")), "type": e.get("type")})
+    return out

@@ -1,0 +1,84 @@
+"""Live fan-out: one Kafka consumer of live.v1 per API process, pushing each event to the
+WebSocket clients whose role and region cover it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from geofence.codes import code_covers
+from live_api.auth import Caller
+from stack import topics
+
+log = logging.getLogger("sitewatch.api")
+
+QUEUE_LIMIT = 10_000
+
+
+@dataclass(eq=False)
+class Subscriber:
+    caller: Caller
+    region: str | None
+    queue: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
+    dropped: int = 0
+
+    def wants(self, event: dict[str, Any]) -> bool:
+        region = event.get("region_code") or ""
+        if self.region and not (region and code_covers(self.region, region)):
+            return False
+        return self.caller.sees(
+            region_code=region,
+            engineer_id=event.get("engineer_id"),
+            device_id=event.get("device_id"),
+        )
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.subscribers: set[Subscriber] = set()
+        self.ready = asyncio.Event()
+        self.delivered = 0
+
+    def publish(self, events: list[dict[str, Any]]) -> None:
+        for sub in list(self.subscribers):
+            for event in events:
+                if sub.wants(event):
+                    try:
+                        sub.queue.put_nowait(orjson.dumps(event))
+                        self.delivered += 1
+                    except asyncio.QueueFull:
+                        sub.dropped += 1  # a client that cannot keep up resyncs over REST
+
+    async def consume(self, bootstrap: str) -> None:
+        """Follow live.v1 from its end; reconnects until cancelled."""
+        while True:
+            consumer = AIOKafkaConsumer(
+                topics.LIVE, bootstrap_servers=bootstrap, auto_offset_reset="latest", group_id=None
+            )
+            try:
+                await consumer.start()
+                # Position at the end now, so `ready` means "what is published from here on arrives".
+                await consumer.seek_to_end()
+                for tp in consumer.assignment():
+                    await consumer.position(tp)
+                self.ready.set()
+                async for msg in consumer:
+                    try:
+                        events = orjson.loads(msg.value)
+                    except orjson.JSONDecodeError:
+                        log.error("undecodable live event at offset %s", msg.offset)
+                        continue
+                    self.publish(events if isinstance(events, list) else [events])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("live consumer failed; retrying in 1 s")
+                self.ready.clear()
+                await asyncio.sleep(1)
+            finally:
+                await consumer.stop()

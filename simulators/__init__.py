@@ -1,0 +1,1 @@
+"""Simulated and replayed streams with known ground truth."""

@@ -1,0 +1,1 @@
+"""Running SiteWatch: settings, the embedded service stack and the `sitewatch` command line."""

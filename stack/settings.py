@@ -1,0 +1,77 @@
+"""The one settings object of every SiteWatch process (pydantic-settings, env prefix SITEWATCH_).
+
+`sitewatch up` fills the service URLs in the environment of every child it starts; a deployment
+sets them itself. Nothing is built at import time: call `Settings()` where it is needed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SITEWATCH_", frozen=True)
+
+    data_dir: Path = Path("./sitewatch-data")
+    # Services. Empty means "start the embedded one" for `sitewatch up`.
+    database_url: str = ""  # postgresql://user@host:port/db
+    kafka_url: str = ""  # host:port[,host:port]
+    mqtt_url: str = ""  # mqtt://user:password@host:port (user/password: the service identity)
+    mqtt_bridge_username: str = "sitewatch-bridge"
+    mqtt_bridge_password: SecretStr = SecretStr("")
+    mqtt_admin_username: str = "sitewatch-admin"
+    mqtt_admin_password: SecretStr = SecretStr("")
+    http_host: str = "127.0.0.1"
+    http_port: int = 0
+
+    # Kafka topics: explicit partition counts (tansu auto-creates with its own count).
+    kafka_partitions: int = 8
+    bridge_client_id: str = "sitewatch-bridge"
+
+    # Secrets: SM4 key for personal data at rest (32 hex chars); never stored in the database.
+    personal_data_key: SecretStr = SecretStr("")
+
+    # Rules (CONTRACT section 4).
+    timezone: str = "Asia/Shanghai"
+    max_accuracy_m: float = 100.0
+    max_speed_kmh: float = 300.0
+    min_jump_m: float = 5000.0
+    max_gap_s: float = 900.0
+    min_minutes_present: float = 240.0
+    allowed_lateness_s: float = 3600.0
+    max_future_s: float = 300.0
+    offline_factor: float = 3.0
+    # device_offline clock: "wall" (received time vs now), "stream" (event time vs the
+    # project's stream time) or "auto" (stream for a device whose newest reading arrived more
+    # than replay_lag_s after its event time, i.e. a replay; wall otherwise). docs/streams.md
+    offline_clock: Literal["auto", "wall", "stream"] = "auto"
+    replay_lag_s: float = 3600.0
+    offline_check_interval_s: float = 5.0
+    attendance_push_interval_s: float = 2.0  # live attendance messages, coalesced
+
+    # Retention of bounded-growth tables (fixes, telemetry, transitions, rejected, seen ids).
+    retention_days: int = 400
+    seen_ids_days: int = 30
+
+    # Stream worker batching.
+    batch_size: int = 1000
+    batch_within_s: float = 0.05
+
+    @property
+    def sync_database_url(self) -> str:
+        return _with_driver(self.database_url, "postgresql+psycopg")
+
+    @property
+    def async_database_url(self) -> str:
+        return _with_driver(self.database_url, "postgresql+asyncpg")
+
+
+def _with_driver(url: str, driver: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(f"database URL {url!r} has no scheme (expected postgresql://...)")
+    return f"{driver}://{rest}"

@@ -1,0 +1,483 @@
+"""Evidence chains, credit facts and engineer history in PostGIS (the computations are pure, in
+`streams.evidence` and `streams.credit`; this module only reads and writes)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ingest.records import Record
+from store.models import EvidenceHead
+from store.queries import ATTENDANCE_SQL
+from streams import credit as credit_model
+from streams import evidence as chain
+
+VERIFY_CHUNK = 5000
+
+# Bulk writes as arrays through unnest(): one cached statement whatever the batch size (a
+# multi-row VALUES would be compiled anew for every batch).
+ENTRY_COLUMNS = {
+    "engineer_id": "text",
+    "seq": "bigint",
+    "kind": "text",
+    "msg_id": "text",
+    "ts": "double precision",
+    "order_ts": "double precision",
+    "local_date": "date",
+    "canonical": "bytea",
+    "prev_hash": "text",
+    "hash": "text",
+}
+INSERT_ENTRIES_SQL = (
+    f"INSERT INTO evidence_entries ({', '.join(ENTRY_COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(f"CAST(:{c} AS {t}[])" for c, t in ENTRY_COLUMNS.items())
+    + ")"
+)
+
+
+def _entry(row: Any) -> chain.Entry:
+    return chain.Entry(
+        row.engineer_id,
+        int(row.seq),
+        row.kind,
+        row.msg_id,
+        float(row.ts),
+        float(row.order_ts),
+        bytes(row.canonical),
+        row.prev_hash,
+        row.hash,
+    )
+
+
+def _head(row: Any) -> chain.Head:
+    return chain.Head(
+        row.engineer_id,
+        int(row.entries),
+        row.head_hash,
+        None if row.watermark is None else float(row.watermark),
+    )
+
+
+# --------------------------------------------------------------------------- append
+
+
+async def append(
+    conn: AsyncConnection,
+    records: Iterable[Record],
+    *,
+    allowed_lateness_s: float = 3600.0,
+    timezone: str = "Asia/Shanghai",
+) -> int:
+    """Chain the accepted fixes and logs of one worker batch (Kafka order), inside the sink
+    transaction. Idempotent: records already chained are skipped, so a redelivered batch
+    changes nothing. Locks each engineer's head row, so two writers never fork a chain.
+    Returns the number of new entries."""
+    cands = chain.candidates(records)
+    if not cands:
+        return 0
+    tz = ZoneInfo(timezone)
+    engineers = sorted({c.engineer_id for c in cands})
+    await conn.execute(
+        text(
+            "INSERT INTO evidence_heads (engineer_id, entries, head_hash) "
+            "SELECT t.e, 0, t.h FROM unnest(CAST(:e AS text[]), CAST(:h AS text[])) AS t(e, h) "
+            "ORDER BY t.e ON CONFLICT DO NOTHING"
+        ),
+        {"e": engineers, "h": [chain.genesis_hash(e) for e in engineers]},
+    )
+    heads = {
+        r.engineer_id: _head(r)
+        for r in await conn.execute(
+            select(EvidenceHead)
+            .where(EvidenceHead.engineer_id.in_(engineers))
+            .order_by(EvidenceHead.engineer_id)
+            .with_for_update()
+        )
+    }
+    known = {
+        (r.engineer_id, r.kind, r.msg_id)
+        for r in await conn.execute(
+            text(
+                "SELECT e.engineer_id, e.kind, e.msg_id FROM evidence_entries e "
+                "JOIN unnest(CAST(:e AS text[]), CAST(:k AS text[]), CAST(:m AS text[])) "
+                "AS t(engineer_id, kind, msg_id) "
+                "ON e.engineer_id = t.engineer_id AND e.kind = t.kind AND e.msg_id = t.msg_id"
+            ),
+            {
+                "e": [c.engineer_id for c in cands],
+                "k": [c.kind for c in cands],
+                "m": [c.msg_id for c in cands],
+            },
+        )
+    }
+    fresh: dict[str, list[chain.Candidate]] = defaultdict(list)
+    for c in cands:
+        if (c.engineer_id, c.kind, c.msg_id) not in known:
+            fresh[c.engineer_id].append(c)
+    if not fresh:
+        return 0
+    lateness = allowed_lateness_s
+    min_order: dict[str, float] = {}
+    for e, new in fresh.items():
+        staged, _ = chain.stage(heads[e], new, lateness_s=lateness)
+        min_order[e] = min(s.order_ts for s in staged)
+    tails: dict[str, list[chain.Entry]] = defaultdict(list)
+    tail_rows = await conn.execute(
+        text(
+            "SELECT e.* FROM evidence_entries e "
+            "JOIN unnest(CAST(:e AS text[]), CAST(:t AS double precision[])) AS t(engineer_id, ts) "
+            "ON e.engineer_id = t.engineer_id AND e.order_ts >= t.ts "
+            "ORDER BY e.engineer_id, e.seq"
+        ),
+        {"e": list(min_order), "t": list(min_order.values())},
+    )
+    for r in tail_rows:
+        tails[r.engineer_id].append(_entry(r))
+    deletes: list[tuple[str, int]] = []
+    rows: list[dict[str, Any]] = []
+    new_heads: list[dict[str, Any]] = []
+    added = 0
+    for e, new in fresh.items():
+        upd = chain.plan(heads[e], tails[e], new, lateness_s=lateness)
+        assert upd.head is not None
+        if upd.delete_from_seq is not None:
+            deletes.append((e, upd.delete_from_seq))
+        for x in upd.rows:
+            rows.append(
+                {
+                    "engineer_id": x.engineer_id,
+                    "seq": x.seq,
+                    "kind": x.kind,
+                    "msg_id": x.msg_id,
+                    "ts": x.ts,
+                    "order_ts": x.order_ts,
+                    "local_date": dt.datetime.fromtimestamp(x.ts, tz).date(),
+                    "canonical": x.canonical,
+                    "prev_hash": x.prev_hash,
+                    "hash": x.hash,
+                }
+            )
+        new_heads.append(
+            {
+                "engineer_id": e,
+                "entries": upd.head.entries,
+                "hash": upd.head.hash,
+                "watermark": upd.head.watermark,
+            }
+        )
+        added += len(new)
+    if deletes:
+        await conn.execute(
+            text(
+                "DELETE FROM evidence_entries e "
+                "USING unnest(CAST(:e AS text[]), CAST(:s AS bigint[])) AS t(engineer_id, seq) "
+                "WHERE e.engineer_id = t.engineer_id AND e.seq >= t.seq"
+            ),
+            {"e": [d[0] for d in deletes], "s": [d[1] for d in deletes]},
+        )
+    await conn.execute(text(INSERT_ENTRIES_SQL), {c: [r[c] for r in rows] for c in ENTRY_COLUMNS})
+    await conn.execute(
+        text(
+            "UPDATE evidence_heads h SET entries = t.n, head_hash = t.h, watermark = t.w, "
+            "updated_at = now() FROM unnest(CAST(:e AS text[]), CAST(:n AS bigint[]), "
+            "CAST(:h AS text[]), CAST(:w AS double precision[])) AS t(e, n, h, w) "
+            "WHERE h.engineer_id = t.e"
+        ),
+        {
+            "e": [h["engineer_id"] for h in new_heads],
+            "n": [h["entries"] for h in new_heads],
+            "h": [h["hash"] for h in new_heads],
+            "w": [h["watermark"] for h in new_heads],
+        },
+    )
+    return added
+
+
+# --------------------------------------------------------------------------- read / verify
+
+
+async def head(conn: AsyncConnection, engineer_id: str) -> chain.Head | None:
+    row = (
+        await conn.execute(select(EvidenceHead).where(EvidenceHead.engineer_id == engineer_id))
+    ).first()
+    return None if row is None else _head(row)
+
+
+ENTRY_SQL = """
+SELECT e.engineer_id, e.seq, e.kind, e.msg_id, e.ts, e.order_ts, e.local_date, e.canonical,
+       e.prev_hash, e.hash, e.chained_at,
+       coalesce(f.region_code, p.region_code) AS region_code
+FROM evidence_entries e
+LEFT JOIN fixes f ON e.kind = 'fix' AND f.engineer_id = e.engineer_id AND f.msg_id = e.msg_id
+LEFT JOIN supervision_logs l
+       ON e.kind = 'log' AND l.engineer_id = e.engineer_id AND l.msg_id = e.msg_id
+LEFT JOIN projects p ON p.id = l.project_id
+WHERE e.engineer_id = :engineer_id AND {where}
+ORDER BY e.seq
+LIMIT :limit
+"""
+
+
+async def entries(
+    conn: AsyncConnection,
+    engineer_id: str,
+    *,
+    date: dt.date | None = None,
+    after_seq: int = 0,
+    limit: int = 1000,
+) -> list[dict[str, Any]]:
+    """Stored entries (with the region of their fact, for scoping), in seq order."""
+    where = ["e.seq > :after_seq"]
+    params: dict[str, Any] = {"engineer_id": engineer_id, "after_seq": after_seq, "limit": limit}
+    if date is not None:
+        where.append("e.local_date = :date")
+        params["date"] = date
+    result = await conn.execute(text(ENTRY_SQL.format(where=" AND ".join(where))), params)
+    return [dict(r._mapping) for r in result]
+
+
+VERIFY_SQL = """
+SELECT e.engineer_id, e.seq, e.kind, e.msg_id, e.ts, e.order_ts, e.canonical, e.prev_hash,
+       e.hash,
+       coalesce(f.ts, l.ts) AS fact_ts,
+       coalesce(ST_X(f.geom), ST_X(l.geom)) AS fact_lon,
+       coalesce(ST_Y(f.geom), ST_Y(l.geom)) AS fact_lat,
+       f.source AS fact_source, l.text AS fact_text, l.project_id AS fact_project_id,
+       (f.msg_id IS NOT NULL OR l.msg_id IS NOT NULL) AS has_fact
+FROM evidence_entries e
+LEFT JOIN fixes f ON e.kind = 'fix' AND f.engineer_id = e.engineer_id AND f.msg_id = e.msg_id
+LEFT JOIN supervision_logs l
+       ON e.kind = 'log' AND l.engineer_id = e.engineer_id AND l.msg_id = e.msg_id
+WHERE e.engineer_id = :engineer_id AND e.seq > :after_seq
+ORDER BY e.seq
+LIMIT :limit
+"""
+
+
+def _verify_row(r: Any) -> chain.VerifyRow:
+    fact = None
+    if r.has_fact:
+        fact = chain.StoredFact(
+            ts=r.fact_ts.timestamp(),
+            lon=float(r.fact_lon),
+            lat=float(r.fact_lat),
+            source=r.fact_source,
+            text=r.fact_text,
+            project_id=r.fact_project_id,
+        )
+    return chain.VerifyRow(_entry(r), fact)
+
+
+async def _verify_rows(conn: AsyncConnection, engineer_id: str) -> AsyncIterator[Sequence[Any]]:
+    after = 0
+    while True:
+        rows = (
+            await conn.execute(
+                text(VERIFY_SQL),
+                {"engineer_id": engineer_id, "after_seq": after, "limit": VERIFY_CHUNK},
+            )
+        ).all()
+        if not rows:
+            return
+        yield rows
+        after = int(rows[-1].seq)
+        if len(rows) < VERIFY_CHUNK:
+            return
+
+
+async def verify(
+    conn: AsyncConnection, engineer_id: str, *, retention_days: float | None = None
+) -> chain.VerifyResult:
+    """Recompute the engineer's chain from the genesis and check it against the stored head
+    and fact rows (streams.evidence.ChainVerifier). Fact rows older than ``retention_days``
+    may be missing (trimmed); younger ones must be there."""
+    cutoff = (
+        -math.inf
+        if retention_days is None
+        else dt.datetime.now(dt.UTC).timestamp() - retention_days * 86400.0
+    )
+    verifier = chain.ChainVerifier(engineer_id, facts_required_after=cutoff)
+    async for rows in _verify_rows(conn, engineer_id):
+        verifier.feed(_verify_row(r) for r in rows)
+        if verifier.done:
+            break
+    stored = (
+        await conn.execute(
+            text("SELECT count(*) FROM evidence_entries WHERE engineer_id = :e"),
+            {"e": engineer_id},
+        )
+    ).scalar_one()
+    return verifier.result(await head(conn, engineer_id), int(stored))
+
+
+# --------------------------------------------------------------------------- credit facts
+
+
+async def credit_facts(
+    conn: AsyncConnection,
+    engineer_id: str,
+    *,
+    end: dt.date,
+    window_days: int,
+    max_gap_s: float,
+    min_minutes_present: float,
+    timezone: str,
+    now: dt.datetime | None = None,
+) -> credit_model.CreditFacts:
+    """Everything the credit score needs, read with indexed queries over the window."""
+    tz = ZoneInfo(timezone)
+    start = end - dt.timedelta(days=window_days - 1)
+    projects = (
+        await conn.execute(
+            text(
+                "SELECT id, required_days_per_month, created_at FROM projects "
+                "WHERE (chief_engineer_id = :e OR :e = ANY(engineer_ids)) "
+                "AND coalesce(required_days_per_month, 0) > 0"
+            ),
+            {"e": engineer_id},
+        )
+    ).all()
+    requirements = [
+        credit_model.ProjectRequirement(
+            p.id, int(p.required_days_per_month), p.created_at.astimezone(tz).date()
+        )
+        for p in projects
+    ]
+    present: dict[str, set[dt.date]] = defaultdict(set)
+    if requirements:
+        sql = ATTENDANCE_SQL.format(
+            where="f.engineer_id = :engineer_id AND f.local_date BETWEEN :start AND :end"
+        )
+        for r in await conn.execute(
+            text(sql),
+            {"engineer_id": engineer_id, "start": start, "end": end, "max_gap_s": max_gap_s},
+        ):
+            if float(r.minutes_on_site) >= min_minutes_present:
+                present[r.project_id].add(r.local_date)
+    window_start = dt.datetime.combine(start, dt.time(), tz)
+    window_end = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tz)
+    alert_rows = (
+        await conn.execute(
+            text(
+                "SELECT a.id, a.type, a.status, a.ts, EXISTS ("
+                "  SELECT 1 FROM alert_history h WHERE h.alert_id = a.id AND h.actor = 'system'"
+                "  AND h.note LIKE 'retracted%') AS retracted "
+                "FROM alerts a WHERE a.engineer_id = :e AND a.ts >= :s AND a.ts < :t"
+            ),
+            {"e": engineer_id, "s": window_start, "t": window_end},
+        )
+    ).all()
+    return credit_model.CreditFacts(
+        engineer_id=engineer_id,
+        start=start,
+        end=end,
+        now=now or dt.datetime.now(dt.UTC),
+        requirements=requirements,
+        present={k: frozenset(v) for k, v in present.items()},
+        alerts=[
+            credit_model.AlertFact(a.id, a.type, a.status, a.ts, bool(a.retracted))
+            for a in alert_rows
+        ],
+    )
+
+
+async def chief_projects(
+    conn: AsyncConnection, engineer_id: str, *, today: dt.date, exclude: str
+) -> list[str]:
+    """Active projects (streams.credit.is_active_project) the engineer leads as chief."""
+    rows = (
+        await conn.execute(
+            text("SELECT id, properties FROM projects WHERE chief_engineer_id = :e AND id <> :p"),
+            {"e": engineer_id, "p": exclude},
+        )
+    ).all()
+    return sorted(r.id for r in rows if credit_model.is_active_project(r.properties, today))
+
+
+# --------------------------------------------------------------------------- history
+
+
+async def history(
+    conn: AsyncConnection,
+    engineer_id: str,
+    *,
+    start: dt.datetime,
+    end: dt.datetime,
+    limit: int,
+) -> dict[str, list[dict[str, Any]]]:
+    """An engineer's fixes, logs, site transitions and alerts (with their handling) with
+    event time in [start, end), each with the region it belongs to (for scoping)."""
+    params = {"e": engineer_id, "s": start, "t": end, "limit": limit}
+    fixes = await conn.execute(
+        text(
+            "SELECT msg_id, ts, kind, source, acc_m, speed_kmh, battery, project_ids, "
+            "region_code, ST_X(geom) AS lon, ST_Y(geom) AS lat, received_at FROM fixes "
+            "WHERE engineer_id = :e AND ts >= :s AND ts < :t ORDER BY ts, msg_id LIMIT :limit"
+        ),
+        params,
+    )
+    logs = await conn.execute(
+        text(
+            "SELECT l.msg_id, l.ts, l.project_id, l.text, ST_X(l.geom) AS lon, "
+            "ST_Y(l.geom) AS lat, p.region_code FROM supervision_logs l "
+            "LEFT JOIN projects p ON p.id = l.project_id "
+            "WHERE l.engineer_id = :e AND l.ts >= :s AND l.ts < :t ORDER BY l.ts, l.msg_id "
+            "LIMIT :limit"
+        ),
+        params,
+    )
+    transitions = await conn.execute(
+        text(
+            "SELECT t.id, t.ts, t.project_id, t.kind, t.msg_id, p.region_code FROM transitions t "
+            "LEFT JOIN projects p ON p.id = t.project_id "
+            "WHERE t.engineer_id = :e AND t.ts >= :s AND t.ts < :t ORDER BY t.ts, t.id "
+            "LIMIT :limit"
+        ),
+        params,
+    )
+    alerts = (
+        await conn.execute(
+            text(
+                "SELECT id, type, status, region_code, project_id, device_id, ts, created_at, "
+                "details FROM alerts WHERE engineer_id = :e AND ts >= :s AND ts < :t "
+                "ORDER BY ts, id LIMIT :limit"
+            ),
+            params,
+        )
+    ).all()
+    handling: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    if alerts:
+        for h in await conn.execute(
+            text(
+                "SELECT alert_id, status, note, actor, at FROM alert_history "
+                "WHERE alert_id = ANY(:ids) ORDER BY id"
+            ),
+            {"ids": [a.id for a in alerts]},
+        ):
+            handling[h.alert_id].append(
+                {"status": h.status, "note": h.note, "actor": h.actor, "at": h.at}
+            )
+    return {
+        "fixes": [dict(r._mapping) for r in fixes],
+        "logs": [dict(r._mapping) for r in logs],
+        "transitions": [dict(r._mapping) for r in transitions],
+        "alerts": [{**dict(a._mapping), "history": handling[a.id]} for a in alerts],
+    }
+
+
+__all__ = [
+    "append",
+    "chief_projects",
+    "credit_facts",
+    "entries",
+    "head",
+    "history",
+    "verify",
+]

@@ -1,0 +1,286 @@
+"""Tables of the system of record. The schema is created only by the Alembic migrations in
+`store/migrations`; these models describe it for queries and for `alembic check`.
+
+Growing tables (fixes, telemetry, transitions, logs, rejected messages, seen message ids) carry
+a timestamp and are trimmed by `store.retention` after `Settings.retention_days`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+TS = DateTime(timezone=True)
+
+
+def _now() -> Any:
+    return func.now()
+
+
+class Region(Base):
+    __tablename__ = "regions"
+    code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    level: Mapped[str] = mapped_column(String(8))
+    geom: Mapped[Any] = mapped_column(Geometry("MULTIPOLYGON", srid=4326, spatial_index=True))
+
+
+class Project(Base):
+    __tablename__ = "projects"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    region_code: Mapped[str] = mapped_column(String(6), index=True)
+    crs: Mapped[str] = mapped_column(String(8), default="wgs84")
+    chief_engineer_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    engineer_ids: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    required_days_per_month: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    buffer_m: Mapped[float] = mapped_column(Float, default=0.0)
+    properties: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    geom: Mapped[Any] = mapped_column(Geometry("MULTIPOLYGON", srid=4326, spatial_index=True))
+    created_at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())
+
+
+class ChangeLog(Base):
+    """One row per change of fences or regions; workers rebuild their index when max(id) moves."""
+
+    __tablename__ = "change_log"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())
+
+
+class Engineer(Base):
+    __tablename__ = "engineers"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    registered_region: Mapped[str] = mapped_column(String(6))
+    cert_status: Mapped[str] = mapped_column(String(16))
+    id_number_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    id_number_last4: Mapped[str | None] = mapped_column(String(4), nullable=True)
+    phone_last4: Mapped[str | None] = mapped_column(String(4), nullable=True)
+    sm2_public_key: Mapped[str | None] = mapped_column(String(130), nullable=True)
+    ce_hours: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())
+
+
+class Device(Base):
+    __tablename__ = "devices"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    report_interval_s: Mapped[float] = mapped_column(Float)
+    thresholds: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    hmac_key_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())
+
+
+class Filing(Base):
+    __tablename__ = "filings"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    engineer_id: Mapped[str] = mapped_column(ForeignKey("engineers.id"), index=True)
+    region_code: Mapped[str] = mapped_column(String(6))
+    valid_from: Mapped[dt.date] = mapped_column(Date)
+    valid_to: Mapped[dt.date] = mapped_column(Date)
+    project_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())
+
+
+class Token(Base):
+    __tablename__ = "tokens"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    region_code: Mapped[str | None] = mapped_column(String(6), nullable=True)
+    engineer_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    device_ids: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())
+
+
+class Fix(Base):
+    __tablename__ = "fixes"
+    engineer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    msg_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    ts: Mapped[dt.datetime] = mapped_column(TS)
+    local_date: Mapped[dt.date] = mapped_column(Date)
+    geom: Mapped[Any] = mapped_column(Geometry("POINT", srid=4326, spatial_index=True))
+    acc_m: Mapped[float | None] = mapped_column(Float, nullable=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16))
+    speed_kmh: Mapped[float | None] = mapped_column(Float, nullable=True)
+    battery: Mapped[float | None] = mapped_column(Float, nullable=True)
+    project_ids: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    region_code: Mapped[str] = mapped_column(String(6), default="")
+    received_at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())
+
+    __table_args__ = (
+        Index("ix_fixes_engineer_day_ts", "engineer_id", "local_date", "ts"),
+        Index("ix_fixes_ts", "ts"),
+    )
+
+
+class Transition(Base):
+    __tablename__ = "transitions"
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    engineer_id: Mapped[str] = mapped_column(String(64), index=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(8))
+    ts: Mapped[dt.datetime] = mapped_column(TS, index=True)
+    msg_id: Mapped[str] = mapped_column(String(128))
+
+
+class Telemetry(Base):
+    __tablename__ = "telemetry"
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    msg_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    ts: Mapped[dt.datetime] = mapped_column(TS, index=True)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    geom: Mapped[Any | None] = mapped_column(
+        Geometry("POINT", srid=4326, spatial_index=True), nullable=True
+    )
+    received_at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())
+
+
+class SupervisionLog(Base):
+    __tablename__ = "supervision_logs"
+    engineer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    msg_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    ts: Mapped[dt.datetime] = mapped_column(TS, index=True)
+    local_date: Mapped[dt.date] = mapped_column(Date)
+    geom: Mapped[Any] = mapped_column(Geometry("POINT", srid=4326, spatial_index=True))
+    text: Mapped[str] = mapped_column(Text)
+
+
+class OwnTracksEvent(Base):
+    __tablename__ = "owntracks_events"
+    engineer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    msg_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    ts: Mapped[dt.datetime] = mapped_column(TS, index=True)
+    type: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+    id: Mapped[str] = mapped_column(String(240), primary_key=True)  # the alert's identity
+    type: Mapped[str] = mapped_column(String(32), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    region_code: Mapped[str] = mapped_column(String(6), index=True)
+    engineer_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    device_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    project_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    ts: Mapped[dt.datetime] = mapped_column(TS, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+
+
+class AlertHistory(Base):
+    __tablename__ = "alert_history"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    actor: Mapped[str] = mapped_column(String(80))
+    at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())
+
+
+class RejectedMessage(Base):
+    __tablename__ = "rejected_messages"
+    id: Mapped[str] = mapped_column(
+        String(64), primary_key=True
+    )  # uuid from the bridge: idempotent
+    source: Mapped[str] = mapped_column(String(16))
+    topic: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(String(32), index=True)
+    message: Mapped[str] = mapped_column(Text)
+    excerpt: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[dt.datetime] = mapped_column(TS, index=True)
+
+
+class SeenMessage(Base):
+    """Message ids accepted at the edge: replay protection that survives restarts."""
+
+    __tablename__ = "ingest_seen"
+    identity: Mapped[str] = mapped_column(String(64), primary_key=True)
+    msg_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    seen_at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now(), index=True)
+
+
+# --- streams (issue 5): device clocks and the indexes the rules read ------------------------
+
+
+class DeviceLastSeen(Base):
+    """Newest reading of each device, upserted by the stream worker with greatest() (so a
+    redelivered batch changes nothing): the `device_offline` rule reads this, never telemetry."""
+
+    __tablename__ = "device_last_seen"
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_ts: Mapped[dt.datetime] = mapped_column(TS)  # newest event time
+    last_received_at: Mapped[dt.datetime] = mapped_column(TS)  # newest arrival at the edge
+
+
+Index(
+    "ix_supervision_logs_engineer_day",
+    SupervisionLog.engineer_id,
+    SupervisionLog.local_date,
+    SupervisionLog.project_id,
+)
+Index("ix_alerts_device_type", Alert.device_id, Alert.type)
+
+
+class EvidenceEntry(Base):
+    """One link of an engineer's evidence chain (streams.evidence): seq 1..n in event order,
+    hash = SM3(prev_hash || canonical). Never trimmed by retention."""
+
+    __tablename__ = "evidence_entries"
+    engineer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(8))  # fix | log
+    msg_id: Mapped[str] = mapped_column(String(128))
+    ts: Mapped[float] = mapped_column(Float)  # event time, epoch seconds, as the record had it
+    order_ts: Mapped[float] = mapped_column(Float)  # ts clamped to the sealing horizon
+    local_date: Mapped[dt.date] = mapped_column(Date)
+    canonical: Mapped[bytes] = mapped_column(LargeBinary)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    chained_at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())
+
+    __table_args__ = (
+        Index("ux_evidence_entries_record", "engineer_id", "kind", "msg_id", unique=True),
+        Index("ix_evidence_entries_order", "engineer_id", "order_ts"),
+        Index("ix_evidence_entries_day", "engineer_id", "local_date"),
+    )
+
+
+class EvidenceHead(Base):
+    """The head of an engineer's chain: entry count, last hash, watermark (newest event time);
+    the row is locked while a batch is chained."""
+
+    __tablename__ = "evidence_heads"
+    engineer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    entries: Mapped[int] = mapped_column(BigInteger)
+    head_hash: Mapped[str] = mapped_column(String(64))
+    watermark: Mapped[float | None] = mapped_column(Float, nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())

@@ -1,0 +1,132 @@
+"""Queries shared by the API and the stream worker."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+ATTENDANCE_SQL = """
+WITH on_site AS (
+    SELECT f.engineer_id, p.project_id, f.local_date, f.ts,
+           lag(f.ts) OVER (PARTITION BY f.engineer_id, p.project_id, f.local_date ORDER BY f.ts) AS prev_ts
+    FROM fixes f CROSS JOIN LATERAL unnest(f.project_ids) AS p(project_id)
+    WHERE ({where})
+)
+SELECT o.engineer_id, o.project_id, o.local_date, min(o.ts) AS first_in, max(o.ts) AS last_out,
+       coalesce(sum(extract(epoch FROM o.ts - o.prev_ts))
+                FILTER (WHERE o.ts - o.prev_ts <= make_interval(secs => :max_gap_s)), 0) / 60.0
+           AS minutes_on_site,
+       pr.region_code
+FROM on_site o JOIN projects pr ON pr.id = o.project_id
+GROUP BY o.engineer_id, o.project_id, o.local_date, pr.region_code
+ORDER BY o.local_date, o.engineer_id, o.project_id
+"""
+
+
+def attendance_row(row: Any, min_minutes_present: float) -> dict[str, Any]:
+    minutes = round(float(row.minutes_on_site), 2)
+    return {
+        "engineer_id": row.engineer_id,
+        "project_id": row.project_id,
+        "date": row.local_date.isoformat(),
+        "first_in": row.first_in.isoformat(),
+        "last_out": row.last_out.isoformat(),
+        "minutes_on_site": minutes,
+        "present": minutes >= min_minutes_present,
+        "region_code": row.region_code,
+    }
+
+
+async def attendance(
+    conn: AsyncConnection,
+    *,
+    max_gap_s: float,
+    min_minutes_present: float,
+    engineer_id: str | None = None,
+    project_id: str | None = None,
+    date: dt.date | None = None,
+    keys: list[tuple[str, str, dt.date]] | None = None,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    region_prefix: str | None = None,
+) -> list[dict[str, Any]]:
+    """Attendance per engineer, project and local day, computed from the stored on-site fixes
+    (CONTRACT section 4), so late and redelivered fixes always give the same answer."""
+    clauses = ["true"]
+    params: dict[str, Any] = {"max_gap_s": max_gap_s}
+    if engineer_id is not None:
+        clauses.append("f.engineer_id = :engineer_id")
+        params["engineer_id"] = engineer_id
+    if project_id is not None:
+        clauses.append("p.project_id = :project_id")
+        params["project_id"] = project_id
+    if date is not None:
+        clauses.append("f.local_date = :date")
+        params["date"] = date
+    if date_from is not None:
+        clauses.append("f.local_date >= :date_from")
+        params["date_from"] = date_from
+    if date_to is not None:
+        clauses.append("f.local_date <= :date_to")
+        params["date_to"] = date_to
+    if region_prefix is not None:
+        # projects whose region the caller's region covers (code prefix, CONTRACT section 4)
+        clauses.append(
+            "p.project_id IN (SELECT id FROM projects WHERE starts_with(region_code, :region_prefix))"
+        )
+        params["region_prefix"] = region_prefix
+    if keys:
+        clauses.append(
+            "(f.engineer_id, p.project_id, f.local_date) IN "
+            "(SELECT * FROM unnest(CAST(:k_e AS text[]), CAST(:k_p AS text[]), CAST(:k_d AS date[])))"
+        )
+        params["k_e"] = [k[0] for k in keys]
+        params["k_p"] = [k[1] for k in keys]
+        params["k_d"] = [k[2] for k in keys]
+    result = await conn.execute(text(ATTENDANCE_SQL.format(where=" AND ".join(clauses))), params)
+    return [attendance_row(r, min_minutes_present) for r in result]
+
+
+UNLOGGED_DAYS_SQL = text(
+    """
+    WITH r(engineer_id, first_day, last_day) AS (
+        SELECT * FROM unnest(CAST(:e AS text[]), CAST(:lo AS date[]), CAST(:hi AS date[]))
+    )
+    SELECT f.engineer_id, p.project_id, f.local_date, min(f.ts) AS first_in,
+           max(f.ts) AS last_out, pr.region_code
+    FROM r
+    JOIN fixes f ON f.engineer_id = r.engineer_id
+                AND f.local_date BETWEEN r.first_day AND r.last_day
+    CROSS JOIN LATERAL unnest(f.project_ids) AS p(project_id)
+    JOIN projects pr ON pr.id = p.project_id
+    WHERE NOT EXISTS (
+        SELECT 1 FROM supervision_logs l
+        WHERE l.engineer_id = f.engineer_id AND l.local_date = f.local_date
+          AND l.project_id = p.project_id
+    )
+    GROUP BY f.engineer_id, p.project_id, f.local_date, pr.region_code
+    ORDER BY f.engineer_id, f.local_date, p.project_id
+    """
+)
+
+
+async def unlogged_days(
+    conn: AsyncConnection, checks: list[tuple[str, dt.date, dt.date]]
+) -> list[Any]:
+    """`missing_log` candidates: (engineer, project, local day) with on-site fixes at the
+    project and no supervision log of that engineer for that project on that day, for the
+    engineers' day ranges in `checks` ((engineer_id, first_day, last_day), inclusive)."""
+    if not checks:
+        return []
+    result = await conn.execute(
+        UNLOGGED_DAYS_SQL,
+        {
+            "e": [c[0] for c in checks],
+            "lo": [c[1] for c in checks],
+            "hi": [c[2] for c in checks],
+        },
+    )
+    return list(result.all())

@@ -1,0 +1,1 @@
+"""The Faust app: agents that turn accepted records into facts (CONTRACT section 4)."""

@@ -1,0 +1,393 @@
+"""The Faust app of SiteWatch. Agents are short loops around pure functions:
+
+- `engineer_records` (fixes.v1, key = engineer id): geofence, track, rules, persist, push live;
+- `device_telemetry` (telemetry.v1, key = device id): thresholds, persist, push live;
+- `rejected_sink` (rejected.v1): the dead letters, kept with their reason;
+- a timer for `device_offline` (wall clock live, stream time on replay: streams.device_batch);
+- `missing_log` when an engineer's stream time closes a day (streams.day_close).
+
+What goes where: docs/streams.md.
+
+At-least-once: every sink is idempotent (CONTRACT section 4 identities), so a redelivered batch
+changes nothing. Run with `python -m streams worker`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import fcntl
+import itertools
+import logging
+import os
+import time
+import weakref
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import faust
+import orjson
+from faust.streams import _current_event
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ingest.records import Fix as FixRecord
+from ingest.records import OwnTracksEvent as OwnTracksRecord
+from ingest.records import Record, from_dict
+from ingest.records import SupervisionLog as LogRecord
+from ingest.records import Telemetry as TelemetryRecord
+from stack import topics
+from stack.settings import Settings
+from store import evidence as evidence_chain
+from store.db import async_engine
+from store.fence_cache import FenceCache
+from store.models import (
+    Engineer,
+    Filing,
+    Fix,
+    OwnTracksEvent,
+    RejectedMessage,
+    SupervisionLog,
+    Transition,
+)
+from store.queries import attendance, unlogged_days
+from store.retention import trim as trim_old_rows
+from store.retry import retry_db, skip_while_db_down
+from streams import device_batch, sinks
+from streams.day_close import missing_log_alerts
+from streams.engineer_batch import EngineerFacts, EngineerState, process_engineer_batch
+from streams.stats import StepTimes
+
+log = logging.getLogger("sitewatch.streams")
+
+ENGINEER_RECORDS = (FixRecord, LogRecord, OwnTracksRecord)
+STATE_CACHE = 20_000  # engineers whose decoded state the worker keeps in memory
+
+
+def build_app(settings: Settings) -> faust.App:
+    p = settings.kafka_partitions
+    app = faust.App(
+        "sitewatch-streams",
+        broker=f"kafka://{settings.kafka_url}",
+        store="rocksdb://",
+        datadir=str(claim_state_dir(settings.data_dir / "faust")),
+        topic_partitions=p,
+        web_enabled=False,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        topic_allow_declare=True,
+        topic_disable_leader=True,
+        # tansu holds a JoinGroup until the rebalance timeout: keep it short so a worker is
+        # assigned its partitions within seconds of starting.
+        broker_rebalance_timeout=3.0,
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
+        # tansu reports a partition's high watermark as the base offset of its last record
+        # batch + 1 (not its last offset + 1): the changelog offset a local RocksDB store
+        # persisted may lie beyond it, and Faust's check would then stop every restarted
+        # worker with ConsistencyError, a crash loop (docs/reliability.md).
+        recovery_consistency_check=False,
+    )
+    raw = {"key_type": str, "key_serializer": "raw", "value_serializer": "raw", "partitions": p}
+    fixes_topic = app.topic(topics.FIXES, **raw)
+    telemetry_topic = app.topic(topics.TELEMETRY, **raw)
+    rejected_topic = app.topic(topics.REJECTED, **raw)
+    live_topic = app.topic(topics.LIVE, **raw)
+    track_table = app.Table("track-state", partitions=p, key_type=str)
+    device_table = app.Table("device-state", partitions=p, key_type=str)
+    ctx: dict[str, Any] = {}
+    tz = ZoneInfo(settings.timezone)
+    attendance_due: set[tuple[str, str, dt.date]] = set()
+    timing = StepTimes("engineer_records")
+
+    # Engineer states as objects, so a batch does not decode each engineer's window from the
+    # table again: the table stays the durable copy (written every batch), this cache only
+    # saves the decoding. Dropped whenever partitions move, so it never outlives ownership.
+    cached: dict[str, EngineerState] = {}  # in recency order, at most STATE_CACHE entries
+
+    @app.on_partitions_revoked.connect
+    async def drop_cache_revoked(sender: Any, *_: Any, **__: Any) -> None:
+        cached.clear()
+
+    @app.on_partitions_assigned.connect
+    async def drop_cache_assigned(sender: Any, *_: Any, **__: Any) -> None:
+        cached.clear()
+
+    @app.on_rebalance_complete.connect
+    async def mark_ready(sender: Any, **_: Any) -> None:
+        # `sitewatch up` waits for this file: a worker that owns partitions is processing.
+        run = settings.data_dir / "run"
+        run.mkdir(parents=True, exist_ok=True)
+        (run / f"worker-{os.getpid()}.ready").write_text(str(time.time()))
+
+    def engine() -> AsyncEngine:
+        if "engine" not in ctx:
+            ctx["engine"] = async_engine(settings)
+            ctx["fences"] = FenceCache(ctx["engine"])
+        return ctx["engine"]  # type: ignore[no-any-return]
+
+    async def push_live(events: list[dict[str, Any]]) -> None:
+        if events:
+            await live_topic.send(key="live", value=orjson.dumps(events, default=_json_default))
+
+    @app.agent(fixes_topic)
+    async def engineer_records(stream: Any) -> Any:
+        # A batch raising out of the loop would be acknowledged by take_events() all the same
+        # (lost): its database work is retried until PostgreSQL is back (store.retry).
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+            await retry_db(engineer_batch, events, what="engineer_records", log_to=log)
+
+    async def engineer_batch(events: list[Any]) -> None:
+        timing.start(len(events))
+        records, events = decode_events(events, ENGINEER_RECORDS)
+        if not records:
+            return
+        by_key = {r.engineer_id: e for r, e in zip(records, events, strict=True)}  # type: ignore[union-attr]
+        engineer_ids = {r.engineer_id for r in records}  # type: ignore[union-attr]
+        fences, facts = await asyncio.gather(ctx_fences(engine), load_facts(engine(), engineer_ids))
+        timing.lap("read")
+        states = {e: cached.get(e) or _state(track_table.get(e)) for e in engineer_ids}
+        out = process_engineer_batch(
+            records, fences=fences, states=states, facts=facts, settings=settings
+        )
+        timing.lap("rules")
+        async with engine().begin() as conn:
+            # facts first (fixes, logs), then what is derived from them, in one transaction
+            await sinks.insert_new(conn, Fix, out.fixes)
+            await sinks.insert_new(conn, SupervisionLog, out.logs)
+            await sinks.insert_new(conn, OwnTracksEvent, out.ot_events)
+            await sinks.insert_new(conn, Transition, out.transitions)
+            await sinks.retract(conn, out.retracted)
+            unlogged = await unlogged_days(
+                conn, [(c.engineer_id, c.first, c.last) for c in out.day_checks]
+            )
+            alerts = out.alerts + missing_log_alerts(unlogged, tz)
+            new_alerts = await sinks.insert_alerts(conn, alerts)
+            timing.lap("sinks")
+            # Evidence chain (streams.evidence): same transaction, idempotent.
+            await evidence_chain.append(
+                conn,
+                records,
+                allowed_lateness_s=settings.allowed_lateness_s,
+                timezone=settings.timezone,
+            )
+        timing.lap("evidence+commit")
+        for engineer_id, state in out.states.items():
+            write_keyed(track_table, engineer_id, state.to_dict(), by_key[engineer_id])
+            cached.pop(engineer_id, None)
+            cached[engineer_id] = state
+        while len(cached) > STATE_CACHE:
+            del cached[next(iter(cached))]
+        timing.lap("state")
+        attendance_due.update(out.attendance_keys)  # pushed by `push_attendance`
+        await push_live(out.live + [_live_alert(a) for a in new_alerts])
+        timing.lap("live")
+
+    @app.agent(telemetry_topic)
+    async def device_telemetry(stream: Any) -> Any:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+            await retry_db(telemetry_batch, events, what="device_telemetry", log_to=log)
+
+    async def telemetry_batch(events: list[Any]) -> None:
+        records, events = decode_events(events, (TelemetryRecord,))
+        if not records:
+            return
+        by_key = {r.device_id: e for r, e in zip(records, events, strict=True)}  # type: ignore[union-attr]
+        received = [_received_at(e) for e in events]
+        devices = await device_batch.load_devices(engine(), {r.device_id for r in records})  # type: ignore[union-attr]
+        states = {d: device_table.get(d) or {} for d in devices}
+        out = device_batch.process(
+            records, devices=devices, states=states, settings=settings, received=received
+        )
+        async with engine().begin() as conn:
+            await sinks.insert_new(conn, sinks.Telemetry, out.rows)
+            await device_batch.upsert_last_seen(conn, out.last_seen)
+            new_alerts = await sinks.insert_alerts(conn, out.alerts)
+            resolved = await device_batch.close_offline(conn, out.newest)
+        for device_id, state in out.states.items():
+            write_keyed(device_table, device_id, state, by_key[device_id])
+        await push_live(out.live + [_live_alert(a) for a in [*new_alerts, *resolved]])
+
+    @app.agent(rejected_topic)
+    async def rejected_sink(stream: Any) -> Any:
+        async for batch in stream.take(settings.batch_size, within=settings.batch_within_s):
+            rows = []
+            for v in batch:
+                d = orjson.loads(v)
+                d["received_at"] = dt.datetime.fromtimestamp(d["received_at"], dt.UTC)
+                rows.append(d)
+            await retry_db(insert_rejected, rows, what="rejected_sink", log_to=log)
+
+    async def insert_rejected(rows: list[dict[str, Any]]) -> None:
+        async with engine().begin() as conn:
+            await sinks.insert_new(conn, RejectedMessage, rows)
+
+    @app.timer(interval=30.0)
+    async def report_timing() -> None:
+        line = timing.report()
+        if line:
+            log.info("%s", line)
+
+    @app.timer(interval=settings.attendance_push_interval_s)
+    @skip_while_db_down("live attendance push", log)
+    async def push_attendance() -> None:
+        """Live attendance of the (engineer, project, day) keys that got on-site fixes since
+        the last push, computed from PostGIS (store.queries.attendance): one query per
+        interval instead of one per batch. Only the live map waits for it; REST is exact."""
+        if not attendance_due:
+            return
+        keys = sorted(attendance_due)
+        attendance_due.clear()
+        for start in range(0, len(keys), 5000):
+            async with engine().connect() as conn:
+                rows = await attendance(
+                    conn,
+                    max_gap_s=settings.max_gap_s,
+                    min_minutes_present=settings.min_minutes_present,
+                    keys=keys[start : start + 5000],
+                )
+            await push_live([{"type": "attendance", **r} for r in rows])
+
+    @app.timer(interval=settings.offline_check_interval_s)
+    @skip_while_db_down("device_offline check", log)
+    async def device_offline() -> None:
+        async with engine().begin() as conn:
+            new_alerts = await sinks.insert_alerts(
+                conn, await device_batch.offline_alerts(conn, settings)
+            )
+        await push_live([_live_alert(a) for a in new_alerts])
+
+    @app.timer(interval=3600.0)
+    @skip_while_db_down("retention", log)
+    async def retention() -> None:
+        """Bounded growth: trim rows older than the retention settings (store/retention.py)."""
+        await trim_old_rows(engine(), settings)
+
+    async def ctx_fences(_engine: Any) -> Any:
+        engine()
+        return await ctx["fences"].current()
+
+    return app
+
+
+_STATE_LOCKS: list[Any] = []  # lock files held for the life of the process
+
+
+def claim_state_dir(base: Path) -> Path:
+    """A RocksDB directory of this worker process alone: the first ``worker-N`` under `base`
+    that no running worker holds (an flock held until the process ends, so a restarted worker
+    gets its directory back). Workers sharing one directory block each other: Faust keeps the
+    RocksDB of a revoked partition open, and the worker it moved to waits for its lock."""
+    base.mkdir(parents=True, exist_ok=True)
+    for n in itertools.count(1):
+        slot = base / f"worker-{n}"
+        slot.mkdir(exist_ok=True)
+        lock = open(slot / ".lock", "w")  # noqa: SIM115 - held open on purpose
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        _STATE_LOCKS.append(lock)
+        return slot
+    raise AssertionError("unreachable")
+
+
+def write_keyed(table: Any, key: str, value: Any, event: Any) -> None:
+    """Write one key's state once per batch, in the context of an event of that key.
+
+    A table write lands in the store and changelog partition of the current event; inside a
+    `take_events()` batch there is none, so we name the key's own last event (the source topic
+    is keyed by the same id with the same partitioner, so its partition is the key's).
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        table[key] = value
+    finally:
+        _current_event.reset(token)
+
+
+def _state(value: Any) -> EngineerState | None:
+    return EngineerState.from_dict(value) if value else None
+
+
+def decode_events(events: list[Any], kinds: tuple[type, ...]) -> tuple[list[Record], list[Any]]:
+    """Records of a batch, with their events. A value that does not decode, or a record of
+    another kind (it did not come from the gate), is logged and skipped: it must not stop the
+    partition."""
+    records, kept = [], []
+    for e in events:
+        try:
+            record = from_dict(orjson.loads(e.value))
+        except (ValueError, TypeError) as exc:
+            log.error("skipping undecodable record at %s: %s", e.message.tp, exc)
+            continue
+        if not isinstance(record, kinds):
+            log.error("skipping a %s record on %s", type(record).__name__, e.message.tp)
+            continue
+        records.append(record)
+        kept.append(e)
+    return records, kept
+
+
+def _received_at(event: Any) -> float | None:
+    """When the gate accepted the record (the wall-clock arrival device_offline uses)."""
+    try:
+        value = orjson.loads(event.value).get("received_at")
+    except (ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, int | float) else None
+
+
+async def load_facts(engine: AsyncEngine, engineer_ids: set[str]) -> dict[str, EngineerFacts]:
+    """Registered region and filings of each engineer, in one round trip."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(
+                Engineer.id,
+                Engineer.registered_region,
+                Filing.region_code,
+                Filing.valid_from,
+                Filing.valid_to,
+                Filing.project_id,
+            )
+            .outerjoin(Filing, Filing.engineer_id == Engineer.id)
+            .where(Engineer.id.in_(engineer_ids))
+        )
+        regs: dict[str, str] = {}
+        filings: dict[str, list[tuple[str, dt.date, dt.date, str | None]]] = {}
+        for r in rows:
+            regs[r[0]] = r[1]
+            if r[2] is not None:
+                filings.setdefault(r[0], []).append((r[2], r[3], r[4], r[5]))
+    return {e: EngineerFacts(reg, tuple(filings.get(e, []))) for e, reg in regs.items()}
+
+
+def _public_alert(a: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in a.items()}
+
+
+def _live_alert(a: dict[str, Any]) -> dict[str, Any]:
+    """The live message of a new alert. The alert's own `type` is kept as `alert_type` (and in
+    the full `alert`), so it cannot overwrite the message type; the hub filters on the
+    top-level `region_code`/`engineer_id`/`device_id`."""
+    alert = _public_alert(a)
+    return {
+        "type": "alert",
+        "alert_type": alert["type"],
+        "id": alert["id"],
+        "status": alert.get("status", "open"),
+        "region_code": alert.get("region_code"),
+        "engineer_id": alert.get("engineer_id"),
+        "device_id": alert.get("device_id"),
+        "project_id": alert.get("project_id"),
+        "ts": alert.get("ts"),
+        "alert": alert,
+    }
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)

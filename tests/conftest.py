@@ -1,0 +1,41 @@
+"""Session fixtures: one private stack (PostGIS, Mosquitto, tansu, bridge, worker, API) on
+free ports for the whole run, stopped by process id at the end."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stack.up import Stack, StackOptions
+from tests.stack_client import StackClient
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+
+
+@pytest.fixture(scope="session")
+def running_stack() -> Iterator[Stack]:
+    data_dir = Path(tempfile.mkdtemp(prefix="sitewatch-test-"))
+    stack = Stack(StackOptions(data_dir))
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+        if os.environ.get("SITEWATCH_KEEP_TEST_DATA") != "1":
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def sw(running_stack: Stack) -> StackClient:
+    return StackClient(running_stack.endpoints, running_stack.admin_token)
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

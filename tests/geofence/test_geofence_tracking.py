@@ -1,0 +1,302 @@
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Iterable, Sequence
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from geofence.tracking import (
+    Event,
+    ImpossibleTravel,
+    SiteEntered,
+    SiteExited,
+    TrackFix,
+    TrackOutput,
+    TrackState,
+    advance,
+    event_from_dict,
+)
+
+# places: (lon, lat, projects)
+HOME = (113.945, 22.535, ())  # ~700 m from the sites
+SITE_P = (113.95, 22.54, ("P",))
+SITE_PQ = (113.951, 22.541, ("P", "Q"))
+SITE_Q = (113.952, 22.542, ("Q",))
+FAR = (114.30, 22.70, ())  # ~40 km from the others
+PLACES = [HOME, SITE_P, SITE_PQ, SITE_Q, FAR]
+
+
+def fix(
+    msg: str, ts: float, place: tuple[float, float, tuple[str, ...]], acc: float | None = 10.0
+) -> TrackFix:
+    return TrackFix(msg, ts, place[0], place[1], acc, place[2])
+
+
+def run(
+    state: TrackState, batches: Iterable[Sequence[TrackFix]], **kw: float
+) -> tuple[TrackState, dict[str, Event], list[TrackOutput]]:
+    live: dict[str, Event] = {}
+    outs = []
+    for b in batches:
+        state, out = advance(state, b, **kw)
+        outs.append(out)
+        for eid in out.retracted:
+            assert eid in live, f"retracted {eid} never emitted"
+            del live[eid]
+        for e in out.events:
+            assert e.id not in live, f"{e.id} emitted twice"
+            live[e.id] = e
+    return state, live, outs
+
+
+def test_enter_stay_exit() -> None:
+    fixes = [
+        fix("a", 0, HOME),
+        fix("b", 60, SITE_P),
+        fix("c", 120, SITE_P),
+        fix("d", 180, SITE_PQ),
+        fix("e", 240, HOME),
+    ]
+    state, live, _ = run(TrackState("eng1"), [[f] for f in fixes])
+    assert sorted(live) == ["enter:P:b", "enter:Q:d", "exit:P:e", "exit:Q:e"]
+    e = live["enter:P:b"]
+    assert (
+        isinstance(e, SiteEntered)
+        and e.engineer_id == "eng1"
+        and e.ts == 60
+        and e.project_id == "P"
+    )
+    assert isinstance(live["exit:Q:e"], SiteExited)
+    assert state.on_site == frozenset()
+    assert state.newest_ts == 240
+
+
+def test_first_fix_on_site_enters() -> None:
+    _, out = advance(TrackState(), [fix("a", 0, SITE_P)])
+    assert [e.id for e in out.events] == ["enter:P:a"]
+
+
+def test_inaccurate_ignored() -> None:
+    state, out = advance(
+        TrackState(),
+        [
+            fix("a", 0, SITE_P, acc=150.0),
+            fix("b", 1, SITE_P, acc=100.0),
+            fix("c", 2, HOME, acc=float("nan")),
+        ],
+    )
+    assert out.ignored_inaccurate == ["a", "c"]
+    assert [e.id for e in out.events] == ["enter:P:b"]
+    _, out2 = advance(TrackState(), [fix("a", 0, SITE_P, acc=None)])
+    assert [e.id for e in out2.events] == ["enter:P:a"]
+    _, out3 = advance(TrackState(), [fix("a", 0, SITE_P, acc=50.0)], max_accuracy_m=20.0)
+    assert out3.ignored_inaccurate == ["a"] and not out3.events
+
+
+def test_too_late_and_boundary() -> None:
+    state, _ = advance(TrackState(), [fix("a", 10_000, HOME)])
+    state2, out = advance(
+        state, [fix("late", 10_000 - 3600.001, SITE_P), fix("edge", 10_000 - 3600, SITE_P)]
+    )
+    assert out.too_late == ["late"]
+    assert [e.id for e in out.events] == ["enter:P:edge", "exit:P:a"]
+    assert [f.msg_id for f in state2.window] == ["edge", "a"]
+
+
+def test_late_fix_retracts_and_replaces() -> None:
+    s, out1 = advance(TrackState(), [fix("a", 0, SITE_P), fix("c", 200, HOME)])
+    assert [e.id for e in out1.events] == ["enter:P:a", "exit:P:c"]
+    s, out2 = advance(s, [fix("b", 100, HOME)])
+    assert [e.id for e in out2.events] == ["exit:P:b"]
+    assert out2.retracted == ["exit:P:c"]
+
+
+def test_netting_within_batch() -> None:
+    # 'c' would emit exit at c, then 'b' (earlier) moves it: only exit at b is reported
+    s, _ = advance(TrackState(), [fix("a", 0, SITE_P)])
+    _, out = advance(s, [fix("c", 200, HOME), fix("b", 100, HOME)])
+    assert [e.id for e in out.events] == ["exit:P:b"] and out.retracted == []
+
+
+def test_impossible_travel() -> None:
+    # 40 km in 60 s -> ~2400 km/h
+    s, out = advance(TrackState("e"), [fix("a", 0, HOME), fix("b", 60, FAR)])
+    (ev,) = [e for e in out.events if isinstance(e, ImpossibleTravel)]
+    assert ev.id == "travel:a:b" and ev.ts == 60 and ev.from_ts == 0
+    assert 35_000 < ev.distance_m < 50_000
+    assert ev.speed_kmh == pytest.approx(ev.distance_m / 1000 / (60 / 3600))
+    # slow enough: 40 km in 1 hour
+    _, out2 = advance(TrackState(), [fix("a", 0, HOME), fix("b", 3600, FAR)])
+    assert not [e for e in out2.events if isinstance(e, ImpossibleTravel)]
+    # zero time difference over > 5 km -> infinite speed
+    _, out3 = advance(TrackState(), [fix("a", 0, HOME), fix("b", 0, FAR)])
+    (ev3,) = [e for e in out3.events if isinstance(e, ImpossibleTravel)]
+    assert math.isinf(ev3.speed_kmh) and ev3.to_dict()["speed_kmh"] is None
+    assert event_from_dict(json.loads(json.dumps(ev3.to_dict()))) == ev3
+
+
+def test_short_jump_never_travel() -> None:
+    # ~1 km apart at the same instant: below min_jump_m
+    _, out = advance(TrackState(), [fix("a", 0, HOME), fix("b", 0, (113.954, 22.535, ()))])
+    assert not out.events
+
+
+def test_travel_only_between_consecutive_accurate_fixes() -> None:
+    # the inaccurate far fix in between does not count
+    _, out = advance(
+        TrackState(), [fix("a", 0, HOME), fix("x", 30, FAR, acc=500.0), fix("b", 60, HOME)]
+    )
+    assert not out.events
+    # a late fix between a and b replaces travel a->b by a->m and m->b
+    s, out1 = advance(TrackState(), [fix("a", 0, HOME), fix("b", 120, FAR)])
+    assert [e.id for e in out1.events] == ["travel:a:b"]
+    _, out2 = advance(s, [fix("m", 60, (114.10, 22.60, ()))])
+    assert sorted(e.id for e in out2.events) == ["travel:a:m", "travel:m:b"]
+    assert out2.retracted == ["travel:a:b"]
+
+
+def test_duplicates_and_idempotence() -> None:
+    fixes = [fix("a", 0, HOME), fix("b", 60, SITE_P), fix("c", 120, FAR)]
+    s1, out1 = advance(TrackState(), fixes)
+    s2, out2 = advance(s1, fixes)
+    assert s2 == s1
+    assert not out2.events and not out2.retracted
+    assert out2.duplicates == ["a", "b", "c"]
+    s3, out3 = advance(s1, [fix("b", 60, SITE_P), fix("b", 60, SITE_P)])
+    assert s3 == s1 and out3.duplicates == ["b", "b"]
+
+
+def test_window_slides_and_events_become_final() -> None:
+    s, _ = advance(TrackState(), [fix("a", 0, SITE_P)])
+    s, out = advance(s, [fix("b", 5000, HOME)])
+    assert s.anchor is not None and s.anchor.msg_id == "a"
+    assert [f.msg_id for f in s.window] == ["b"]
+    assert [e.id for e in out.events] == ["exit:P:b"]
+    # a fix before the anchor is too late even with a longer lateness
+    _, out2 = advance(s, [fix("old", -1, HOME)], allowed_lateness_s=10_000)
+    assert out2.too_late == ["old"]
+
+
+def test_state_round_trip_json() -> None:
+    s, _ = advance(
+        TrackState("eng"),
+        [fix("a", 0, SITE_PQ), fix("b", 5000, SITE_P), fix("c", 5100, FAR, acc=None)],
+    )
+    d = json.loads(json.dumps(s.to_dict()))
+    s2 = TrackState.from_dict(d)
+    assert s2 == s
+    assert d["on_site"] == []
+    nxt = [fix("d", 5050, SITE_Q)]
+    assert advance(s, nxt) == advance(s2, nxt)
+    with pytest.raises(ValueError):
+        TrackState.from_dict({**d, "version": 99})
+
+
+def test_output_and_events_json_safe() -> None:
+    _, out = advance(TrackState("e"), [fix("a", 0, SITE_P), fix("b", 10, FAR)])
+    d = json.loads(json.dumps(out.to_dict()))
+    assert [event_from_dict(e) for e in d["events"]] == out.events
+
+
+def test_trackfix_validation() -> None:
+    with pytest.raises(ValueError):
+        TrackFix("x", float("nan"), 1.0, 1.0)
+    with pytest.raises(ValueError):
+        TrackFix("x", 1.0, float("inf"), 1.0)
+    f = TrackFix("x", 1, 2, 3, None, ("b", "a", "b"))
+    assert f.project_ids == ("a", "b") and isinstance(f.ts, float)
+
+
+def test_unknown_event_type() -> None:
+    with pytest.raises(ValueError):
+        event_from_dict({"type": "nope"})
+
+
+# --- properties ----------------------------------------------------------------------
+
+track_fix = st.tuples(st.integers(0, 3000), st.sampled_from(range(len(PLACES))), st.booleans())
+
+
+def _make(raw: list[tuple[int, int, bool]]) -> list[TrackFix]:
+    return [
+        fix(f"m{i:03d}", ts, PLACES[p], acc=10.0 if ok else 500.0)
+        for i, (ts, p, ok) in enumerate(raw)
+    ]
+
+
+def _reference(fixes: Sequence[TrackFix]) -> dict[str, Event]:
+    _, live, _ = run(TrackState("e"), [[f] for f in sorted(fixes, key=lambda f: (f.ts, f.msg_id))])
+    return live
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(track_fix, min_size=0, max_size=12), st.randoms(use_true_random=False))
+def test_order_independent_within_lateness(
+    raw: list[tuple[int, int, bool]], rnd: random.Random
+) -> None:
+    fixes = _make(raw)
+    expected = _reference(fixes)
+    arrival = list(fixes)
+    rnd.shuffle(arrival)
+    # random batching of the shuffled arrival order
+    batches: list[list[TrackFix]] = []
+    for f in arrival:
+        if not batches or rnd.random() < 0.5:
+            batches.append([])
+        batches[-1].append(f)
+    state, live, outs = run(TrackState("e"), batches)
+    assert not any(o.too_late for o in outs)
+    assert {k: v for k, v in live.items()} == expected
+    assert state == run(TrackState("e"), [sorted(fixes, key=lambda f: (f.ts, f.msg_id))])[0]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 20_000), st.sampled_from(range(len(PLACES))), st.booleans()),
+        max_size=15,
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_order_independent_long_tracks(
+    raw: list[tuple[int, int, bool]], rnd: random.Random
+) -> None:
+    """Span longer than the lateness: arrival = ts + jitter in [0, L] never makes a fix too late."""
+    lateness = 3600.0
+    fixes = _make(raw)
+    expected = _reference(fixes)
+    arrival = sorted(fixes, key=lambda f: f.ts + rnd.uniform(0, lateness))
+    state, live, outs = run(TrackState("e"), [[f] for f in arrival], allowed_lateness_s=lateness)
+    assert not any(o.too_late for o in outs)
+    assert live == expected
+    newest = max((f.ts for f in fixes if f.acc_m == 10.0), default=None)
+    if newest is not None:
+        assert all(f.ts >= newest - lateness for f in state.window)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(track_fix, max_size=15))
+def test_no_transition_without_state_change(raw: list[tuple[int, int, bool]]) -> None:
+    live = _reference(_make(raw))
+    per_project: dict[str, list[str]] = {}
+    for e in sorted(live.values(), key=lambda e: (e.ts, e.id.split(":")[-1], e.id)):
+        if isinstance(e, SiteEntered | SiteExited):
+            per_project.setdefault(e.project_id, []).append(
+                "in" if isinstance(e, SiteEntered) else "out"
+            )
+    for seq in per_project.values():
+        assert seq[0] == "in"
+        assert all(a != b for a, b in zip(seq, seq[1:], strict=False)), seq
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(track_fix, max_size=12))
+def test_reapplying_is_idempotent(raw: list[tuple[int, int, bool]]) -> None:
+    fixes = _make(raw)
+    s1, _ = advance(TrackState(), fixes)
+    s2, out = advance(s1, fixes)
+    assert s2 == s1 and not out.events and not out.retracted

@@ -1,0 +1,106 @@
+"""What tests use to talk to a running stack: plain HTTP, paho-mqtt, WebSocket, SQL."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+
+
+@dataclass
+class StackClient:
+    endpoints: dict[str, Any]
+    admin_token: str
+
+    @property
+    def http(self) -> str:
+        return str(self.endpoints["http"])
+
+    def api(self, token: str | None = None) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.http,
+            headers={"Authorization": f"Bearer {token or self.admin_token}"},
+            timeout=60,
+        )
+
+    def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.endpoints["database"]) as conn:
+            return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
+
+    def publish(
+        self, topic: str, payload: Any, *, username: str | None = None, password: str | None = None
+    ) -> None:
+        """Publish at QoS 1 and wait until the broker acknowledged it."""
+        client = mqtt.Client(CallbackAPIVersion.VERSION2)
+        client.username_pw_set(
+            username or self.endpoints["mqtt_username"], password or self.endpoints["mqtt_password"]
+        )
+        client.connect(self.endpoints["mqtt_host"], int(self.endpoints["mqtt_port"]))
+        client.loop_start()
+        try:
+            body = (
+                payload
+                if isinstance(payload, bytes | str)
+                else json.dumps(payload, ensure_ascii=False)
+            )
+            info = client.publish(topic, body, qos=1)
+            info.wait_for_publish(10)
+            assert info.is_published(), f"broker did not acknowledge {topic}"
+        finally:
+            client.disconnect()
+            client.loop_stop()
+
+    def ws_url(self, token: str | None = None, region: str | None = None) -> str:
+        url = self.http.replace("http://", "ws://") + f"/ws/live?token={token or self.admin_token}"
+        return url + (f"&region={region}" if region else "")
+
+
+def wait_until(
+    check: Callable[[], Any], *, timeout_s: float = 20.0, what: str = "condition"
+) -> Any:
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}; last value {last!r}")
+
+
+def square(lon: float, lat: float, d: float = 0.001) -> list[list[list[float]]]:
+    return [
+        [
+            [lon - d, lat - d],
+            [lon + d, lat - d],
+            [lon + d, lat + d],
+            [lon - d, lat + d],
+            [lon - d, lat - d],
+        ]
+    ]
+
+
+def site(
+    project_id: str,
+    lon: float,
+    lat: float,
+    *,
+    region_code: str | None = "440305",
+    d: float = 0.001,
+    **props: Any,
+) -> dict[str, Any]:
+    properties: dict[str, Any] = {"id": project_id, "name": f"site {project_id}", **props}
+    if region_code:
+        properties["region_code"] = region_code
+    return {
+        "type": "Feature",
+        "properties": properties,
+        "geometry": {"type": "Polygon", "coordinates": square(lon, lat, d)},
+    }
