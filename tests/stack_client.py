@@ -57,6 +57,31 @@ class StackClient:
             client.disconnect()
             client.loop_stop()
 
+    def free_spot(
+        self, lon: float, lat: float, *, clear_m: float = 600.0, step: float = 0.01
+    ) -> tuple[float, float]:
+        """The first point of a spiral around (lon, lat) with no project within ``clear_m``.
+
+        Tests share one stack; simulator runs place their own sites at random, so a test
+        that asserts the exact projects covering a point must pick a point nobody else used.
+        """
+        for ring in range(0, 40):
+            for dx in range(-ring, ring + 1):
+                for dy in range(-ring, ring + 1):
+                    if max(abs(dx), abs(dy)) != ring:
+                        continue
+                    x, y = lon + dx * step, lat + dy * step
+                    near = self.sql(
+                        "SELECT count(*) FROM projects WHERE ST_DWithin("
+                        "geom::geography, ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography, %s)",
+                        x,
+                        y,
+                        clear_m,
+                    )
+                    if near[0][0] == 0:
+                        return round(x, 6), round(y, 6)
+        raise AssertionError(f"no free spot within 0.4 degrees of {lon}, {lat}")
+
     def ws_url(self, token: str | None = None, region: str | None = None) -> str:
         url = self.http.replace("http://", "ws://") + f"/ws/live?token={token or self.admin_token}"
         return url + (f"&region={region}" if region else "")

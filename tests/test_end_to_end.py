@@ -13,14 +13,15 @@ import websockets
 
 from tests.stack_client import StackClient, site, wait_until
 
-LON, LAT = 113.9300, 22.5300
+NEAR = (113.9300, 22.5300)  # Nanshan, Shenzhen (district 440305)
 
 
 def test_checkin_reaches_websocket_and_postgis(sw: StackClient) -> None:
     tag = uuid.uuid4().hex[:6]
     project_id, engineer_id = f"E2E-P-{tag}", f"E2E-E-{tag}"
+    lon, lat = sw.free_spot(*NEAR, step=0.003)
     with sw.api() as api:
-        assert api.post("/api/projects", json=site(project_id, LON, LAT)).status_code == 201
+        assert api.post("/api/projects", json=site(project_id, lon, lat)).status_code == 201
         r = api.post(
             "/api/engineers",
             json={
@@ -37,8 +38,8 @@ def test_checkin_reaches_websocket_and_postgis(sw: StackClient) -> None:
         "msg_id": msg_id,
         "engineer_id": engineer_id,
         "ts": time.time() - 5,
-        "lat": LAT,
-        "lon": LON,
+        "lat": lat,
+        "lon": lon,
         "acc": 8,
     }
 
@@ -69,7 +70,7 @@ def test_checkin_reaches_websocket_and_postgis(sw: StackClient) -> None:
     position = next(e for e in events if e["type"] == "position")
     assert position["msg_id"] == msg_id
     assert position["project_ids"] == [project_id]
-    assert (position["lon"], position["lat"]) == (LON, LAT)
+    assert (position["lon"], position["lat"]) == (lon, lat)
     transition = next(e for e in events if e["type"] == "transition")
     assert (transition["project_id"], transition["kind"]) == (project_id, "enter")
 
@@ -80,7 +81,7 @@ def test_checkin_reaches_websocket_and_postgis(sw: StackClient) -> None:
         ),
         what="the fix in PostGIS",
     )
-    assert rows == [(msg_id, [project_id], LON, LAT)]
+    assert rows == [(msg_id, [project_id], lon, lat)]
 
 
 def test_unknown_token_is_refused(sw: StackClient) -> None:
