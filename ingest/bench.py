@@ -335,10 +335,11 @@ class KafkaCounter:
                             self.rejected += len(records)
                             continue
                         for r in records:
-                            msg_id = orjson.loads(r.value)["msg_id"]
-                            tag = msg_id.rsplit("-", 1)[0]
-                            self.counts[tag] = self.counts.get(tag, 0) + 1
-                            self.first_growth.setdefault(tag, now)
+                            value = orjson.loads(r.value)  # a record or an envelope of them
+                            for d in value if isinstance(value, list) else (value,):
+                                tag = d["msg_id"].rsplit("-", 1)[0]
+                                self.counts[tag] = self.counts.get(tag, 0) + 1
+                                self.first_growth.setdefault(tag, now)
                     self.last_growth = now
         finally:
             await consumer.stop()

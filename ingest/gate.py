@@ -11,7 +11,10 @@ Stages of a batch:
    survives restarts) and in a bounded in-memory cache; accepted keys enter the cache at once.
 3. :meth:`Gate.send` - accepted records to ``fixes.v1``/``telemetry.v1`` (key = engineer or
    device id, the producer's default partitioner), every rejection to ``rejected.v1``;
-   returns the futures Kafka resolves once it holds them (``acks=all``).
+   returns the futures Kafka resolves once it holds them (``acks=all``). Accepted records of
+   one batch that fall in the same partition travel as *envelopes*: one Kafka record whose
+   value is a JSON array of up to ``ENVELOPE_RECORDS`` records (see :func:`envelopes`), because
+   the stream worker's cost is per Kafka record, not per byte (docs/streams.md).
 4. :meth:`Gate.remember` - after Kafka confirmed, the accepted keys are written to
    ``ingest_seen``. A crash before that leads to a redelivery that is accepted again (a
    duplicate in Kafka, dropped by the sinks' unique keys), never to a loss.
@@ -50,6 +53,9 @@ from store.retry import retry_db
 log = logging.getLogger("sitewatch.ingest")
 
 EXCERPT_BYTES = 300
+# Records per envelope, and bytes: far below Kafka's default 1 MiB message limit.
+ENVELOPE_RECORDS = 250
+ENVELOPE_BYTES = 256 * 1024
 _SEEN_QUERY = (
     "SELECT s.identity, s.msg_id FROM ingest_seen s JOIN "
     "unnest(CAST(:i AS text[]), CAST(:m AS text[])) AS u(identity, msg_id) "
@@ -98,6 +104,26 @@ class SeenCache:
         keys[key] = None
         if len(keys) > self.capacity:
             keys.popitem(last=False)
+
+
+def envelopes(values: Sequence[bytes]) -> list[bytes]:
+    """Record values (JSON objects, all of one partition) as JSON arrays of at most
+    ``ENVELOPE_RECORDS`` records and about ``ENVELOPE_BYTES``, in their order. A single record
+    stays a bare object: consumers read both forms (streams.worker.decode_events)."""
+    if len(values) == 1:
+        return [values[0]]
+    out: list[bytes] = []
+    chunk: list[bytes] = []
+    size = 0
+    for v in values:
+        if chunk and (len(chunk) >= ENVELOPE_RECORDS or size + len(v) > ENVELOPE_BYTES):
+            out.append(b"[" + b",".join(chunk) + b"]")
+            chunk, size = [], 0
+        chunk.append(v)
+        size += len(v) + 1
+    if chunk:
+        out.append(b"[" + b",".join(chunk) + b"]")
+    return out
 
 
 class Partitions:
@@ -271,22 +297,9 @@ class Gate:
         futures: list[Any] = []
         producer = self.producer
         partitions = self.partitions
-        for item, verdict in zip(items, verdicts, strict=True):
-            record = item.decoded
-            if verdict is None and not isinstance(record, Rejected):
-                topic = topics.TELEMETRY if isinstance(record, Telemetry) else topics.FIXES
-                key = identity_of(record).encode()
-                value = to_json(record, received_at=item.received_at)
-            elif item.redelivered and verdict is not None and verdict.reason == Reason.REPLAY:
-                continue  # the broker's redelivery of what was already accepted
-            else:
-                assert verdict is not None
-                topic, key, value = topics.REJECTED, None, rejection_record(item, verdict)  # type: ignore[assignment]
-            if not partitions.loaded(topic):
-                await partitions.load(producer, topic)
-            part = (
-                partitions.of(topic, key) if key is not None else partitions.spread(topic, item.mid)
-            )
+        keyed: dict[tuple[str, int], tuple[bytes, list[bytes]]] = {}  # first key, values
+
+        async def append(topic: str, part: int, key: bytes | None, value: bytes) -> None:
             builder = builders.get((topic, part))
             if builder is None:
                 builder = builders[(topic, part)] = producer.create_batch()
@@ -295,6 +308,28 @@ class Gate:
                 builder = builders[(topic, part)] = producer.create_batch()
                 if builder.append(key=key, value=value, timestamp=None) is None:
                     raise ValueError(f"a record of {len(value)} bytes does not fit a Kafka batch")
+
+        for item, verdict in zip(items, verdicts, strict=True):
+            record = item.decoded
+            if verdict is None and not isinstance(record, Rejected):
+                topic = topics.TELEMETRY if isinstance(record, Telemetry) else topics.FIXES
+                key = identity_of(record).encode()
+                if not partitions.loaded(topic):
+                    await partitions.load(producer, topic)
+                part = partitions.of(topic, key)
+                value = to_json(record, received_at=item.received_at)
+                keyed.setdefault((topic, part), (key, []))[1].append(value)
+                continue
+            if item.redelivered and verdict is not None and verdict.reason == Reason.REPLAY:
+                continue  # the broker's redelivery of what was already accepted
+            assert verdict is not None
+            if not partitions.loaded(topics.REJECTED):
+                await partitions.load(producer, topics.REJECTED)
+            part = partitions.spread(topics.REJECTED, item.mid)
+            await append(topics.REJECTED, part, None, rejection_record(item, verdict))
+        for (topic, part), (key, values) in keyed.items():
+            for envelope in envelopes(values):
+                await append(topic, part, key, envelope)
         for (topic, part), builder in builders.items():
             futures.append(await producer.send_batch(builder, topic, partition=part))
         return futures

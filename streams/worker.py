@@ -22,6 +22,7 @@ import logging
 import os
 import time
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -135,12 +136,13 @@ def build_app(settings: Settings) -> faust.App:
     async def engineer_records(stream: Any) -> Any:
         # A batch raising out of the loop would be acknowledged by take_events() all the same
         # (lost): its database work is retried until PostgreSQL is back (store.retry).
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+        async for events in stream.take_events(settings.batch_events, within=settings.batch_within_s):
             await retry_db(engineer_batch, events, what="engineer_records", log_to=log)
 
     async def engineer_batch(events: list[Any]) -> None:
         timing.start(len(events))
-        records, events = decode_events(events, ENGINEER_RECORDS)
+        decoded = decode_events(events, ENGINEER_RECORDS)
+        records, events = decoded.records, decoded.events
         if not records:
             return
         by_key = {r.engineer_id: e for r, e in zip(records, events, strict=True)}  # type: ignore[union-attr]
@@ -186,15 +188,15 @@ def build_app(settings: Settings) -> faust.App:
 
     @app.agent(telemetry_topic)
     async def device_telemetry(stream: Any) -> Any:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+        async for events in stream.take_events(settings.batch_events, within=settings.batch_within_s):
             await retry_db(telemetry_batch, events, what="device_telemetry", log_to=log)
 
     async def telemetry_batch(events: list[Any]) -> None:
-        records, events = decode_events(events, (TelemetryRecord,))
+        decoded = decode_events(events, (TelemetryRecord,))
+        records, events, received = decoded.records, decoded.events, decoded.received
         if not records:
             return
         by_key = {r.device_id: e for r, e in zip(records, events, strict=True)}  # type: ignore[union-attr]
-        received = [_received_at(e) for e in events]
         devices = await device_batch.load_devices(engine(), {r.device_id for r in records})  # type: ignore[union-attr]
         states = {d: device_table.get(d) or {} for d in devices}
         out = device_batch.process(
@@ -312,32 +314,42 @@ def _state(value: Any) -> EngineerState | None:
     return EngineerState.from_dict(value) if value else None
 
 
-def decode_events(events: list[Any], kinds: tuple[type, ...]) -> tuple[list[Record], list[Any]]:
-    """Records of a batch, with their events. A value that does not decode, or a record of
-    another kind (it did not come from the gate), is logged and skipped: it must not stop the
-    partition."""
-    records, kept = [], []
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """The records of a batch's Kafka events, each with the event that carried it (several
+    records share one event when the bridge sent an envelope) and the gate's `received_at`."""
+
+    records: list[Record]
+    events: list[Any]
+    received: list[float | None]
+
+
+def decode_events(events: list[Any], kinds: tuple[type, ...]) -> Decoded:
+    """Records of a batch, with their events. An event's value is one record (a JSON object)
+    or an envelope of records of its partition (a JSON array, ingest.gate.envelopes). A value
+    that does not decode, or a record of another kind (it did not come from the gate), is
+    logged and skipped: it must not stop the partition."""
+    out = Decoded([], [], [])
     for e in events:
         try:
-            record = from_dict(orjson.loads(e.value))
+            value = orjson.loads(e.value)
         except (ValueError, TypeError) as exc:
             log.error("skipping undecodable record at %s: %s", e.message.tp, exc)
             continue
-        if not isinstance(record, kinds):
-            log.error("skipping a %s record on %s", type(record).__name__, e.message.tp)
-            continue
-        records.append(record)
-        kept.append(e)
-    return records, kept
-
-
-def _received_at(event: Any) -> float | None:
-    """When the gate accepted the record (the wall-clock arrival device_offline uses)."""
-    try:
-        value = orjson.loads(event.value).get("received_at")
-    except (ValueError, AttributeError):
-        return None
-    return float(value) if isinstance(value, int | float) else None
+        for d in value if isinstance(value, list) else (value,):
+            try:
+                record = from_dict(d)
+            except (ValueError, TypeError) as exc:
+                log.error("skipping undecodable record at %s: %s", e.message.tp, exc)
+                continue
+            if not isinstance(record, kinds):
+                log.error("skipping a %s record on %s", type(record).__name__, e.message.tp)
+                continue
+            received = d.get("received_at")
+            out.records.append(record)
+            out.events.append(e)
+            out.received.append(float(received) if isinstance(received, int | float) else None)
+    return out
 
 
 async def load_facts(engine: AsyncEngine, engineer_ids: set[str]) -> dict[str, EngineerFacts]:

@@ -181,9 +181,10 @@ async def _locate(bootstrap: str, msg_ids: set[str]) -> dict[str, list[tuple[int
             idle = 0 if batch else idle + 1
             for tp, msgs in batch.items():
                 for m in msgs:
-                    msg_id = json.loads(m.value).get("msg_id")
-                    if msg_id in found:
-                        found[msg_id].append((tp.partition, m.offset))
+                    value = json.loads(m.value)  # a record or an envelope of records
+                    for d in value if isinstance(value, list) else [value]:
+                        if d.get("msg_id") in found:
+                            found[d["msg_id"]].append((tp.partition, m.offset))
     finally:
         await consumer.stop()
     return found

@@ -32,8 +32,10 @@ from tests.streams.scenario import (
 from tests.streams.test_streams_devices import make_device
 
 
-async def _records(bootstrap: str, topic: str, key: str) -> list[bytes]:
-    """Every value of `topic` whose key is `key`, from the beginning, in offset order."""
+async def _records(bootstrap: str, topic: str, key: str) -> tuple[list[bytes], list[bytes]]:
+    """The records of `key` in `topic` from the beginning, in offset order (each as its own
+    JSON object), and the raw Kafka values that carried them (single records or envelopes
+    shared with other keys of the partition, see ingest.gate.envelopes)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
     )
@@ -45,17 +47,25 @@ async def _records(bootstrap: str, topic: str, key: str) -> list[bytes]:
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         end = await consumer.end_offsets(parts)
-        out: list[bytes] = []
+        records: list[bytes] = []
+        carriers: list[bytes] = []
         pending = {tp for tp in parts if end[tp] > 0}
         while pending:
             batch = await consumer.getmany(*pending, timeout_ms=1000)
             for tp, msgs in batch.items():
                 for m in msgs:
-                    if m.key == key.encode():
-                        out.append(m.value)
+                    value = orjson.loads(m.value)
+                    mine = [
+                        d
+                        for d in (value if isinstance(value, list) else [value])
+                        if key in (d.get("engineer_id"), d.get("device_id"))
+                    ]
+                    records.extend(orjson.dumps(d) for d in mine)
+                    if mine:
+                        carriers.append(m.value)
                     if m.offset + 1 >= end[tp]:
                         pending.discard(tp)
-        return out
+        return records, carriers
     finally:
         await consumer.stop()
 
@@ -154,12 +164,13 @@ def test_redelivered_kafka_records_change_nothing(sw: StackClient) -> None:
     assert before["attendance"] and before["transitions"]
 
     kafka = sw.endpoints["kafka"]
-    fixes = asyncio.run(_records(kafka, topics.FIXES, x))
-    readings = asyncio.run(_records(kafka, topics.TELEMETRY, d))
+    fixes, fix_carriers = asyncio.run(_records(kafka, topics.FIXES, x))
+    readings, reading_carriers = asyncio.run(_records(kafka, topics.TELEMETRY, d))
     assert len(fixes) == 7 and len(readings) == 3  # six fixes and the log, as the gate sent them
-    # redeliver: everything twice, the second time in reverse order
-    asyncio.run(_produce(kafka, topics.FIXES, x, fixes + fixes[::-1]))
-    asyncio.run(_produce(kafka, topics.TELEMETRY, d, readings + readings[::-1]))
+    # redeliver: the Kafka values as the gate sent them (envelopes included), then every
+    # record twice on its own, the second time in reverse order
+    asyncio.run(_produce(kafka, topics.FIXES, x, fix_carriers + fixes + fixes[::-1]))
+    asyncio.run(_produce(kafka, topics.TELEMETRY, d, reading_carriers + readings + readings[::-1]))
     # sentinels behind them in the same partitions, neutral for every rule: once they are
     # stored, the redelivered records before them have been processed
     log_body = {"msg_id": f"sentinel-{t}", "project_id": f"NOPE-{t}", "ts": local(9)}
