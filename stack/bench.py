@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +69,41 @@ def _publisher(
     start_at: float,
     out: Any,
     topic_prefix: str = "sitewatch/checkin/",
+    signed: frozenset[str] = frozenset(),
+    keys: tuple[str, str] | None = None,
 ) -> None:
-    """One publisher process: QoS 1 at `rate` msgs/s; reports how many the broker acknowledged."""
+    """One publisher process: QoS 1 at `rate` msgs/s; reports how many the broker acknowledged.
+
+    The fixes of the engineers in `signed` are SM2-signed with `keys` (private, public hex).
+    Signing costs about as much as verifying, so every message is built (and signed) before
+    `start_at`, each with the event time it is due to be sent at: the publishers then offer
+    the rate asked of them, and a publisher that falls behind only makes latencies look worse.
+    """
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
+
+    from ingest.gm import canonical_bytes, sign_sm2
+
+    n = len(engineers)
+
+    def message(k: int) -> tuple[str, bytes]:
+        e = engineers[k % n]
+        body: dict[str, Any] = {
+            "msg_id": f"b{uuid.uuid4().hex}",
+            "engineer_id": e,
+            "ts": round(start_at + k / rate, 6),
+            "lon": lon,
+            "lat": lat,
+            "acc": 5,
+        }
+        if e in signed and keys is not None:
+            body["sig"] = sign_sm2(keys[0], canonical_bytes(body), public_key_hex=keys[1])
+        return topic_prefix + e, json.dumps(body).encode()
+
+    total = int(min(rate * duration_s, 1e12))
+    if signed:
+        prepared = [message(k) for k in range(total)]
+        message = prepared.__getitem__  # type: ignore[assignment]
 
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:8]}")
     client.username_pw_set(user, password)
@@ -83,22 +115,17 @@ def _publisher(
     while time.time() < start_at:
         time.sleep(0.005)
     sent = 0
-    t0 = time.time()
-    n = len(engineers)
+    t0 = start_at
     while True:
         now = time.time()
-        if now - t0 >= duration_s:
+        if now - t0 >= duration_s or sent >= total:
             break
-        due = int((now - t0) * rate)
+        due = min(int((now - t0) * rate) + 1, total)
         burst = 0
         # at most 500 per turn, and never more than 5000 unacknowledged (back-pressure)
         while sent < due and burst < 500 and sent - acked[0] < 5000:
-            e = engineers[sent % n]
-            body = (
-                f'{{"msg_id":"b{uuid.uuid4().hex}","engineer_id":"{e}","ts":{time.time():.6f},'
-                f'"lon":{lon},"lat":{lat},"acc":5}}'
-            )
-            client.publish(topic_prefix + e, body, qos=1)
+            topic, payload = message(sent)
+            client.publish(topic, payload, qos=1)
             sent += 1
             burst += 1
         time.sleep(0.002)
@@ -118,11 +145,17 @@ def offer_load(
     processes: int,
     lon: float,
     lat: float,
+    signing: Signing | None = None,
 ) -> tuple[int, int]:
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    start_at = time.time() + 2.0
     per = [engineers[i::processes] for i in range(processes)]
+    signed = signing.engineers if signing else frozenset()
+    # every signed message is signed before the start (processes sign in parallel)
+    to_sign = rate * duration_s * (len(signed) / max(len(engineers), 1)) / processes
+    cores = max(1, min(processes, os.cpu_count() or 1))
+    sign_s = to_sign / signing.signs_per_s * processes / cores if signing else 0.0
+    start_at = time.time() + 2.0 + sign_s * 1.3
     procs = [
         ctx.Process(
             daemon=True,
@@ -139,16 +172,44 @@ def offer_load(
                 duration_s,
                 start_at,
                 out,
+                "sitewatch/checkin/",
+                frozenset(e for e in per[i] if e in signed),
+                signing.keys if signing else None,
             ),
         )
         for i in range(processes)
     ]
     for p in procs:
         p.start()
-    results = [out.get(timeout=duration_s + 90) for _ in procs]
+    results = [out.get(timeout=start_at - time.time() + duration_s + 90) for _ in procs]
     for p in procs:
         p.join(10)
     return sum(r[0] for r in results), sum(r[1] for r in results)
+
+
+@dataclass(frozen=True)
+class Signing:
+    """Which bench engineers sign their fixes (SM2), with what key, and how fast one core
+    signs (to start the publishers once they have signed)."""
+
+    engineers: frozenset[str]
+    keys: tuple[str, str]  # private, public hex
+    signs_per_s: float
+
+    @classmethod
+    def for_share(cls, engineers: list[str], share: float) -> Signing | None:
+        if share <= 0:
+            return None
+        from ingest.gm import canonical_bytes, generate_sm2_keypair, sign_sm2
+
+        keys = generate_sm2_keypair()
+        body = canonical_bytes({"msg_id": "probe", "ts": 1.0, "lat": 22.5, "lon": 113.9})
+        t0, n = time.perf_counter(), 300
+        for _ in range(n):
+            sign_sm2(keys[0], body, public_key_hex=keys[1])
+        rate = n / (time.perf_counter() - t0)
+        every = round(1 / share)  # one engineer in `every` signs
+        return cls(frozenset(engineers[::every]), keys, rate)
 
 
 class WsCounter:
@@ -452,6 +513,18 @@ def seed(database_url: str, projects: int, engineers: int) -> tuple[float, float
     return 113.95, 22.54, [f"BE{i:05d}" for i in range(engineers)]
 
 
+def register_keys(database_url: str, signing: Signing) -> None:
+    """The public key of the signing engineers, as `POST /api/engineers` would store it."""
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "UPDATE engineers SET sm2_public_key = %s WHERE id = ANY(%s)",
+            (signing.keys[1], sorted(signing.engineers)),
+        )
+        conn.commit()
+
+
 def e2e(
     stack: Any,
     engineers: list[str],
@@ -461,20 +534,23 @@ def e2e(
     step_s: float,
     rates: list[float],
     processes: int,
+    signing: Signing | None = None,
 ) -> dict[str, Any]:
     counter = WsCounter(
         stack.endpoints["http"].replace("http://", "ws://") + f"/ws/live?token={stack.admin_token}"
     )
     counter.start()
     # warm up: the worker builds its fence index on the first batch
-    offer_load(stack.endpoints, engineers, 500, 3, 1, lon, lat)
+    offer_load(stack.endpoints, engineers, 500, 3, 1, lon, lat, signing)
     time.sleep(5)
     steps = []
     best = 0.0
     for rate in rates:
         before = counter.count
         t0 = time.time()
-        sent, acked = offer_load(stack.endpoints, engineers, rate, step_s, processes, lon, lat)
+        sent, acked = offer_load(
+            stack.endpoints, engineers, rate, step_s, processes, lon, lat, signing
+        )
         # drain: wait until deliveries stop growing
         last, stable_since = counter.count, time.time()
         while time.time() - stable_since < 3 and time.time() - t0 < step_s + 120:
@@ -508,7 +584,7 @@ def e2e(
     half = max(best / 2, 100.0)
     counter.latencies_ms.clear()
     counter.record = True
-    offer_load(stack.endpoints, engineers, half, step_s, processes, lon, lat)
+    offer_load(stack.endpoints, engineers, half, step_s, processes, lon, lat, signing)
     time.sleep(5)
     counter.record = False
     lat_ms = sorted(counter.latencies_ms)
@@ -525,7 +601,14 @@ def e2e(
     }
 
 
-def run_bench(*, quick: bool = False, workers: int = 1) -> dict[str, Any]:
+def run_bench(
+    *,
+    quick: bool = False,
+    workers: int = 1,
+    signed_share: float = 1.0,
+    only_e2e: bool = False,
+    rates: list[float] | None = None,
+) -> dict[str, Any]:
     from devices.broker import BrokerAdmin
     from stack.up import Stack, StackOptions
 
@@ -537,8 +620,9 @@ def run_bench(*, quick: bool = False, workers: int = 1) -> dict[str, Any]:
         # other work on the machine skews every figure: say how busy it was
         "loadavg_1m_at_start": os.getloadavg()[0],
     }
-    log.info("geofence engine (pure, one core)...")
-    figures.update(geofence_figures())
+    if not only_e2e:
+        log.info("geofence engine (pure, one core)...")
+        figures.update(geofence_figures())
     data_dir = Path(tempfile.mkdtemp(prefix="sitewatch-bench-"))
     stack = Stack(StackOptions(data_dir, workers=workers))
     try:
@@ -551,31 +635,48 @@ def run_bench(*, quick: bool = False, workers: int = 1) -> dict[str, Any]:
             "sitewatch-admin",
             stack.env["SITEWATCH_MQTT_ADMIN_PASSWORD"],
         )
-        log.info("raw Mosquitto QoS 1 pub/sub...")
-        figures["raw_mqtt_msgs_per_s"] = round(raw_mqtt_msgs_per_s(ep, admin), 1)
-        log.info("raw PostgreSQL COPY...")
-        figures["raw_copy_rows_per_s"] = round(raw_copy_rows_per_s(ep["database"]), 1)
-        log.info("fix sink...")
-        figures["sink_rows_per_s"] = round(sink_rows_per_s(ep["database"]), 1)
-        log.info("bare Faust agent on the same broker...")
-        figures["faust_ceiling_per_s"] = round(faust_ceiling_per_s(ep["kafka"], data_dir), 1)
-        try:
-            from ingest.bench import bridge_msgs_per_s  # type: ignore[import-not-found]
+        if not only_e2e:
+            log.info("raw Mosquitto QoS 1 pub/sub...")
+            figures["raw_mqtt_msgs_per_s"] = round(raw_mqtt_msgs_per_s(ep, admin), 1)
+            log.info("raw PostgreSQL COPY...")
+            figures["raw_copy_rows_per_s"] = round(raw_copy_rows_per_s(ep["database"]), 1)
+            log.info("fix sink...")
+            figures["sink_rows_per_s"] = round(sink_rows_per_s(ep["database"]), 1)
+            log.info("bare Faust agent on the same broker...")
+            figures["faust_ceiling_per_s"] = round(faust_ceiling_per_s(ep["kafka"], data_dir), 1)
+            try:
+                from ingest.bench import bridge_msgs_per_s  # type: ignore[import-not-found]
 
-            log.info("bridge (QoS 1 to Kafka)...")
-            bridge = bridge_msgs_per_s()
-            figures["bridge_msgs_per_s"] = round(
-                float(bridge["bridge_msgs_per_s"] if isinstance(bridge, dict) else bridge), 1
-            )
-        except ImportError:
-            figures["bridge_msgs_per_s"] = None
+                log.info("bridge (QoS 1 to Kafka)...")
+                bridge = bridge_msgs_per_s()
+                figures["bridge_msgs_per_s"] = round(
+                    float(bridge["bridge_msgs_per_s"] if isinstance(bridge, dict) else bridge), 1
+                )
+            except ImportError:
+                figures["bridge_msgs_per_s"] = None
         log.info("seeding 10,000 projects and 20,000 engineers...")
         n_projects, n_engineers = (1000, 2000) if quick else (10_000, 20_000)
         lon, lat, engineers = seed(ep["database"], n_projects, n_engineers)
-        rates = [1000, 2000] if quick else [1500, 3000, 4500, 6000, 8000, 10000]
+        signing = Signing.for_share(engineers, signed_share)
+        if signing is not None:
+            register_keys(ep["database"], signing)
+            figures["sm2_signs_per_s_one_core"] = round(signing.signs_per_s, 1)
+        figures["signed_share"] = (
+            round(len(signing.engineers) / len(engineers), 3) if signing else 0.0
+        )
+        rates = rates or ([1000, 2000] if quick else [1500, 3000, 4500, 6000, 8000, 10000])
         log.info("end to end at rising load %s ...", rates)
         figures.update(
-            e2e(stack, engineers, lon, lat, step_s=6 if quick else 15, rates=rates, processes=3)
+            e2e(
+                stack,
+                engineers,
+                lon,
+                lat,
+                step_s=6 if quick else 15,
+                rates=rates,
+                processes=3,
+                signing=signing,
+            )
         )
         for name, child in stack.components.items():
             if child.popen.poll() is not None:
@@ -594,6 +695,8 @@ def run_bench(*, quick: bool = False, workers: int = 1) -> dict[str, Any]:
         stack.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
     ceiling = figures.get("faust_ceiling_per_s") or 0
+    if only_e2e:
+        return figures | {"bench_seconds": round(time.time() - started, 1)}
     figures["e2e_over_faust_ceiling"] = (
         round(figures["e2e_fixes_per_s"] / ceiling, 3) if ceiling else None
     )
@@ -640,14 +743,23 @@ def write_markdown(figures: dict[str, Any], path: Path, command: str) -> None:
 def main(args: Any) -> int:
     # SIGTERM unwinds like Ctrl-C, so the embedded stack is stopped by the finally clause
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    figures = run_bench(quick=args.quick, workers=args.workers)
+    share = getattr(args, "signed_share", 1.0)
+    rates = [float(r) for r in args.rates.split(",")] if getattr(args, "rates", None) else None
+    figures = run_bench(
+        quick=args.quick,
+        workers=args.workers,
+        signed_share=share,
+        only_e2e=getattr(args, "only_e2e", False),
+        rates=rates,
+    )
     if args.write:
         write_markdown(
             figures,
             Path(args.write),
             "sitewatch bench"
             + (" --quick" if args.quick else "")
-            + (f" --workers {args.workers}" if args.workers > 1 else ""),
+            + (f" --workers {args.workers}" if args.workers > 1 else "")
+            + (f" --signed-share {share:g}" if share != 1.0 else ""),
         )
     if args.json:
         print(json.dumps(figures, ensure_ascii=False))

@@ -33,6 +33,17 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--quick", action="store_true", help="smaller seed and load (a smoke run)")
     bench.add_argument("--workers", type=int, default=1, help="stream worker processes")
     bench.add_argument(
+        "--only-e2e", action="store_true", help="skip the ceilings and component figures"
+    )
+    bench.add_argument("--rates", help="offered fixes/s of the rising load, comma-separated")
+    bench.add_argument(
+        "--signed-share",
+        type=float,
+        default=1.0,
+        help="share of engineers whose fixes are SM2-signed (1 = every fix; the rest are sent "
+        "unsigned by the service identity)",
+    )
+    bench.add_argument(
         "--write", default=None, help="also write the results into this Markdown file"
     )
     regions = sub.add_parser("regions", help="administrative boundaries")
