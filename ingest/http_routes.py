@@ -37,7 +37,6 @@ async def _body(request: Request) -> bytes:
     return body
 
 
-@router.api_route("/osmand", methods=["GET", "POST"])
 async def osmand(request: Request) -> JSONResponse:
     """Traccar OsmAnd: query string, form body or the JSON body of Traccar Client 9."""
     body = await _body(request) if request.method == "POST" else b""
@@ -55,6 +54,11 @@ async def osmand(request: Request) -> JSONResponse:
     )
     await _admit(request, "/osmand", payload, decoded)
     return JSONResponse({"status": "ok"})
+
+
+# One handler, two operations: each method needs its own OpenAPI operation id.
+router.add_api_route("/osmand", osmand, methods=["GET"], operation_id="osmand_get")
+router.add_api_route("/osmand", osmand, methods=["POST"], operation_id="osmand_post")
 
 
 @router.post("/owntracks")

@@ -8,8 +8,6 @@ responses themselves, which are kept.
 
 from __future__ import annotations
 
-import re
-from collections import Counter
 from typing import Any
 
 from fastapi import FastAPI
@@ -46,7 +44,6 @@ def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
     components.setdefault(
         "ErrorOut", ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
     )
-    _unique_operation_ids(schema)
     for path, operations in schema.get("paths", {}).items():
         for method, op in operations.items():
             if method not in ("get", "post", "put", "patch", "delete"):
@@ -75,17 +72,6 @@ def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
             for code, description in errors.items():
                 responses.setdefault(code, _error(description))
     return schema
-
-
-def _unique_operation_ids(schema: dict[str, Any]) -> None:
-    """One function serving several methods (`api_route`) gets one operationId for all of
-    them; give each its own, ending in its method."""
-    ops = [(m, op) for ops in schema.get("paths", {}).values() for m, op in ops.items()]
-    ids = Counter(op.get("operationId") for _, op in ops)
-    for method, op in ops:
-        if ids[op.get("operationId")] > 1:
-            base = re.sub(r"_(get|post|put|patch|delete)$", "", op["operationId"])
-            op["operationId"] = f"{base}_{method}"
 
 
 def install(app: FastAPI) -> None:

@@ -693,7 +693,10 @@ def run_bench(
                 ).values()
     finally:
         stack.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
+        if os.environ.get("SITEWATCH_BENCH_KEEP"):
+            log.info("kept the run's data and logs in %s", data_dir)
+        else:
+            shutil.rmtree(data_dir, ignore_errors=True)
     ceiling = figures.get("faust_ceiling_per_s") or 0
     if only_e2e:
         return figures | {"bench_seconds": round(time.time() - started, 1)}

@@ -12,13 +12,18 @@ class StepTimes:
         self.name = name
         self.batches = 0
         self.records = 0
+        self.events = 0
         self.seconds: dict[str, float] = defaultdict(float)
         self._mark = 0.0
 
-    def start(self, records: int) -> None:
+    def start(self, events: int) -> None:
         self.batches += 1
-        self.records += records
+        self.events += events
         self._mark = time.perf_counter()
+
+    def count(self, records: int) -> None:
+        """Records of the current batch (known once its Kafka events are decoded)."""
+        self.records += records
 
     def lap(self, step: str) -> None:
         now = time.perf_counter()
@@ -34,9 +39,10 @@ class StepTimes:
             f"{k} {v / self.batches * 1000:.1f}" for k, v in sorted(self.seconds.items())
         )
         line = (
-            f"{self.name}: {self.batches} batches, {self.records} records, "
+            f"{self.name}: {self.batches} batches, {self.events} Kafka records, "
+            f"{self.records} records, "
             f"{self.records / total if total else 0:.0f} records/s busy; ms per batch: {steps}"
         )
-        self.batches = self.records = 0
+        self.batches = self.records = self.events = 0
         self.seconds.clear()
         return line

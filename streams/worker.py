@@ -129,20 +129,23 @@ def build_app(settings: Settings) -> faust.App:
         return ctx["engine"]  # type: ignore[no-any-return]
 
     async def push_live(events: list[dict[str, Any]]) -> None:
-        if events:
-            await live_topic.send(key="live", value=orjson.dumps(events, default=_json_default))
+        for value in live_values(events):
+            await live_topic.send(key="live", value=value)
 
     @app.agent(fixes_topic)
     async def engineer_records(stream: Any) -> Any:
         # A batch raising out of the loop would be acknowledged by take_events() all the same
         # (lost): its database work is retried until PostgreSQL is back (store.retry).
-        async for events in stream.take_events(settings.batch_events, within=settings.batch_within_s):
+        async for events in stream.take_events(
+            settings.batch_events, within=settings.batch_within_s
+        ):
             await retry_db(engineer_batch, events, what="engineer_records", log_to=log)
 
     async def engineer_batch(events: list[Any]) -> None:
         timing.start(len(events))
         decoded = decode_events(events, ENGINEER_RECORDS)
         records, events = decoded.records, decoded.events
+        timing.count(len(records))
         if not records:
             return
         by_key = {r.engineer_id: e for r, e in zip(records, events, strict=True)}  # type: ignore[union-attr]
@@ -188,7 +191,9 @@ def build_app(settings: Settings) -> faust.App:
 
     @app.agent(telemetry_topic)
     async def device_telemetry(stream: Any) -> Any:
-        async for events in stream.take_events(settings.batch_events, within=settings.batch_within_s):
+        async for events in stream.take_events(
+            settings.batch_events, within=settings.batch_within_s
+        ):
             await retry_db(telemetry_batch, events, what="device_telemetry", log_to=log)
 
     async def telemetry_batch(events: list[Any]) -> None:
@@ -225,7 +230,7 @@ def build_app(settings: Settings) -> faust.App:
         async with engine().begin() as conn:
             await sinks.insert_new(conn, RejectedMessage, rows)
 
-    @app.timer(interval=30.0)
+    @app.timer(interval=10.0)
     async def report_timing() -> None:
         line = timing.report()
         if line:
@@ -294,6 +299,19 @@ def claim_state_dir(base: Path) -> Path:
         _STATE_LOCKS.append(lock)
         return slot
     raise AssertionError("unreachable")
+
+
+LIVE_CHUNK = 400  # live messages per Kafka record: a big batch must stay far below 1 MiB
+
+
+def live_values(events: list[dict[str, Any]]) -> list[bytes]:
+    """The live messages of a batch as Kafka values (JSON lists) of at most `LIVE_CHUNK`
+    messages each. One value for a whole batch of thousands of fixes would exceed the
+    producer's 1 MiB request limit, and Faust stops the worker on that error."""
+    return [
+        orjson.dumps(events[i : i + LIVE_CHUNK], default=_json_default)
+        for i in range(0, len(events), LIVE_CHUNK)
+    ]
 
 
 def write_keyed(table: Any, key: str, value: Any, event: Any) -> None:

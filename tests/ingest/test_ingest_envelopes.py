@@ -57,3 +57,18 @@ def test_decode_skips_bad_members_and_other_kinds_but_keeps_the_rest() -> None:
     decoded = decode_events([event(value), event(b"not json")], (Fix,))
     assert [r.msg_id for r in decoded.records] == ["m1"]  # type: ignore[union-attr]
     assert decoded.received == [None]
+
+
+def test_live_messages_of_a_big_batch_stay_under_the_kafka_request_limit() -> None:
+    """A batch of 20,000 fixes once produced one 1.2 MB live record: Faust stopped the
+    worker with MessageSizeTooLargeError. Every live value must stay well under 1 MiB."""
+    from streams.worker import live_values
+
+    events = [
+        {"type": "position", "engineer_id": f"E{i:05d}", "msg_id": f"m{i}" * 8, "lon": 113.9}
+        for i in range(20_000)
+    ]
+    values = live_values(events)
+    assert all(len(v) < 512 * 1024 for v in values)
+    assert [e for v in values for e in orjson.loads(v)] == events
+    assert live_values([]) == []
