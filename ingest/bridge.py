@@ -51,6 +51,12 @@ from store.db import async_engine
 log = logging.getLogger("sitewatch.bridge")
 
 MAX_BATCH = 4000
+# A batch starts once BATCH_FILL messages arrived or the oldest waited BATCH_LINGER_S: every
+# batch pays fixed costs (two PostgreSQL round trips, a Kafka request), and the worker's cost is
+# per Kafka record, so a handful of messages per batch (what arrives between two events at
+# 1,000/s) costs the bridge about 0.8 ms of CPU per message instead of 0.05 ms.
+BATCH_FILL = 500
+BATCH_LINGER_S = 0.025
 MAX_BATCHES_IN_FLIGHT = 4
 HIGH_WATER = 2 * MAX_BATCH  # arrived but not yet in a batch: stop reading MQTT above this
 RECEIVE_MAXIMUM = 65_000  # unacknowledged QoS 1 messages Mosquitto may send us (MQTT 5)
@@ -246,6 +252,10 @@ class Bridge:
                     wake.cancel()
                     continue
                 await slots.acquire()
+                if len(self.arrived) < BATCH_FILL:
+                    linger = BATCH_LINGER_S - (time.time() - self.arrived[0].received_at)
+                    if linger > 0:
+                        await asyncio.sleep(linger)
                 if self.stopping.is_set():
                     slots.release()
                     break

@@ -58,7 +58,13 @@ class Hub:
         """Follow live.v1 from its end; reconnects until cancelled."""
         while True:
             consumer = AIOKafkaConsumer(
-                topics.LIVE, bootstrap_servers=bootstrap, auto_offset_reset="latest", group_id=None
+                topics.LIVE,
+                bootstrap_servers=bootstrap,
+                auto_offset_reset="latest",
+                group_id=None,
+                # tansu answers a fetch only when its wait is over, even with data waiting:
+                # the default 500 ms would be added to every live message (stack.topics)
+                fetch_max_wait_ms=topics.FETCH_MAX_WAIT_MS,
             )
             try:
                 await consumer.start()
