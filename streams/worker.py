@@ -96,6 +96,10 @@ def build_app(settings: Settings) -> faust.App:
         topic_partitions=p,
         web_enabled=False,
         producer_acks=-1,
+        # table writes (one changelog record per engineer per batch) and live messages: let
+        # the producer gather them into one request per partition instead of one each
+        producer_linger=0.005,
+        producer_max_batch_size=512 * 1024,
         consumer_auto_offset_reset="earliest",
         topic_allow_declare=True,
         topic_disable_leader=True,
