@@ -290,8 +290,11 @@ def _advance_track(
         allowed_lateness_s=settings.allowed_lateness_s,
     )
     out.retracted.extend(f"{engineer_id}:{rid}" for rid in result.retracted)
+    # The fixes an event may name: this batch's, and the track's before and after it (a
+    # jump's first fix may have left the window by the end of the batch: how the records were
+    # batched must not change which site the alert names).
     known = {t.msg_id: t for t in items}
-    for t in (new_track.anchor, *new_track.window):
+    for t in (new_track.anchor, *new_track.window, track.anchor, *track.window):
         if t is not None:
             known.setdefault(t.msg_id, t)
     for ev in result.events:

@@ -156,6 +156,22 @@ def test_impossible_travel_alert_carries_the_site_region() -> None:
     assert 600 < a["details"]["speed_kmh"] < 700
 
 
+def test_impossible_travel_names_the_same_site_however_the_fixes_were_batched() -> None:
+    """The jump's first fix on the site, then (in a later batch) the jump and a return two
+    hours later that pushes the first fix out of the track's window: the alert must still
+    name the site the engineer left, as when all three fixes came in one batch."""
+    a, b, c = fix("a", local(9)), fix("b", local(9, 1), lat=LAT + 0.1), fix("c", local(11))
+    together = [x for x in run([a, b, c]).alerts if x["type"] == "impossible_travel"]
+    first = run([a])
+    later = run([b, c], states={"E1": first.states["E1"]})
+    assert "a" not in {f.msg_id for f in later.states["E1"].track.window}  # a left the window
+    split = [x for x in later.alerts if x["type"] == "impossible_travel"]
+    assert [(x["id"], x["project_id"]) for x in split] == [
+        (x["id"], x["project_id"]) for x in together
+    ]
+    assert [x["project_id"] for x in split] == ["P1"]
+
+
 def test_no_impossible_travel_under_5_km_or_under_max_speed() -> None:
     short = run([fix("a", local(9)), fix("b", local(9, 0, 1), lat=LAT + 0.04)])  # ~4.4 km in 1 s
     slow = run([fix("a", local(9)), fix("b", local(11), lat=LAT + 0.1)])  # 11 km in 2 h
