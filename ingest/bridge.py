@@ -189,7 +189,7 @@ class Bridge:
             linger_ms=2,
             max_batch_size=1 << 20,
             request_timeout_ms=KAFKA_TIMEOUT_MS,
-            enable_idempotence=False,  # tansu refuses InitProducerId; sinks dedupe by msg_id
+            enable_idempotence=settings.kafka_idempotence,  # not on tansu: docs/scaling.md
         )
         await producer.start()
         engine = async_engine(settings)

@@ -41,7 +41,10 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = async_engine(settings, pool_size=10)
         producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_url, acks="all", linger_ms=2, enable_idempotence=False
+            bootstrap_servers=settings.kafka_url,
+            acks="all",
+            linger_ms=2,
+            enable_idempotence=settings.kafka_idempotence,
         )
         await producer.start()
         key = bytes.fromhex(settings.personal_data_key.get_secret_value())

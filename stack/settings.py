@@ -30,6 +30,9 @@ class Settings(BaseSettings):
 
     # Kafka topics: explicit partition counts (tansu auto-creates with its own count).
     kafka_partitions: int = 8
+    # Idempotent Kafka producers (bridge, HTTP ingest): turn on with a Kafka cluster; the
+    # embedded tansu refuses InitProducerId, and the sinks dedupe by msg_id either way.
+    kafka_idempotence: bool = False
     bridge_client_id: str = "sitewatch-bridge"
 
     # Secrets: SM4 key for personal data at rest (32 hex chars); never stored in the database.
