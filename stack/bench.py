@@ -769,8 +769,12 @@ def write_markdown(figures: dict[str, Any], path: Path, command: str) -> None:
         if path.exists()
         else "# Benchmarks\n\nWritten by `make bench` (`sitewatch bench --write docs/BENCHMARKS.md`); newest first.\n\n"
     )
-    head, sep, rest = old.partition("\n## ")
-    path.write_text(head.rstrip() + "\n\n" + section + (("## " + rest) if sep else ""))
+    # newest run first, after the intro and the summary (the sections before the first run)
+    at = old.find("\n## `sitewatch bench")
+    if at < 0:
+        at = old.find("\n## Soak")
+    head, rest = (old, "") if at < 0 else (old[: at + 1], old[at + 1 :])
+    path.write_text(head.rstrip() + "\n\n" + section + rest)
 
 
 def _exit_once(*_: Any) -> None:

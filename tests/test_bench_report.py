@@ -1,0 +1,76 @@
+"""The parts of `sitewatch bench` that need no stack: where a run lands in BENCHMARKS.md, what
+a component's CPU includes, and how the signed share of the load is chosen."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ingest.gm import canonical_bytes, sign_sm2, verify_sm2
+from stack.bench import Signing, proc_stats, write_markdown
+
+RUN = {"date": "D", "machine": "M", "workers": 1, "bench_seconds": 1.0, "e2e_fixes_per_s": 2.0}
+
+
+def headings(path: Path) -> list[str]:
+    return [line for line in path.read_text().splitlines() if line.startswith("## ")]
+
+
+def test_a_new_run_goes_after_the_summary_and_before_older_runs(tmp_path: Path) -> None:
+    doc = tmp_path / "BENCHMARKS.md"
+    doc.write_text(
+        "# Benchmarks\n\nintro\n\n## Where SiteWatch stands\n\nsummary\n\n"
+        "## `sitewatch bench` — old\n\nold run\n\n## Soak (`make soak`)\n\nsoak\n"
+    )
+    write_markdown(RUN, doc, "sitewatch bench --new")
+    assert headings(doc) == [
+        "## Where SiteWatch stands",
+        "## `sitewatch bench --new` — D",
+        "## `sitewatch bench` — old",
+        "## Soak (`make soak`)",
+    ]
+    assert "| `e2e_fixes_per_s` | 2.0 |" in doc.read_text()
+
+
+def test_the_first_run_starts_the_file(tmp_path: Path) -> None:
+    doc = tmp_path / "BENCHMARKS.md"
+    write_markdown(RUN, doc, "sitewatch bench")
+    assert doc.read_text().startswith("# Benchmarks")
+    assert headings(doc) == ["## `sitewatch bench` — D"]
+
+
+def test_cpu_of_a_component_includes_its_children() -> None:
+    """A parent that only waits while its child burns CPU (the bridge and its SM2 pool)."""
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6: pass\n"
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import subprocess, sys; subprocess.run([sys.executable, '-c', {burn!r}])",
+        ]
+    )
+    try:
+        best = 0.0
+        deadline = time.monotonic() + 10
+        while parent.poll() is None and time.monotonic() < deadline:
+            best = max(best, proc_stats(parent.pid)["cpu_s"])
+            time.sleep(0.05)
+        assert best >= 0.4, f"the child's CPU was not counted: {best}"
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+def test_signing_share_and_keys() -> None:
+    engineers = [f"BE{i:05d}" for i in range(100)]
+    assert Signing.for_share(engineers, 0.0) is None
+    every = Signing.for_share(engineers, 1.0)
+    quarter = Signing.for_share(engineers, 0.25)
+    assert every is not None and quarter is not None
+    assert every.engineers == frozenset(engineers)
+    assert len(quarter.engineers) == 25 and quarter.signs_per_s > 0
+    body = canonical_bytes({"msg_id": "m", "ts": 1.0})
+    sig = sign_sm2(every.keys[0], body, public_key_hex=every.keys[1])
+    assert verify_sm2(every.keys[1], body, sig)
