@@ -38,3 +38,26 @@ def alert(
         "ts": ts,
         "details": details or {},
     }
+
+
+def public_alert(a: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in a.items()}
+
+
+def live_alert(a: dict[str, Any]) -> dict[str, Any]:
+    """The live message of an alert, new or changed (ack, resolve). The alert's own `type` is
+    kept as `alert_type` (and in the full `alert`), so it cannot overwrite the message type;
+    the hub filters on the top-level `region_code`/`engineer_id`/`device_id`."""
+    alert = public_alert(a)
+    return {
+        "type": "alert",
+        "alert_type": alert["type"],
+        "id": alert["id"],
+        "status": alert.get("status", "open"),
+        "region_code": alert.get("region_code"),
+        "engineer_id": alert.get("engineer_id"),
+        "device_id": alert.get("device_id"),
+        "project_id": alert.get("project_id"),
+        "ts": alert.get("ts"),
+        "alert": alert,
+    }

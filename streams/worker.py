@@ -56,6 +56,7 @@ from store.queries import attendance, unlogged_days
 from store.retention import trim as trim_old_rows
 from store.retry import retry_db, skip_while_db_down
 from streams import device_batch, sinks
+from streams.common import live_alert
 from streams.day_close import missing_log_alerts
 from streams.engineer_batch import EngineerFacts, EngineerState, process_engineer_batch
 from streams.stats import StepTimes
@@ -210,7 +211,7 @@ def build_app(settings: Settings) -> faust.App:
             del cached[next(iter(cached))]
         timing.lap("state")
         attendance_due.update(out.attendance_keys)  # pushed by `push_attendance`
-        await push_live(out.live + [_live_alert(a) for a in new_alerts])
+        await push_live(out.live + [live_alert(a) for a in new_alerts])
         timing.lap("live")
 
     @app.agent(telemetry_topic)
@@ -238,7 +239,7 @@ def build_app(settings: Settings) -> faust.App:
             resolved = await device_batch.close_offline(conn, out.newest)
         for device_id, state in out.states.items():
             write_keyed(device_table, device_id, state, by_key[device_id])
-        await push_live(out.live + [_live_alert(a) for a in [*new_alerts, *resolved]])
+        await push_live(out.live + [live_alert(a) for a in [*new_alerts, *resolved]])
 
     @app.agent(rejected_topic)
     async def rejected_sink(stream: Any) -> Any:
@@ -287,7 +288,7 @@ def build_app(settings: Settings) -> faust.App:
             new_alerts = await sinks.insert_alerts(
                 conn, await device_batch.offline_alerts(conn, settings)
             )
-        await push_live([_live_alert(a) for a in new_alerts])
+        await push_live([live_alert(a) for a in new_alerts])
 
     @app.timer(interval=3600.0)
     @skip_while_db_down("retention", log)
@@ -416,29 +417,6 @@ async def load_facts(engine: AsyncEngine, engineer_ids: set[str]) -> dict[str, E
             if r[2] is not None:
                 filings.setdefault(r[0], []).append((r[2], r[3], r[4], r[5]))
     return {e: EngineerFacts(reg, tuple(filings.get(e, []))) for e, reg in regs.items()}
-
-
-def _public_alert(a: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in a.items()}
-
-
-def _live_alert(a: dict[str, Any]) -> dict[str, Any]:
-    """The live message of a new alert. The alert's own `type` is kept as `alert_type` (and in
-    the full `alert`), so it cannot overwrite the message type; the hub filters on the
-    top-level `region_code`/`engineer_id`/`device_id`."""
-    alert = _public_alert(a)
-    return {
-        "type": "alert",
-        "alert_type": alert["type"],
-        "id": alert["id"],
-        "status": alert.get("status", "open"),
-        "region_code": alert.get("region_code"),
-        "engineer_id": alert.get("engineer_id"),
-        "device_id": alert.get("device_id"),
-        "project_id": alert.get("project_id"),
-        "ts": alert.get("ts"),
-        "alert": alert,
-    }
 
 
 def _json_default(value: Any) -> Any:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import logging
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, HTTPException, Query, Response
+import orjson
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Query, Request, Response
 from geoalchemy2.shape import to_shape
 from sqlalchemy import insert, select, update
 
@@ -16,10 +18,13 @@ from geofence.codes import code_prefix
 from live_api import schemas
 from live_api.auth import Caller
 from live_api.deps import Conn, CurrentCaller, SettingsDep, in_region, scope_region
+from stack import topics
 from store.models import Alert, AlertHistory, Engineer, Fix, Project, RejectedMessage
 from store.queries import attendance
+from streams.common import live_alert
 
 router = APIRouter(prefix="/api")
+log = logging.getLogger("sitewatch.api")
 
 Since = Query(default=None, description="ISO-8601 date-time; naive means UTC")
 LocalDate = Query(default=None, description="local date YYYY-MM-DD; default today")
@@ -112,18 +117,47 @@ async def _transition(
     return (await _alert_out(conn, [row]))[0]
 
 
+async def _push_live(request: Request, alert: dict[str, Any]) -> None:
+    """Tell every map whose region covers the alert that its status changed (the same `alert`
+    message the worker sends for a new one). Runs after the response, so after the commit;
+    a failure only costs the live update (REST has the truth), so it is logged, not raised."""
+    gate = getattr(request.app.state, "gate", None)
+    if gate is None:
+        return
+    try:
+        await gate.producer.send_and_wait(
+            topics.LIVE, key=b"live", value=orjson.dumps([live_alert(alert)])
+        )
+    except Exception as exc:  # noqa: BLE001 - Kafka down: the live update is best effort
+        log.warning("alert %s changed but could not be pushed live: %r", alert["id"], exc)
+
+
 @router.post("/alerts/{alert_id}/ack", response_model=schemas.AlertOut, tags=["alerts"])
 async def ack_alert(
-    alert_id: str, conn: Conn, caller: CurrentCaller, body: schemas.AlertAction | None = None
+    alert_id: str,
+    conn: Conn,
+    caller: CurrentCaller,
+    request: Request,
+    background: BackgroundTasks,
+    body: schemas.AlertAction | None = None,
 ) -> dict[str, Any]:
-    return await _transition(conn, caller, alert_id, "acked", body.note if body else None)
+    out = await _transition(conn, caller, alert_id, "acked", body.note if body else None)
+    background.add_task(_push_live, request, out)
+    return out
 
 
 @router.post("/alerts/{alert_id}/resolve", response_model=schemas.AlertOut, tags=["alerts"])
 async def resolve_alert(
-    alert_id: str, conn: Conn, caller: CurrentCaller, body: schemas.AlertAction | None = None
+    alert_id: str,
+    conn: Conn,
+    caller: CurrentCaller,
+    request: Request,
+    background: BackgroundTasks,
+    body: schemas.AlertAction | None = None,
 ) -> dict[str, Any]:
-    return await _transition(conn, caller, alert_id, "resolved", body.note if body else None)
+    out = await _transition(conn, caller, alert_id, "resolved", body.note if body else None)
+    background.add_task(_push_live, request, out)
+    return out
 
 
 @router.get("/attendance", response_model=list[schemas.AttendanceOut], tags=["attendance"])

@@ -167,3 +167,51 @@ def test_alert_filters_and_lifecycle_with_history(sw: StackClient) -> None:
         assert r.status_code == 200 and r.json()["status"] == "resolved"
     assert ids(status="resolved") == {cross, travel}
     assert ids(status="open") == set()
+
+
+def test_ack_and_resolve_reach_the_maps_of_the_region_live(sw: StackClient) -> None:
+    """A regulator acknowledges an alert: every map whose region covers it sees the new status
+    at once (the same `alert` message, with status acked, then resolved); other regions see
+    nothing."""
+    t = tag()
+    p = f"LV-P-{t}"
+    lon, lat = make_project(sw, p, region="440305")
+    x = f"LV-E-{t}"
+    make_engineer(sw, x, region="310104")
+    alert_id = f"cross_region_unfiled:{x}:{p}:2026-03-02"
+    publish(sw, [fix(x, f"{t}-1", local(9), lon, lat)])
+    wait_until(lambda: sw.sql("SELECT 1 FROM alerts WHERE id = %s", alert_id), what="the alert")
+    shenzhen = token(sw, role="regulator", region_code="440300")
+    shanghai = token(sw, role="regulator", region_code="310000")
+
+    async def scenario() -> dict[str, list[dict[str, Any]]]:
+        got: dict[str, list[dict[str, Any]]] = {"sz": [], "sh": []}
+        stop = asyncio.Event()
+        tasks = [
+            asyncio.create_task(_listen(sw.ws_url(shenzhen), stop, got["sz"])),
+            asyncio.create_task(_listen(sw.ws_url(shanghai), stop, got["sh"])),
+        ]
+        await asyncio.sleep(1.0)
+
+        def act() -> None:
+            with sw.api(shenzhen) as api:
+                assert api.post(f"/api/alerts/{alert_id}/ack").status_code == 200
+                assert api.post(f"/api/alerts/{alert_id}/resolve").status_code == 200
+
+        await asyncio.to_thread(act)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if any(e.get("id") == alert_id and e["status"] == "resolved" for e in got["sz"]):
+                break
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1.0)  # time for a wrong delivery to show up
+        stop.set()
+        await asyncio.gather(*tasks)
+        return got
+
+    got = asyncio.run(scenario())
+    mine = [e for e in got["sz"] if e.get("type") == "alert" and e.get("id") == alert_id]
+    assert [e["status"] for e in mine] == ["acked", "resolved"]
+    assert mine[-1]["alert"]["history"][-1]["status"] == "resolved"
+    assert mine[-1]["region_code"] == "440305"
+    assert [e for e in got["sh"] if e.get("id") == alert_id] == []
