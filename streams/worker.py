@@ -64,6 +64,7 @@ from streams.stats import StepTimes
 log = logging.getLogger("sitewatch.streams")
 
 ENGINEER_RECORDS = (FixRecord, LogRecord, OwnTracksRecord)
+ATTENDANCE_MAX_SHARE_INV = 4.0  # live attendance may take 1/4 of the worker's time at most
 STATE_CACHE = 20_000  # engineers whose decoded state the worker keeps in memory
 
 
@@ -125,6 +126,7 @@ def build_app(settings: Settings) -> faust.App:
     ctx: dict[str, Any] = {}
     tz = ZoneInfo(settings.timezone)
     attendance_due: set[tuple[str, str, dt.date]] = set()
+    attendance_pace = {"not_before": 0.0}  # monotonic time of the next live attendance push
     timing = StepTimes("engineer_records")
 
     # Engineer states as objects, so a batch does not decode each engineer's window from the
@@ -267,8 +269,9 @@ def build_app(settings: Settings) -> faust.App:
         """Live attendance of the (engineer, project, day) keys that got on-site fixes since
         the last push, computed from PostGIS (store.queries.attendance): one query per
         interval instead of one per batch. Only the live map waits for it; REST is exact."""
-        if not attendance_due:
+        if not attendance_due or time.monotonic() < attendance_pace["not_before"]:
             return
+        started = time.monotonic()
         keys = sorted(attendance_due)
         attendance_due.clear()
         for start in range(0, len(keys), 5000):
@@ -280,6 +283,12 @@ def build_app(settings: Settings) -> faust.App:
                     keys=keys[start : start + 5000],
                 )
             await push_live([{"type": "attendance", **r} for r in rows])
+        # Each row is recomputed from the whole day's fixes: late in a busy day that costs
+        # PostgreSQL more than the sinks. Keep it to a quarter of the time at most.
+        spent = time.monotonic() - started
+        attendance_pace["not_before"] = started + max(
+            settings.attendance_push_interval_s, ATTENDANCE_MAX_SHARE_INV * spent
+        )
 
     @app.timer(interval=settings.offline_check_interval_s)
     @skip_while_db_down("device_offline check", log)
