@@ -777,7 +777,7 @@ def write_markdown(figures: dict[str, Any], path: Path, command: str) -> None:
     path.write_text(head.rstrip() + "\n\n" + section + rest)
 
 
-def _exit_once(*_: Any) -> None:
+def exit_once(*_: Any) -> None:
     """The first SIGTERM unwinds (the stack is stopped in `run_bench`'s finally clause); a
     second one (`timeout` and a process group both sending it) must not interrupt that."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -787,7 +787,7 @@ def _exit_once(*_: Any) -> None:
 
 def main(args: Any) -> int:
     # SIGTERM unwinds like Ctrl-C, so the embedded stack is stopped by the finally clause
-    signal.signal(signal.SIGTERM, _exit_once)
+    signal.signal(signal.SIGTERM, exit_once)
     share = getattr(args, "signed_share", 1.0)
     rates = [float(r) for r in args.rates.split(",")] if getattr(args, "rates", None) else None
     figures = run_bench(

@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -435,6 +436,10 @@ def main(argv: list[str] | None = None) -> int:
         "--render", type=Path, default=None, help="only re-render docs from a soak.json"
     )
     args = ap.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the embedded stack is stopped (run_soak's finally)
+    from stack.bench import exit_once
+
+    signal.signal(signal.SIGTERM, exit_once)
     if args.render is not None:
         write_docs(load_result(args.render), ROOT / "docs")
         return 0
