@@ -1,0 +1,38 @@
+"""The engines every process uses plan each statement for its actual parameters: with
+PostgreSQL's generic plans, our joins against `unnest` of array parameters became sequential
+scans of whole tables after five executions, and the worker's batches slowed down as the
+evidence chain grew (found by `make soak`)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import text
+
+from stack.settings import Settings
+from store.db import async_engine
+from tests.stack_client import StackClient
+
+TAIL = (
+    "EXPLAIN SELECT e.* FROM evidence_entries e "
+    "JOIN unnest(CAST(:e AS text[]), CAST(:t AS double precision[])) AS t(engineer_id, ts) "
+    "ON e.engineer_id = t.engineer_id AND e.order_ts >= t.ts"
+)
+
+
+def test_statements_keep_their_index_plans_after_many_executions(sw: StackClient) -> None:
+    engine = async_engine(Settings(database_url=sw.endpoints["database"]), pool_size=1)
+
+    async def plans() -> tuple[str, list[str]]:
+        async with engine.connect() as conn:
+            mode = (await conn.execute(text("SHOW plan_cache_mode"))).scalar_one()
+            out = []
+            for _ in range(8):  # past the five custom plans after which a generic one may win
+                rows = await conn.execute(text(TAIL), {"e": ["nobody"], "t": [0.0]})
+                out.append("\n".join(r[0] for r in rows))
+        await engine.dispose()
+        return str(mode), out
+
+    mode, explained = asyncio.run(plans())
+    assert mode == "force_custom_plan"
+    assert all("Seq Scan on evidence_entries" not in p for p in explained), explained[-1]
