@@ -339,6 +339,9 @@ def claim_state_dir(base: Path) -> Path:
     raise AssertionError("unreachable")
 
 
+FINISH_AFTER_CANCEL_S = 20.0  # how long a cancelled agent may still finish its batch
+
+
 async def finish_batch(work: Any) -> None:
     """Run one batch's work to its end even when the agent is cancelled meanwhile.
 
@@ -346,24 +349,34 @@ async def finish_batch(work: Any) -> None:
     acknowledge the batch they yielded when their generator is closed, whether or not the
     batch was processed: a batch cancelled half-way had its offsets committed and was never
     written (a second worker joining under load lost 10 fixes that way). So the work runs
-    shielded and the cancellation is passed on only once it is done; if the process dies
-    instead, nothing was acknowledged and Kafka redelivers the batch.
+    shielded and the cancellation is passed on once it is done, or after
+    `FINISH_AFTER_CANCEL_S` (a batch stuck that long, e.g. waiting for PostgreSQL, must not
+    stall the partition's rebalance forever). If the process dies instead, nothing was
+    acknowledged and Kafka redelivers the batch.
     """
     task = asyncio.ensure_future(work)
-    cancelled = False
-    while True:
+    try:
+        await asyncio.shield(task)
+        return
+    except asyncio.CancelledError:
+        if task.done() and not task.cancelled():
+            task.result()
+            raise
+    deadline = time.monotonic() + FINISH_AFTER_CANCEL_S
+    while not task.done() and time.monotonic() < deadline:
         try:
-            await asyncio.shield(task)
-            break
+            await asyncio.wait({task}, timeout=deadline - time.monotonic())
         except asyncio.CancelledError:
-            if task.done():
-                break
-            cancelled = True  # finish first, then let the cancellation through
-    if cancelled:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("a batch failed while its agent was being cancelled: %r", task.exception())
-        raise asyncio.CancelledError
-    task.result()
+            continue  # cancelled again while finishing: keep finishing
+    if not task.done():
+        log.error(
+            "a batch did not finish within %.0f s of its agent's cancellation",
+            FINISH_AFTER_CANCEL_S,
+        )
+        task.cancel()
+    elif not task.cancelled() and task.exception() is not None:
+        log.error("a batch failed while its agent was being cancelled: %r", task.exception())
+    raise asyncio.CancelledError
 
 
 LIVE_CHUNK = 400  # live messages per Kafka record: a big batch must stay far below 1 MiB
