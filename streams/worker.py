@@ -68,27 +68,7 @@ ATTENDANCE_MAX_SHARE_INV = 4.0  # live attendance may take 1/4 of the worker's t
 STATE_CACHE = 20_000  # engineers whose decoded state the worker keeps in memory
 
 
-def _short_fetch_wait() -> None:
-    """Faust builds its consumer with ``fetch_max_wait_ms=1500`` (hard-coded in its aiokafka
-    driver); on tansu every fetch then waits that long (stack.topics.FETCH_MAX_WAIT_MS). The
-    consumer reads the value when it starts, so setting it on the new consumer is enough."""
-    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
-
-    create = AIOKafkaConsumerThread._create_worker_consumer
-    if getattr(create, "sitewatch", False):
-        return
-
-    def create_worker_consumer(self: Any, transport: Any) -> Any:
-        consumer = create(self, transport)
-        consumer._fetch_max_wait_ms = topics.FETCH_MAX_WAIT_MS  # noqa: SLF001
-        return consumer
-
-    create_worker_consumer.sitewatch = True  # type: ignore[attr-defined]
-    AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
-
-
 def build_app(settings: Settings) -> faust.App:
-    _short_fetch_wait()
     p = settings.kafka_partitions
     app = faust.App(
         "sitewatch-streams",
@@ -98,10 +78,6 @@ def build_app(settings: Settings) -> faust.App:
         topic_partitions=p,
         web_enabled=False,
         producer_acks=-1,
-        # table writes (one changelog record per engineer per batch) and live messages: let
-        # the producer gather them into one request per partition instead of one each
-        producer_linger=0.005,
-        producer_max_batch_size=512 * 1024,
         consumer_auto_offset_reset="earliest",
         topic_allow_declare=True,
         topic_disable_leader=True,
