@@ -142,9 +142,7 @@ def build_app(settings: Settings) -> faust.App:
         async for events in stream.take_events(
             settings.batch_events, within=settings.batch_within_s
         ):
-            await finish_batch(
-                retry_db(engineer_batch, events, what="engineer_records", log_to=log)
-            )
+            await retry_db(engineer_batch, events, what="engineer_records", log_to=log)
 
     async def engineer_batch(events: list[Any]) -> None:
         timing.start(len(events))
@@ -199,9 +197,7 @@ def build_app(settings: Settings) -> faust.App:
         async for events in stream.take_events(
             settings.batch_events, within=settings.batch_within_s
         ):
-            await finish_batch(
-                retry_db(telemetry_batch, events, what="device_telemetry", log_to=log)
-            )
+            await retry_db(telemetry_batch, events, what="device_telemetry", log_to=log)
 
     async def telemetry_batch(events: list[Any]) -> None:
         decoded = decode_events(events, (TelemetryRecord,))
@@ -231,7 +227,7 @@ def build_app(settings: Settings) -> faust.App:
                 d = orjson.loads(v)
                 d["received_at"] = dt.datetime.fromtimestamp(d["received_at"], dt.UTC)
                 rows.append(d)
-            await finish_batch(retry_db(insert_rejected, rows, what="rejected_sink", log_to=log))
+            await retry_db(insert_rejected, rows, what="rejected_sink", log_to=log)
 
     async def insert_rejected(rows: list[dict[str, Any]]) -> None:
         async with engine().begin() as conn:
@@ -313,46 +309,6 @@ def claim_state_dir(base: Path) -> Path:
         _STATE_LOCKS.append(lock)
         return slot
     raise AssertionError("unreachable")
-
-
-FINISH_AFTER_CANCEL_S = 20.0  # how long a cancelled agent may still finish its batch
-
-
-async def finish_batch(work: Any) -> None:
-    """Run one batch's work to its end even when the agent is cancelled meanwhile.
-
-    Faust restarts agents on a rebalance by cancelling them, and `take()`/`take_events()`
-    acknowledge the batch they yielded when their generator is closed, whether or not the
-    batch was processed: a batch cancelled half-way had its offsets committed and was never
-    written (a second worker joining under load lost 10 fixes that way). So the work runs
-    shielded and the cancellation is passed on once it is done, or after
-    `FINISH_AFTER_CANCEL_S` (a batch stuck that long, e.g. waiting for PostgreSQL, must not
-    stall the partition's rebalance forever). If the process dies instead, nothing was
-    acknowledged and Kafka redelivers the batch.
-    """
-    task = asyncio.ensure_future(work)
-    try:
-        await asyncio.shield(task)
-        return
-    except asyncio.CancelledError:
-        if task.done() and not task.cancelled():
-            task.result()
-            raise
-    deadline = time.monotonic() + FINISH_AFTER_CANCEL_S
-    while not task.done() and time.monotonic() < deadline:
-        try:
-            await asyncio.wait({task}, timeout=deadline - time.monotonic())
-        except asyncio.CancelledError:
-            continue  # cancelled again while finishing: keep finishing
-    if not task.done():
-        log.error(
-            "a batch did not finish within %.0f s of its agent's cancellation",
-            FINISH_AFTER_CANCEL_S,
-        )
-        task.cancel()
-    elif not task.cancelled() and task.exception() is not None:
-        log.error("a batch failed while its agent was being cancelled: %r", task.exception())
-    raise asyncio.CancelledError
 
 
 LIVE_CHUNK = 400  # live messages per Kafka record: a big batch must stay far below 1 MiB
