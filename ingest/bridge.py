@@ -56,7 +56,7 @@ MAX_BATCH = 4000
 # per Kafka record, so a handful of messages per batch (what arrives between two events at
 # 1,000/s) costs the bridge about 0.8 ms of CPU per message instead of 0.05 ms.
 BATCH_FILL = 500
-BATCH_LINGER_S = 0.0  # measured 0.025 (docs/ingest.md); off until the rebalance loss is fixed
+BATCH_LINGER_S = 0.025
 MAX_BATCHES_IN_FLIGHT = 4
 HIGH_WATER = 2 * MAX_BATCH  # arrived but not yet in a batch: stop reading MQTT above this
 RECEIVE_MAXIMUM = 65_000  # unacknowledged QoS 1 messages Mosquitto may send us (MQTT 5)

@@ -55,9 +55,6 @@ log = logging.getLogger("sitewatch.ingest")
 EXCERPT_BYTES = 300
 # Records per envelope, and bytes: far below Kafka's default 1 MiB message limit.
 ENVELOPE_RECORDS = 250
-# Off for now: with envelopes (and the other throughput changes of 2026-11-24) the rebalance
-# fault tests lost acknowledged fixes; see docs/BENCHMARKS.md. The worker reads both forms.
-ENVELOPES = False
 ENVELOPE_BYTES = 256 * 1024
 _SEEN_QUERY = (
     "SELECT s.identity, s.msg_id FROM ingest_seen s JOIN "
@@ -300,7 +297,7 @@ class Gate:
         futures: list[Any] = []
         producer = self.producer
         partitions = self.partitions
-        keyed: dict[tuple[str, int], list[tuple[bytes, bytes]]] = {}  # (key, value) each
+        keyed: dict[tuple[str, int], tuple[bytes, list[bytes]]] = {}  # first key, values
 
         async def append(topic: str, part: int, key: bytes | None, value: bytes) -> None:
             builder = builders.get((topic, part))
@@ -321,7 +318,7 @@ class Gate:
                     await partitions.load(producer, topic)
                 part = partitions.of(topic, key)
                 value = to_json(record, received_at=item.received_at)
-                keyed.setdefault((topic, part), []).append((key, value))
+                keyed.setdefault((topic, part), (key, []))[1].append(value)
                 continue
             if item.redelivered and verdict is not None and verdict.reason == Reason.REPLAY:
                 continue  # the broker's redelivery of what was already accepted
@@ -330,13 +327,9 @@ class Gate:
                 await partitions.load(producer, topics.REJECTED)
             part = partitions.spread(topics.REJECTED, item.mid)
             await append(topics.REJECTED, part, None, rejection_record(item, verdict))
-        for (topic, part), records in keyed.items():
-            if ENVELOPES:
-                for envelope in envelopes([v for _, v in records]):
-                    await append(topic, part, records[0][0], envelope)
-            else:
-                for key, value in records:
-                    await append(topic, part, key, value)
+        for (topic, part), (key, values) in keyed.items():
+            for envelope in envelopes(values):
+                await append(topic, part, key, envelope)
         for (topic, part), builder in builders.items():
             futures.append(await producer.send_batch(builder, topic, partition=part))
         return futures

@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     # Stream worker batching. Engineer and telemetry agents take up to `batch_events` Kafka
     # records (each one record or an envelope of up to 250, ingest.gate.envelopes) or what
     # arrived within `batch_within_s`; the dead-letter agent up to `batch_size` records.
-    batch_events: int = 1000
+    batch_events: int = 64
     batch_size: int = 1000
     batch_within_s: float = 0.05
 

@@ -55,7 +55,7 @@ from store.models import (
 from store.queries import attendance, unlogged_days
 from store.retention import trim as trim_old_rows
 from store.retry import retry_db, skip_while_db_down
-from streams import device_batch, sinks
+from streams import device_batch, faust_fixes, sinks
 from streams.common import live_alert
 from streams.day_close import missing_log_alerts
 from streams.engineer_batch import EngineerFacts, EngineerState, process_engineer_batch
@@ -68,7 +68,28 @@ ATTENDANCE_MAX_SHARE_INV = 4.0  # live attendance may take 1/4 of the worker's t
 STATE_CACHE = 20_000  # engineers whose decoded state the worker keeps in memory
 
 
+def _short_fetch_wait() -> None:
+    """Faust builds its consumer with ``fetch_max_wait_ms=1500`` (hard-coded in its aiokafka
+    driver); on tansu every fetch then waits that long (stack.topics.FETCH_MAX_WAIT_MS). The
+    consumer reads the value when it starts, so setting it on the new consumer is enough."""
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    create = AIOKafkaConsumerThread._create_worker_consumer
+    if getattr(create, "sitewatch", False):
+        return
+
+    def create_worker_consumer(self: Any, transport: Any) -> Any:
+        consumer = create(self, transport)
+        consumer._fetch_max_wait_ms = topics.FETCH_MAX_WAIT_MS  # noqa: SLF001
+        return consumer
+
+    create_worker_consumer.sitewatch = True  # type: ignore[attr-defined]
+    AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
+
+
 def build_app(settings: Settings) -> faust.App:
+    faust_fixes.install()  # before the app exists: it patches Faust's consumer and recovery
+    _short_fetch_wait()
     p = settings.kafka_partitions
     app = faust.App(
         "sitewatch-streams",
@@ -78,6 +99,10 @@ def build_app(settings: Settings) -> faust.App:
         topic_partitions=p,
         web_enabled=False,
         producer_acks=-1,
+        # table writes (one changelog record per engineer per batch) and live messages: let
+        # the producer gather them into one request per partition instead of one each
+        producer_linger=0.005,
+        producer_max_batch_size=512 * 1024,
         consumer_auto_offset_reset="earliest",
         topic_allow_declare=True,
         topic_disable_leader=True,
@@ -144,8 +169,13 @@ def build_app(settings: Settings) -> faust.App:
         ):
             await retry_db(engineer_batch, events, what="engineer_records", log_to=log)
 
-    async def engineer_batch(events: list[Any]) -> None:
-        timing.start(len(events))
+    async def engineer_batch(batch: list[Any]) -> None:
+        timing.start(len(batch))
+        admitted = await faust_fixes.admit(app.consumer, batch)
+        await write_engineer_batch(admitted)
+        faust_fixes.written(admitted)
+
+    async def write_engineer_batch(events: list[Any]) -> None:
         decoded = decode_events(events, ENGINEER_RECORDS)
         records, events = decoded.records, decoded.events
         timing.count(len(records))
@@ -181,6 +211,7 @@ def build_app(settings: Settings) -> faust.App:
                 timezone=settings.timezone,
             )
         timing.lap("evidence+commit")
+        faust_fixes.trace_written(events)
         for engineer_id, state in out.states.items():
             write_keyed(track_table, engineer_id, state.to_dict(), by_key[engineer_id])
             cached.pop(engineer_id, None)
@@ -199,7 +230,12 @@ def build_app(settings: Settings) -> faust.App:
         ):
             await retry_db(telemetry_batch, events, what="device_telemetry", log_to=log)
 
-    async def telemetry_batch(events: list[Any]) -> None:
+    async def telemetry_batch(batch: list[Any]) -> None:
+        admitted = await faust_fixes.admit(app.consumer, batch)
+        await write_telemetry_batch(admitted)
+        faust_fixes.written(admitted)
+
+    async def write_telemetry_batch(events: list[Any]) -> None:
         decoded = decode_events(events, (TelemetryRecord,))
         records, events, received = decoded.records, decoded.events, decoded.received
         if not records:
@@ -221,17 +257,19 @@ def build_app(settings: Settings) -> faust.App:
 
     @app.agent(rejected_topic)
     async def rejected_sink(stream: Any) -> Any:
-        async for batch in stream.take(settings.batch_size, within=settings.batch_within_s):
-            rows = []
-            for v in batch:
-                d = orjson.loads(v)
-                d["received_at"] = dt.datetime.fromtimestamp(d["received_at"], dt.UTC)
-                rows.append(d)
-            await retry_db(insert_rejected, rows, what="rejected_sink", log_to=log)
+        async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+            await retry_db(rejected_batch, batch, what="rejected_sink", log_to=log)
 
-    async def insert_rejected(rows: list[dict[str, Any]]) -> None:
+    async def rejected_batch(batch: list[Any]) -> None:
+        admitted = await faust_fixes.admit(app.consumer, batch)
+        rows = []
+        for e in admitted:
+            d = orjson.loads(e.value)
+            d["received_at"] = dt.datetime.fromtimestamp(d["received_at"], dt.UTC)
+            rows.append(d)
         async with engine().begin() as conn:
             await sinks.insert_new(conn, RejectedMessage, rows)
+        faust_fixes.written(admitted)
 
     @app.timer(interval=10.0)
     async def report_timing() -> None:

@@ -1,0 +1,181 @@
+"""Two corrections to faust-streaming 0.15.3 that lost accepted fixes after a rebalance or a
+worker restart (docs/reliability.md, "Offsets committed past unread records").
+
+1. Seek before fetching. When recovery ends, Faust resumes the stream partitions and *then*
+   seeks them to their committed offsets, one broker round trip per partition. Meanwhile the
+   fetcher reads from the old position; the records it delivers in that window go into the
+   agents' queues, which `flow_control.resume()` then clears, and the consumer's read offset is
+   set back to the committed one. The next record read looks like a gap, and Faust counts the
+   offsets of a gap as acknowledged: the cleared records are committed, never processed
+   (faust-streaming issues 216, 596). Here the partitions stay paused until the seek is done
+   and the queues are cleared, so nothing is read from the old position.
+
+2. For the source topics (the gate's), the committed offset is what the worker *wrote*, not
+   what Faust acknowledged: `streams.progress` admits each partition's records in offset order,
+   seeks back over a gap, and commits the offset after the unbroken run written to PostgreSQL.
+   Faust's consumer drops records on the way to the agent in more places than (1) (records
+   fetched for a partition paused meanwhile, messages skipped for an old generation), and it
+   commits over gaps, and over a hole of one record right after the committed offset (its
+   check is `min(acked) - committed > 1`, while the committed offset is the next to read).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any, cast
+
+from faust.tables.recovery import Recovery
+from faust.transport.consumer import Consumer
+from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
+
+from stack import topics
+from streams.progress import Progress
+
+log = logging.getLogger("sitewatch.streams")
+
+SOURCE_TOPICS = frozenset({topics.FIXES, topics.TELEMETRY, topics.REJECTED})
+# Diagnostics: log the offsets of every engineer batch written and of every commit (fixes.v1).
+TRACE = os.environ.get("SITEWATCH_TRACE_OFFSETS") == "1"
+
+
+async def _seek_paused_streams(recovery: Any) -> None:
+    """Seek the (still paused) stream partitions, clear the queues, and only then resume."""
+    app = recovery.app
+    consumer = app.consumer
+    assignment = consumer.assignment()
+    streams = {tp for tp in assignment if not recovery._is_changelog_tp(tp)}
+    if assignment:
+        consumer.pause_partitions(streams)
+        recovery.log.info("Seek stream partitions to committed offsets (paused).")
+        await recovery._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
+    recovery.completed.set()
+    app.flow_control.resume()  # clears the agents' queues: nothing in them is from after the seek
+    consumer.resume_flow()
+    consumer.resume_partitions(streams)
+    await cast(Any, app)._fetcher.maybe_start()
+
+
+async def _on_recovery_completed(self: Any, generation_id: int = 0) -> None:
+    self.log.info("Restore complete!")
+    await self.app.on_rebalance_complete.send()
+    self._set_recovery_ended()
+    callbacks = [
+        asyncio.ensure_future(
+            table.on_recovery_completed(
+                self.actives_for_table[table], self.standbys_for_table[table]
+            )
+        )
+        for table in self.tables.values()
+    ]
+    if callbacks:
+        await asyncio.wait(callbacks)
+    if self.app.consumer_generation_id != generation_id:
+        self.log.warning(
+            "Recovery rebalancing again app id %s param %s",
+            self.app.consumer_generation_id,
+            generation_id,
+        )
+        return
+    await _seek_paused_streams(self)
+    self.tables.on_actives_ready()
+    if not self.app.assignor.assigned_standbys():
+        self.tables.on_standbys_ready()
+    self.app.on_rebalance_end()
+    self.log.info("Worker ready")
+
+
+async def _resume_streams(self: Any, generation_id: int = 0) -> None:
+    await self.app.on_rebalance_complete.send()
+    if self.app.consumer_generation_id != generation_id:
+        self.log.warning("Recovery rebalancing again")
+        return
+    await _seek_paused_streams(self)
+    self.tables.on_actives_ready()
+    self.tables.on_standbys_ready()
+    self.app.on_rebalance_end()
+    self.log.info("Worker ready")
+
+
+async def _add_gap(self: Any, tp: Any, offset_from: int, offset_to: int) -> None:
+    if tp.topic in SOURCE_TOPICS:
+        return  # streams.progress finds and reads again what never reached the agent
+    await _faust_add_gap(self, tp, offset_from, offset_to)
+
+
+def _new_offset(self: Any, tp: Any) -> int | None:
+    if tp.topic in SOURCE_TOPICS:
+        self._acked[tp].clear()  # acknowledged is not written: see streams.progress
+        self._acked_index[tp].clear()
+        return PROGRESS.committable(tp)
+    return cast(int | None, _faust_new_offset(self, tp))
+
+
+async def _perform_seek(self: Any) -> None:
+    await _faust_perform_seek(self)
+    read = self._read_offset
+    PROGRESS.owned({tp: read.get(tp) for tp in self.assignment() if tp.topic in SOURCE_TOPICS})
+
+
+async def _on_partitions_revoked(self: Any, revoked: Any) -> None:
+    await _faust_on_partitions_revoked(self, revoked)  # commits what was written, first
+    PROGRESS.forget(revoked)
+
+
+_faust_add_gap = Consumer._add_gap
+_faust_new_offset = Consumer._new_offset
+_faust_perform_seek = Consumer.perform_seek
+_faust_on_partitions_revoked = Consumer.on_partitions_revoked
+_faust_commit = AIOKafkaConsumer._commit
+PROGRESS = Progress()  # one worker process, one consumer
+
+
+def install() -> Progress:
+    """Apply both corrections (idempotent); the worker admits its records through the
+    returned progress."""
+    Recovery.on_recovery_completed = _on_recovery_completed  # type: ignore[method-assign]
+    Recovery._resume_streams = _resume_streams  # type: ignore[method-assign]
+    Consumer._add_gap = _add_gap  # type: ignore[method-assign]
+    Consumer._new_offset = _new_offset  # type: ignore[method-assign]
+    Consumer.perform_seek = _perform_seek  # type: ignore[method-assign]
+    Consumer.on_partitions_revoked = _on_partitions_revoked  # type: ignore[method-assign]
+    if TRACE:
+        AIOKafkaConsumer._commit = _traced_commit  # type: ignore[method-assign]
+    return PROGRESS
+
+
+async def _traced_commit(self: Any, offsets: Any) -> Any:
+    mine = {tp.partition: o for tp, o in offsets.items() if tp.topic == topics.FIXES}
+    if mine:
+        log.info("TRACE commit %s", mine)
+    return await _faust_commit(self, offsets)
+
+
+def trace_written(events: list[Any]) -> None:
+    if TRACE and events:
+        spans: dict[int, list[int]] = {}
+        for e in events:
+            spans.setdefault(e.message.tp.partition, []).append(e.message.offset)
+        log.info("TRACE done %s", {p: (min(o), max(o), len(o)) for p, o in spans.items()})
+
+
+def tp_of(event: Any) -> Any:
+    return event.message.tp
+
+
+async def admit(consumer: Any, events: list[Any]) -> list[Any]:
+    """The events of a batch the worker should write now (streams.progress); partitions with
+    a gap are sought back to the first offset missing."""
+    admitted = PROGRESS.admit(events, tp_of)
+    for tp, offset in admitted.seek.items():
+        log.warning(
+            "%s: records from offset %d never reached the worker; reading again", tp, offset
+        )
+        await consumer.seek(tp, offset)
+    return admitted.events
+
+
+def written(events: list[Any]) -> None:
+    """The admitted events are in PostgreSQL: their offsets may be committed."""
+    PROGRESS.done(events, tp_of)

@@ -1,0 +1,123 @@
+"""The corrections of streams.faust_fixes: what Faust would commit, and the order in which a
+recovered worker seeks and resumes its stream partitions (docs/reliability.md)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from types import SimpleNamespace
+from typing import Any
+
+from faust.transport.consumer import Consumer
+from faust.types import TP
+from intervaltree import IntervalTree
+
+from stack import topics
+from streams import faust_fixes
+
+FIXES_0 = TP(topics.FIXES, 0)
+CHANGELOG_0 = TP("sitewatch-streams-track-state-changelog", 0)
+
+
+def consumer_state(committed: dict[TP, int], acked: dict[TP, list[int]]) -> Any:
+    return SimpleNamespace(
+        _acked=defaultdict(list, {tp: list(o) for tp, o in acked.items()}),
+        _acked_index=defaultdict(set, {tp: set(o) for tp, o in acked.items()}),
+        _committed_offset=defaultdict(lambda: None, committed),
+        _gap=defaultdict(IntervalTree),
+    )
+
+
+def test_a_source_partition_commits_what_was_written_not_what_was_acknowledged() -> None:
+    # Faust: committed 405 (the next to read), 406 and 407 acknowledged, 405 never arrived
+    state = consumer_state({FIXES_0: 405}, {FIXES_0: [406, 407]})
+    assert Consumer._new_offset(state, FIXES_0) == 408  # Faust commits over 405: lost
+    faust_fixes.PROGRESS.owned({FIXES_0: 405})
+    try:
+        state = consumer_state({FIXES_0: 405}, {FIXES_0: [406, 407]})
+        assert faust_fixes._new_offset(state, FIXES_0) == 405
+        assert not state._acked[FIXES_0]  # the acknowledgements are not kept
+        faust_fixes.written([event(FIXES_0, 405), event(FIXES_0, 406)])
+        assert faust_fixes._new_offset(state, FIXES_0) == 407
+    finally:
+        faust_fixes.PROGRESS.forget([FIXES_0])
+
+
+def test_other_topics_keep_fausts_rule() -> None:
+    state = consumer_state({CHANGELOG_0: 405}, {CHANGELOG_0: [406, 407]})
+    assert faust_fixes._new_offset(state, CHANGELOG_0) == 408
+
+
+def test_a_gap_in_a_source_topic_is_not_acknowledged() -> None:
+    state = consumer_state({FIXES_0: 400, CHANGELOG_0: 400}, {})
+    asyncio.run(faust_fixes._add_gap(state, FIXES_0, 427, 506))
+    assert not state._gap[FIXES_0]
+    asyncio.run(faust_fixes._add_gap(state, CHANGELOG_0, 427, 506))
+    assert state._gap[CHANGELOG_0]  # compacted changelogs do have holes: Faust's rule
+
+
+def event(tp: TP, offset: int) -> Any:
+    return SimpleNamespace(message=SimpleNamespace(tp=tp, offset=offset))
+
+
+class Recorder:
+    """A recovered worker's consumer, app and recovery service, recording what is called."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        tps = {FIXES_0, CHANGELOG_0}
+        rec = self.calls.append
+
+        async def perform_seek() -> None:
+            rec("seek")
+
+        async def maybe_start() -> None:
+            rec("fetcher")
+
+        async def wait(coro: Any, timeout: float | None = None) -> None:
+            await coro
+
+        self.consumer = SimpleNamespace(
+            assignment=lambda: tps,
+            pause_partitions=lambda p: rec(f"pause {sorted(t.topic for t in p)}"),
+            resume_partitions=lambda p: rec(f"resume {sorted(t.topic for t in p)}"),
+            resume_flow=lambda: rec("resume_flow"),
+            perform_seek=perform_seek,
+        )
+        self.app = SimpleNamespace(
+            consumer=self.consumer,
+            conf=SimpleNamespace(broker_request_timeout=5.0),
+            flow_control=SimpleNamespace(resume=lambda: rec("clear queues")),
+            _fetcher=SimpleNamespace(maybe_start=maybe_start),
+        )
+        self.recovery = SimpleNamespace(
+            app=self.app,
+            _is_changelog_tp=lambda tp: tp == CHANGELOG_0,
+            _wait=wait,
+            completed=SimpleNamespace(set=lambda: rec("completed")),
+            log=SimpleNamespace(info=lambda *a: None),
+        )
+
+
+def test_stream_partitions_resume_only_after_the_seek_and_the_queue_clear() -> None:
+    r = Recorder()
+    asyncio.run(faust_fixes._seek_paused_streams(r.recovery))
+    order = r.calls
+    assert order[0] == f"pause {[topics.FIXES]}"
+    assert (
+        order.index("seek") < order.index("clear queues") < order.index(f"resume {[topics.FIXES]}")
+    )
+    assert order[-1] == "fetcher"
+
+
+def test_the_worker_installs_the_corrections(tmp_path: Any) -> None:
+    from faust.tables.recovery import Recovery
+
+    from stack.settings import Settings
+    from streams.worker import build_app
+
+    build_app(Settings(data_dir=tmp_path))
+    assert Consumer._add_gap is faust_fixes._add_gap
+    assert Consumer._new_offset is faust_fixes._new_offset
+    assert Recovery.on_recovery_completed is faust_fixes._on_recovery_completed
+    assert Recovery._resume_streams is faust_fixes._resume_streams
