@@ -54,9 +54,11 @@ MAX_BATCH = 4000
 # A batch starts once BATCH_FILL messages arrived or the oldest waited BATCH_LINGER_S: every
 # batch pays fixed costs (two PostgreSQL round trips, a Kafka request), and the worker's cost is
 # per Kafka record, so a handful of messages per batch (what arrives between two events at
-# 1,000/s) costs the bridge about 0.8 ms of CPU per message instead of 0.05 ms.
+# 1,000/s) costs the bridge about 0.8 ms of CPU per message instead of 0.05 ms. And each batch
+# is one more record batch in every fixes.v1 partition: tansu's fetches slow down sharply past
+# ~30,000 batches in a partition (docs/reliability.md), so 100 ms rather than 25.
 BATCH_FILL = 500
-BATCH_LINGER_S = 0.025
+BATCH_LINGER_S = 0.1
 MAX_BATCHES_IN_FLIGHT = 4
 HIGH_WATER = 2 * MAX_BATCH  # arrived but not yet in a batch: stop reading MQTT above this
 RECEIVE_MAXIMUM = 65_000  # unacknowledged QoS 1 messages Mosquitto may send us (MQTT 5)
