@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import tempfile
 import time
@@ -22,16 +21,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from stack.processes import Supervisor
+from stack.restart import cpu_seconds as cpu_s
 from stack.services import start_tansu
 
 BATCHES_PER_ROUND = 5000
 READ_BACK = 2500
-
-
-def cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def probe(bootstrap: str, pid: int, rounds: int, per_batch: int, value_bytes: int) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from faust.tables.recovery import Recovery
@@ -131,9 +132,8 @@ _faust_commit = AIOKafkaConsumer._commit
 PROGRESS = Progress()  # one worker process, one consumer
 
 
-def install() -> Progress:
-    """Apply both corrections (idempotent); the worker admits its records through the
-    returned progress."""
+def install() -> None:
+    """Apply both corrections (idempotent)."""
     Recovery.on_recovery_completed = _on_recovery_completed  # type: ignore[method-assign]
     Recovery._resume_streams = _resume_streams  # type: ignore[method-assign]
     Consumer._add_gap = _add_gap  # type: ignore[method-assign]
@@ -142,7 +142,6 @@ def install() -> Progress:
     Consumer.on_partitions_revoked = _on_partitions_revoked  # type: ignore[method-assign]
     if TRACE:
         AIOKafkaConsumer._commit = _traced_commit  # type: ignore[method-assign]
-    return PROGRESS
 
 
 async def _traced_commit(self: Any, offsets: Any) -> Any:
@@ -152,11 +151,12 @@ async def _traced_commit(self: Any, offsets: Any) -> Any:
     return await _faust_commit(self, offsets)
 
 
-def trace_written(events: list[Any]) -> None:
-    if TRACE and events:
-        spans: dict[int, list[int]] = {}
-        for e in events:
+def _trace_written(events: list[Any]) -> None:
+    spans: dict[int, list[int]] = {}
+    for e in events:
+        if e.message.tp.topic == topics.FIXES:
             spans.setdefault(e.message.tp.partition, []).append(e.message.offset)
+    if spans:
         log.info("TRACE done %s", {p: (min(o), max(o), len(o)) for p, o in spans.items()})
 
 
@@ -179,3 +179,14 @@ async def admit(consumer: Any, events: list[Any]) -> list[Any]:
 def written(events: list[Any]) -> None:
     """The admitted events are in PostgreSQL: their offsets may be committed."""
     PROGRESS.done(events, tp_of)
+    if TRACE:
+        _trace_written(events)
+
+
+async def write_in_order(
+    consumer: Any, batch: list[Any], write: Callable[[list[Any]], Awaitable[None]]
+) -> None:
+    """`write` the admitted events of a batch, then let their offsets be committed."""
+    admitted = await admit(consumer, batch)
+    await write(admitted)
+    written(admitted)

@@ -162,20 +162,22 @@ def build_app(settings: Settings) -> faust.App:
 
     @app.agent(fixes_topic)
     async def engineer_records(stream: Any) -> Any:
-        # A batch raising out of the loop would be acknowledged by take_events() all the same
-        # (lost): its database work is retried until PostgreSQL is back (store.retry).
+        # Records are written in offset order and committed once written (streams.progress);
+        # a batch's database work is retried until PostgreSQL is back (store.retry).
         async for events in stream.take_events(
             settings.batch_events, within=settings.batch_within_s
         ):
-            await retry_db(engineer_batch, events, what="engineer_records", log_to=log)
+            await retry_db(
+                faust_fixes.write_in_order,
+                app.consumer,
+                events,
+                engineer_batch,
+                what="engineer_records",
+                log_to=log,
+            )
 
-    async def engineer_batch(batch: list[Any]) -> None:
-        timing.start(len(batch))
-        admitted = await faust_fixes.admit(app.consumer, batch)
-        await write_engineer_batch(admitted)
-        faust_fixes.written(admitted)
-
-    async def write_engineer_batch(events: list[Any]) -> None:
+    async def engineer_batch(events: list[Any]) -> None:
+        timing.start(len(events))
         decoded = decode_events(events, ENGINEER_RECORDS)
         records, events = decoded.records, decoded.events
         timing.count(len(records))
@@ -211,7 +213,6 @@ def build_app(settings: Settings) -> faust.App:
                 timezone=settings.timezone,
             )
         timing.lap("evidence+commit")
-        faust_fixes.trace_written(events)
         for engineer_id, state in out.states.items():
             write_keyed(track_table, engineer_id, state.to_dict(), by_key[engineer_id])
             cached.pop(engineer_id, None)
@@ -228,14 +229,16 @@ def build_app(settings: Settings) -> faust.App:
         async for events in stream.take_events(
             settings.batch_events, within=settings.batch_within_s
         ):
-            await retry_db(telemetry_batch, events, what="device_telemetry", log_to=log)
+            await retry_db(
+                faust_fixes.write_in_order,
+                app.consumer,
+                events,
+                telemetry_batch,
+                what="device_telemetry",
+                log_to=log,
+            )
 
-    async def telemetry_batch(batch: list[Any]) -> None:
-        admitted = await faust_fixes.admit(app.consumer, batch)
-        await write_telemetry_batch(admitted)
-        faust_fixes.written(admitted)
-
-    async def write_telemetry_batch(events: list[Any]) -> None:
+    async def telemetry_batch(events: list[Any]) -> None:
         decoded = decode_events(events, (TelemetryRecord,))
         records, events, received = decoded.records, decoded.events, decoded.received
         if not records:
@@ -258,18 +261,23 @@ def build_app(settings: Settings) -> faust.App:
     @app.agent(rejected_topic)
     async def rejected_sink(stream: Any) -> Any:
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-            await retry_db(rejected_batch, batch, what="rejected_sink", log_to=log)
+            await retry_db(
+                faust_fixes.write_in_order,
+                app.consumer,
+                batch,
+                rejected_batch,
+                what="rejected_sink",
+                log_to=log,
+            )
 
-    async def rejected_batch(batch: list[Any]) -> None:
-        admitted = await faust_fixes.admit(app.consumer, batch)
+    async def rejected_batch(events: list[Any]) -> None:
         rows = []
-        for e in admitted:
+        for e in events:
             d = orjson.loads(e.value)
             d["received_at"] = dt.datetime.fromtimestamp(d["received_at"], dt.UTC)
             rows.append(d)
         async with engine().begin() as conn:
             await sinks.insert_new(conn, RejectedMessage, rows)
-        faust_fixes.written(admitted)
 
     @app.timer(interval=10.0)
     async def report_timing() -> None:
