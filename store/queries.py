@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from streams.attendance import Tally, to_us
+
 ATTENDANCE_SQL = """
 WITH on_site AS (
     SELECT f.engineer_id, p.project_id, f.local_date, f.ts,
@@ -45,6 +47,40 @@ async def attendance(
     *,
     max_gap_s: float,
     min_minutes_present: float,
+    **filters: Any,
+) -> list[dict[str, Any]]:
+    """Attendance per engineer, project and local day, computed from the stored on-site fixes
+    (CONTRACT section 4), so late and redelivered fixes always give the same answer. Filters:
+    those of `attendance_rows`."""
+    rows = await attendance_rows(conn, max_gap_s=max_gap_s, **filters)
+    return [attendance_row(r, min_minutes_present) for r in rows]
+
+
+async def attendance_tallies(
+    conn: AsyncConnection, *, max_gap_s: float, keys: list[tuple[str, str, dt.date]]
+) -> list[tuple[tuple[str, str, dt.date], Tally]]:
+    """The stored-fixes attendance of `keys` as the stream worker's live tallies
+    (streams.attendance)."""
+    if not keys:
+        return []
+    return [
+        (
+            (r.engineer_id, r.project_id, r.local_date),
+            Tally(
+                to_us(r.first_in),
+                to_us(r.last_out),
+                round(float(r.minutes_on_site) * 60_000_000),
+                r.region_code,
+            ),
+        )
+        for r in await attendance_rows(conn, max_gap_s=max_gap_s, keys=keys)
+    ]
+
+
+async def attendance_rows(
+    conn: AsyncConnection,
+    *,
+    max_gap_s: float,
     engineer_id: str | None = None,
     project_id: str | None = None,
     date: dt.date | None = None,
@@ -52,9 +88,7 @@ async def attendance(
     date_from: dt.date | None = None,
     date_to: dt.date | None = None,
     region_prefix: str | None = None,
-) -> list[dict[str, Any]]:
-    """Attendance per engineer, project and local day, computed from the stored on-site fixes
-    (CONTRACT section 4), so late and redelivered fixes always give the same answer."""
+) -> list[Any]:
     clauses = ["true"]
     params: dict[str, Any] = {"max_gap_s": max_gap_s}
     if engineer_id is not None:
@@ -87,7 +121,7 @@ async def attendance(
         params["k_p"] = [k[1] for k in keys]
         params["k_d"] = [k[2] for k in keys]
     result = await conn.execute(text(ATTENDANCE_SQL.format(where=" AND ".join(clauses))), params)
-    return [attendance_row(r, min_minutes_present) for r in result]
+    return list(result)
 
 
 UNLOGGED_DAYS_SQL = text(

@@ -123,7 +123,6 @@ class BatchOutput:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     live: list[dict[str, Any]] = field(default_factory=list)
     states: dict[str, EngineerState] = field(default_factory=dict)
-    attendance_keys: set[tuple[str, str, dt.date]] = field(default_factory=set)
     day_checks: list[DayCheck] = field(default_factory=list)
 
 
@@ -206,7 +205,7 @@ def _geofence(
     fix_region: dict[tuple[str, str], str],
 ) -> None:
     """Which projects cover each fix (vectorised), which region it is in; fix rows, live
-    positions, attendance keys and `cross_region_unfiled`."""
+    positions and `cross_region_unfiled`."""
     lon = np.fromiter((f.lon for f in fixes), np.float64, len(fixes))
     lat = np.fromiter((f.lat for f in fixes), np.float64, len(fixes))
     accurate = np.fromiter(
@@ -260,8 +259,6 @@ def _geofence(
         )
         if projects:
             on_site_days[f.engineer_id].add(local_date)
-        for pid in projects:
-            out.attendance_keys.add((f.engineer_id, pid, local_date))
         per_engineer[f.engineer_id].append(
             TrackFix(f.msg_id, f.ts, f.lon, f.lat, f.acc_m, tuple(projects))
         )

@@ -52,10 +52,11 @@ from store.models import (
     SupervisionLog,
     Transition,
 )
-from store.queries import attendance, unlogged_days
+from store.queries import attendance_tallies, unlogged_days
 from store.retention import trim as trim_old_rows
 from store.retry import retry_db, skip_while_db_down
 from streams import device_batch, faust_fixes, sinks
+from streams.attendance import AttendanceBook, Key, on_site_fixes
 from streams.common import live_alert
 from streams.day_close import missing_log_alerts
 from streams.engineer_batch import EngineerFacts, EngineerState, process_engineer_batch
@@ -64,7 +65,6 @@ from streams.stats import StepTimes
 log = logging.getLogger("sitewatch.streams")
 
 ENGINEER_RECORDS = (FixRecord, LogRecord, OwnTracksRecord)
-ATTENDANCE_MAX_SHARE_INV = 4.0  # live attendance may take 1/4 of the worker's time at most
 STATE_CACHE = 20_000  # engineers whose decoded state the worker keeps in memory
 
 
@@ -126,8 +126,10 @@ def build_app(settings: Settings) -> faust.App:
     device_table = app.Table("device-state", partitions=p, key_type=str)
     ctx: dict[str, Any] = {}
     tz = ZoneInfo(settings.timezone)
-    attendance_due: set[tuple[str, str, dt.date]] = set()
-    attendance_pace = {"not_before": 0.0}  # monotonic time of the next live attendance push
+    # live attendance (streams.attendance): tallies kept as fixes are written, pushed for the
+    # keys that changed since the last push
+    book = AttendanceBook(settings.max_gap_s)
+    attendance_due: set[Key] = set()
     timing = StepTimes("engineer_records")
 
     # Engineer states as objects, so a batch does not decode each engineer's window from the
@@ -138,10 +140,12 @@ def build_app(settings: Settings) -> faust.App:
     @app.on_partitions_revoked.connect
     async def drop_cache_revoked(sender: Any, *_: Any, **__: Any) -> None:
         cached.clear()
+        book.forget()
 
     @app.on_partitions_assigned.connect
     async def drop_cache_assigned(sender: Any, *_: Any, **__: Any) -> None:
         cached.clear()
+        book.forget()
 
     @app.on_rebalance_complete.connect
     async def mark_ready(sender: Any, **_: Any) -> None:
@@ -204,6 +208,10 @@ def build_app(settings: Settings) -> faust.App:
             )
             alerts = out.alerts + missing_log_alerts(unlogged, tz)
             new_alerts = await sinks.insert_alerts(conn, alerts)
+            plan = book.plan(on_site_fixes(out.fixes, fences.project_region))
+            recomputed = await attendance_tallies(
+                conn, max_gap_s=settings.max_gap_s, keys=sorted(plan.recompute)
+            )
             timing.lap("sinks")
             # Evidence chain (streams.evidence): same transaction, idempotent.
             await evidence_chain.append(
@@ -213,6 +221,8 @@ def build_app(settings: Settings) -> faust.App:
                 timezone=settings.timezone,
             )
         timing.lap("evidence+commit")
+        book.commit(plan, recomputed)
+        attendance_due.update(plan.regions)  # pushed by `push_attendance`
         for engineer_id, state in out.states.items():
             write_keyed(track_table, engineer_id, state.to_dict(), by_key[engineer_id])
             cached.pop(engineer_id, None)
@@ -220,7 +230,6 @@ def build_app(settings: Settings) -> faust.App:
         while len(cached) > STATE_CACHE:
             del cached[next(iter(cached))]
         timing.lap("state")
-        attendance_due.update(out.attendance_keys)  # pushed by `push_attendance`
         await push_live(out.live + [live_alert(a) for a in new_alerts])
         timing.lap("live")
 
@@ -286,31 +295,15 @@ def build_app(settings: Settings) -> faust.App:
             log.info("%s", line)
 
     @app.timer(interval=settings.attendance_push_interval_s)
-    @skip_while_db_down("live attendance push", log)
     async def push_attendance() -> None:
-        """Live attendance of the (engineer, project, day) keys that got on-site fixes since
-        the last push, computed from PostGIS (store.queries.attendance): one query per
-        interval instead of one per batch. Only the live map waits for it; REST is exact."""
-        if not attendance_due or time.monotonic() < attendance_pace["not_before"]:
+        """Live attendance of the keys that got on-site fixes since the last push, coalesced:
+        at most one message per key and interval, from the worker's tallies."""
+        if not attendance_due:
             return
-        started = time.monotonic()
         keys = sorted(attendance_due)
         attendance_due.clear()
-        for start in range(0, len(keys), 5000):
-            async with engine().connect() as conn:
-                rows = await attendance(
-                    conn,
-                    max_gap_s=settings.max_gap_s,
-                    min_minutes_present=settings.min_minutes_present,
-                    keys=keys[start : start + 5000],
-                )
-            await push_live([{"type": "attendance", **r} for r in rows])
-        # Each row is recomputed from the whole day's fixes: late in a busy day that costs
-        # PostgreSQL more than the sinks. Keep it to a quarter of the time at most.
-        spent = time.monotonic() - started
-        attendance_pace["not_before"] = started + max(
-            settings.attendance_push_interval_s, ATTENDANCE_MAX_SHARE_INV * spent
-        )
+        rows = (book.row(k, settings.min_minutes_present) for k in keys)
+        await push_live([{"type": "attendance", **r} for r in rows if r is not None])
 
     @app.timer(interval=settings.offline_check_interval_s)
     @skip_while_db_down("device_offline check", log)

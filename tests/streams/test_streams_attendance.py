@@ -1,10 +1,16 @@
 """Attendance and tracks on the real stack, with hand-computed minutes (CONTRACT section 4):
 a fix on the polygon edge counts, a gap of exactly max_gap_s (900 s) counts and 901 s does
-not, an inaccurate fix is not on site, and out-of-order delivery gives the same result."""
+not, an inaccurate fix is not on site, and out-of-order delivery gives the same result, on
+REST (from the stored fixes) and live (the worker's tallies, streams.attendance)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import time
 from typing import Any
+
+from websockets.sync.client import connect
 
 from tests.stack_client import StackClient
 from tests.streams.scenario import (
@@ -42,6 +48,25 @@ def messages(engineer_id: str, t: str, lon: float, lat: float, order: str) -> li
     return [by_name[n] for n in order]
 
 
+def live_attendance(live: Any, engineers: set[str], minutes: float) -> dict[str, Any]:
+    """The live attendance messages of `engineers` until each has reached `minutes` (the
+    worker pushes them coalesced, every couple of seconds); the last one of each."""
+    last: dict[str, Any] = {}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if len(last) == len(engineers) and all(
+            m["minutes_on_site"] == minutes for m in last.values()
+        ):
+            return last
+        try:
+            message = json.loads(live.recv(timeout=1.0))
+        except TimeoutError:
+            continue
+        if message.get("type") == "attendance" and message["engineer_id"] in engineers:
+            last[message["engineer_id"]] = message
+    raise AssertionError(f"live attendance never reached {minutes} minutes: {last}")
+
+
 def test_attendance_minutes_boundaries_and_out_of_order(sw: StackClient) -> None:
     t = tag()
     project = f"ATT-P-{t}"
@@ -49,11 +74,25 @@ def test_attendance_minutes_boundaries_and_out_of_order(sw: StackClient) -> None
     lon, lat = make_project(sw, project)
     make_engineer(sw, in_order)
     make_engineer(sw, shuffled)
-    publish(sw, messages(in_order, t + "1", lon, lat, "abcdefgh"))
-    # out of order, but never later than allowed_lateness_s (3600 s) behind the newest fix
-    publish(sw, messages(shuffled, t + "2", lon, lat, "ecafdbgh"))
-    wait_fixes(sw, in_order, 8)
-    wait_fixes(sw, shuffled, 8)
+    with connect(sw.ws_url()) as live:
+        # in two parts: the second is counted on the worker's tally (the 901 s gap c-d)
+        publish(sw, messages(in_order, t + "1", lon, lat, "abc"))
+        wait_fixes(sw, in_order, 3)
+        publish(sw, messages(in_order, t + "1", lon, lat, "defgh"))
+        # out of order, but never later than allowed_lateness_s (3600 s) behind the newest fix
+        publish(sw, messages(shuffled, t + "2", lon, lat, "ecafdbgh"))
+        wait_fixes(sw, in_order, 8)
+        wait_fixes(sw, shuffled, 8)
+        pushed = live_attendance(live, {in_order, shuffled}, EXPECTED_MINUTES)
+    for engineer_id in (in_order, shuffled):
+        row = pushed[engineer_id]
+        assert (row["project_id"], row["date"], row["present"]) == (project, "2026-03-02", False)
+        assert dt.datetime.fromisoformat(row["first_in"]) == dt.datetime(
+            2026, 3, 2, 1, tzinfo=dt.UTC
+        )
+        assert dt.datetime.fromisoformat(row["last_out"]) == dt.datetime(
+            2026, 3, 2, 2, tzinfo=dt.UTC
+        )
 
     with sw.api() as api:
         for engineer_id in (in_order, shuffled):

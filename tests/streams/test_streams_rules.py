@@ -17,6 +17,7 @@ from ingest.records import Fix, SupervisionLog, Telemetry
 from stack.settings import Settings
 from store.fence_cache import Fences
 from streams import device_batch
+from streams.attendance import on_site_fixes
 from streams.day_close import (
     MIN_DATE,
     DayCheck,
@@ -77,7 +78,8 @@ def test_fix_exactly_on_the_polygon_edge_and_vertex_counts_as_on_site() -> None:
     )
     by_id = {r["msg_id"]: r["project_ids"] for r in out.fixes}
     assert by_id == {"edge": ["P1"], "vertex": ["P1"], "out": []}
-    assert out.attendance_keys == {("E1", "P1", dt.date(2026, 3, 2))}
+    keys = {key for key, _us, _region in on_site_fixes(out.fixes, {"P1": "440305"})}
+    assert keys == {("E1", "P1", dt.date(2026, 3, 2))}
 
 
 def test_accuracy_limit_is_inclusive_and_unknown_accuracy_counts() -> None:

@@ -1,0 +1,110 @@
+"""The worker's live attendance tallies (streams.attendance) against the stored-fixes
+definition (CONTRACT section 4, store.queries.ATTENDANCE_SQL), whatever the batches, the
+arrival order and the redeliveries."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.attendance import AttendanceBook, Key, Tally, from_us, on_site_fixes, to_us
+
+DAY = dt.date(2026, 3, 2)
+T0 = to_us(dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC))
+MAX_GAP_S = 900.0
+
+
+def stored_tally(times: set[int], region: str = "440305") -> Tally:
+    """What ATTENDANCE_SQL computes from the stored fixes of one key."""
+    ordered = sorted(times)
+    gaps = [b - a for a, b in zip(ordered, ordered[1:], strict=False)]
+    return Tally(
+        ordered[0], ordered[-1], sum(g for g in gaps if g <= MAX_GAP_S * 1_000_000), region
+    )
+
+
+def replay(
+    book: AttendanceBook, batches: list[list[tuple[Key, int]]], stored: dict[Key, set[int]]
+) -> None:
+    """What the worker does per batch: insert the fixes (idempotent), plan, recompute inside
+    the transaction from what is stored, commit."""
+    for batch in batches:
+        for key, us in batch:
+            stored.setdefault(key, set()).add(us)
+        plan = book.plan((key, us, "440305") for key, us in batch)
+        book.commit(plan, [(k, stored_tally(stored[k])) for k in sorted(plan.recompute)])
+
+
+def test_in_order_fixes_are_counted_without_recomputing() -> None:
+    book = AttendanceBook(MAX_GAP_S)
+    key = ("E1", "P1", DAY)
+    first = book.plan([(key, T0, "440305")])
+    assert first.recompute == {key}  # a key the book does not hold
+    book.commit(first, [(key, Tally(T0, T0, 0, "440305"))])
+    s = 1_000_000
+    # 600 s, then 901 s (does not count), then exactly 900 s (counts)
+    second = book.plan(
+        [(key, T0 + 1501 * s, "440305"), (key, T0 + 600 * s, "440305"), (key, T0 + 2401 * s, "x")]
+    )
+    assert second.recompute == set()
+    book.commit(second, [])
+    assert book.row(key, 30.0) == {
+        "engineer_id": "E1",
+        "project_id": "P1",
+        "date": "2026-03-02",
+        "first_in": "2026-03-02T01:00:00+00:00",
+        "last_out": "2026-03-02T01:40:01+00:00",
+        "minutes_on_site": 25.0,
+        "present": False,
+        "region_code": "x",
+    }
+    # an older fix than the last counted: recomputed from the stored fixes
+    assert book.plan([(key, T0 + 700 * s, "440305")]).recompute == {key}
+    assert book.row(("E2", "P1", DAY), 30.0) is None
+
+
+def test_forget_and_old_days_are_dropped() -> None:
+    book = AttendanceBook(MAX_GAP_S)
+    old, new = ("E1", "P1", DAY), ("E1", "P1", DAY + dt.timedelta(days=3))
+    replay(book, [[(old, T0)], [(new, T0 + 3 * 86_400_000_000)]], {})
+    assert book.row(old, 1.0) is None and book.row(new, 1.0) is not None
+    book.forget()
+    assert len(book) == 0
+
+
+def test_on_site_fixes_one_per_project() -> None:
+    ts = dt.datetime(2026, 3, 2, 1, 0, 0, 123456, tzinfo=dt.UTC)
+    rows = [
+        {"engineer_id": "E1", "local_date": DAY, "ts": ts, "project_ids": ["P1", "P2"]},
+        {"engineer_id": "E1", "local_date": DAY, "ts": ts, "project_ids": []},
+    ]
+    got = on_site_fixes(rows, {"P1": "440305"})
+    assert got == [(("E1", "P1", DAY), to_us(ts), "440305"), (("E1", "P2", DAY), to_us(ts), "")]
+    assert from_us(to_us(ts)) == ts
+
+
+keys = st.sampled_from([("E1", "P1", DAY), ("E1", "P2", DAY), ("E2", "P1", DAY)])
+# fix times within two hours, in steps of 100 s, so gaps around max_gap_s occur often
+fix_times = st.integers(0, 72).map(lambda k: T0 + k * 100_000_000)
+batches = st.lists(st.lists(st.tuples(keys, fix_times), max_size=8), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(batches=batches, redeliver=st.lists(st.integers(0, 11), max_size=4))
+def test_tallies_equal_the_stored_fixes_whatever_the_order(
+    batches: list[list[tuple[Key, int]]], redeliver: list[int]
+) -> None:
+    # redelivery: a batch comes again later (at-least-once)
+    sequence = list(batches) + [batches[i] for i in redeliver if i < len(batches)]
+    book, stored = AttendanceBook(MAX_GAP_S), {}  # type: ignore[var-annotated]
+    replay(book, sequence, stored)
+    for key, times in stored.items():
+        want = stored_tally(times)
+        got = book.tallies[key]
+        assert (got.first_us, got.last_us, got.on_site_us) == (
+            want.first_us,
+            want.last_us,
+            want.on_site_us,
+        )
