@@ -18,13 +18,14 @@ from stack import topics
 log = logging.getLogger("sitewatch.api")
 
 QUEUE_LIMIT = 10_000
+DROP_LOG_EVERY = 1_000
 
 
 @dataclass(eq=False)
 class Subscriber:
     caller: Caller
     region: str | None
-    queue: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
+    queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
     dropped: int = 0
 
     def wants(self, event: dict[str, Any]) -> bool:
@@ -45,14 +46,27 @@ class Hub:
         self.delivered = 0
 
     def publish(self, events: list[dict[str, Any]]) -> None:
-        for sub in list(self.subscribers):
-            for event in events:
-                if sub.wants(event):
-                    try:
-                        sub.queue.put_nowait(orjson.dumps(event))
-                        self.delivered += 1
-                    except asyncio.QueueFull:
-                        sub.dropped += 1  # a client that cannot keep up resyncs over REST
+        subscribers = list(self.subscribers)
+        for event in events:
+            text: str | None = None  # serialised once, for every subscriber that wants it
+            for sub in subscribers:
+                if not sub.wants(event):
+                    continue
+                if text is None:
+                    text = orjson.dumps(event).decode()
+                try:
+                    sub.queue.put_nowait(text)
+                    self.delivered += 1
+                except asyncio.QueueFull:
+                    # a client that cannot keep up resyncs over REST; say so, but not per event
+                    if sub.dropped % DROP_LOG_EVERY == 0:
+                        log.warning(
+                            "live client %s is %d messages behind: %d dropped so far",
+                            sub.caller.name,
+                            sub.queue.maxsize,
+                            sub.dropped + 1,
+                        )
+                    sub.dropped += 1
 
     async def consume(self, bootstrap: str) -> None:
         """Follow live.v1 from its end; reconnects until cancelled."""

@@ -44,12 +44,15 @@ async def live(ws: WebSocket, token: str | None = None, region: str | None = Non
     receiver = asyncio.create_task(_drain(ws))
     try:
         while not receiver.done():
-            getter = asyncio.create_task(sub.queue.get())
+            getter = asyncio.ensure_future(sub.queue.get())
             done, _ = await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
-            if getter in done:
-                await ws.send_text(getter.result().decode())
-            else:
+            if getter not in done:
                 getter.cancel()
+                break
+            await ws.send_text(getter.result())
+            # what queued meanwhile goes out without a task and a wait per message
+            while not sub.queue.empty():
+                await ws.send_text(sub.queue.get_nowait())
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
