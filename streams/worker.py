@@ -30,7 +30,6 @@ from zoneinfo import ZoneInfo
 import faust
 import orjson
 from faust.streams import _current_event
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ingest.records import Fix as FixRecord
@@ -42,10 +41,9 @@ from stack import topics
 from stack.settings import Settings
 from store import evidence as evidence_chain
 from store.db import async_engine
+from store.engineer_facts import EngineerFactsCache
 from store.fence_cache import FenceCache
 from store.models import (
-    Engineer,
-    Filing,
     Fix,
     OwnTracksEvent,
     RejectedMessage,
@@ -59,7 +57,7 @@ from streams import device_batch, faust_fixes, sinks
 from streams.attendance import AttendanceBook, Key, on_site_fixes
 from streams.common import live_alert
 from streams.day_close import missing_log_alerts
-from streams.engineer_batch import EngineerFacts, EngineerState, process_engineer_batch
+from streams.engineer_batch import EngineerState, process_engineer_batch
 from streams.stats import StepTimes
 
 log = logging.getLogger("sitewatch.streams")
@@ -158,6 +156,7 @@ def build_app(settings: Settings) -> faust.App:
         if "engine" not in ctx:
             ctx["engine"] = async_engine(settings)
             ctx["fences"] = FenceCache(ctx["engine"])
+            ctx["facts"] = EngineerFactsCache(ctx["engine"])
         return ctx["engine"]  # type: ignore[no-any-return]
 
     async def push_live(events: list[dict[str, Any]]) -> None:
@@ -189,7 +188,8 @@ def build_app(settings: Settings) -> faust.App:
             return
         by_key = {r.engineer_id: e for r, e in zip(records, events, strict=True)}  # type: ignore[union-attr]
         engineer_ids = {r.engineer_id for r in records}  # type: ignore[union-attr]
-        fences, facts = await asyncio.gather(ctx_fences(engine), load_facts(engine(), engineer_ids))
+        engine()  # the caches live next to the engine
+        fences, facts = await asyncio.gather(ctx_fences(engine), ctx["facts"].get(engineer_ids))
         timing.lap("read")
         states = {e: cached.get(e) or _state(track_table.get(e)) for e in engineer_ids}
         out = process_engineer_batch(
@@ -417,30 +417,6 @@ def decode_events(events: list[Any], kinds: tuple[type, ...]) -> Decoded:
             out.events.append(e)
             out.received.append(float(received) if isinstance(received, int | float) else None)
     return out
-
-
-async def load_facts(engine: AsyncEngine, engineer_ids: set[str]) -> dict[str, EngineerFacts]:
-    """Registered region and filings of each engineer, in one round trip."""
-    async with engine.connect() as conn:
-        rows = await conn.execute(
-            select(
-                Engineer.id,
-                Engineer.registered_region,
-                Filing.region_code,
-                Filing.valid_from,
-                Filing.valid_to,
-                Filing.project_id,
-            )
-            .outerjoin(Filing, Filing.engineer_id == Engineer.id)
-            .where(Engineer.id.in_(engineer_ids))
-        )
-        regs: dict[str, str] = {}
-        filings: dict[str, list[tuple[str, dt.date, dt.date, str | None]]] = {}
-        for r in rows:
-            regs[r[0]] = r[1]
-            if r[2] is not None:
-                filings.setdefault(r[0], []).append((r[2], r[3], r[4], r[5]))
-    return {e: EngineerFacts(reg, tuple(filings.get(e, []))) for e, reg in regs.items()}
 
 
 def _json_default(value: Any) -> Any:

@@ -1,0 +1,70 @@
+"""Engineers' registered regions and filings for the stream worker, read once per engineer
+and kept until a filing is added (the newest `filings.id` moved) or `MAX_AGE_S` passed.
+
+Engineers and filings are only ever added through the API (no update, no delete), so the
+newest filing id is a complete version of what the rules read: an engineer registered later
+is simply not cached yet. The age limit bounds how long a change made by hand in SQL goes
+unnoticed. Before this cache every batch joined engineers and filings for all its engineers
+(docs/BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from streams.engineer_batch import EngineerFacts
+
+MAX_AGE_S = 60.0
+MAX_ENGINEERS = 200_000  # beyond this the cache starts over
+
+FACTS_SQL = text(
+    """
+    SELECT e.id, e.registered_region, f.region_code, f.valid_from, f.valid_to, f.project_id
+    FROM engineers e LEFT JOIN filings f ON f.engineer_id = e.id
+    WHERE e.id = ANY(CAST(:ids AS text[]))
+    """
+)
+VERSION_SQL = text("SELECT coalesce(max(id), 0) FROM filings")
+
+
+class EngineerFactsCache:
+    def __init__(self, engine: AsyncEngine, *, max_age_s: float = MAX_AGE_S) -> None:
+        self._engine = engine
+        self._max_age_s = max_age_s
+        self._facts: dict[str, EngineerFacts] = {}
+        self._version: int | None = None
+        self._since = 0.0
+        self.reads = 0  # engineers read from PostgreSQL, for tests and logs
+
+    async def get(self, engineer_ids: set[str]) -> dict[str, EngineerFacts]:
+        """Facts of the registered engineers among `engineer_ids` (unknown ids are left out
+        and asked again next time)."""
+        async with self._engine.connect() as conn:
+            version = int((await conn.execute(VERSION_SQL)).scalar_one())
+            now = time.monotonic()
+            stale = now - self._since > self._max_age_s or len(self._facts) > MAX_ENGINEERS
+            if version != self._version or stale:
+                self._facts, self._version, self._since = {}, version, now
+            missing = engineer_ids - self._facts.keys()
+            if missing:
+                rows = await conn.execute(FACTS_SQL, {"ids": sorted(missing)})
+                self._facts.update(facts_of(rows))
+                self.reads += len(missing)
+        return {e: self._facts[e] for e in engineer_ids if e in self._facts}
+
+
+def facts_of(rows: Iterable[Any]) -> dict[str, EngineerFacts]:
+    """(id, registered_region, filing region, from, to, project) rows, one per filing."""
+    regs: dict[str, str] = {}
+    filings: dict[str, list[tuple[str, dt.date, dt.date, str | None]]] = {}
+    for r in rows:
+        regs[r[0]] = r[1]
+        if r[2] is not None:
+            filings.setdefault(r[0], []).append((r[2], r[3], r[4], r[5]))
+    return {e: EngineerFacts(reg, tuple(filings.get(e, []))) for e, reg in regs.items()}

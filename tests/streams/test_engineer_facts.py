@@ -1,0 +1,49 @@
+"""The worker's engineer facts cache (store.engineer_facts) on the stack's PostGIS: read once
+per engineer, read again when a filing is added through the API or when they are too old,
+and an engineer registered after a miss is found on the next batch."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+from stack.settings import Settings
+from store.db import async_engine
+from store.engineer_facts import EngineerFactsCache
+from tests.stack_client import StackClient
+from tests.streams.scenario import make_engineer, make_filing, tag
+
+
+def test_facts_are_cached_until_a_filing_is_added(sw: StackClient) -> None:
+    t = tag()
+    a, b, late = f"EF-A-{t}", f"EF-B-{t}", f"EF-L-{t}"
+    make_engineer(sw, a, region="440305")
+    make_engineer(sw, b, region="310104")
+    engine = async_engine(Settings(database_url=sw.endpoints["database"]), pool_size=1)
+
+    async def scenario() -> None:
+        cache = EngineerFactsCache(engine)
+        first = await cache.get({a, b, late})
+        assert set(first) == {a, b}  # `late` is not registered yet
+        assert first[a].registered_region == "440305" and first[a].filings == ()
+        assert cache.reads == 3
+        assert await cache.get({a, b}) == {a: first[a], b: first[b]}
+        assert cache.reads == 3  # served from memory
+
+        make_engineer(sw, late)
+        assert set(await cache.get({late})) == {late}  # a miss is asked again
+        assert cache.reads == 4
+
+        make_filing(sw, b, "440300", "2026-03-01", "2026-03-31")
+        again = await cache.get({b})
+        assert cache.reads == 5  # the new filing invalidated the cache
+        assert again[b].filed_for("440305", dt.date(2026, 3, 2))
+        assert not first[b].filed_for("440305", dt.date(2026, 3, 2))
+
+        aged = EngineerFactsCache(engine, max_age_s=0.0)
+        await aged.get({a})
+        await aged.get({a})
+        assert aged.reads == 2  # too old: read again
+        await engine.dispose()
+
+    asyncio.run(scenario())
