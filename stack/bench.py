@@ -82,6 +82,15 @@ def proc_stats(pid: int) -> dict[str, float]:
     return {"cpu_s": round(total_cpu, 2), "peak_rss_mib": round(rss, 1)}
 
 
+def component_pids(stack: Any) -> dict[str, int]:
+    """The process id of every SiteWatch component and embedded service of a running stack."""
+    pids = {name: child.pid for name, child in stack.components.items()}
+    for child in stack.supervisor.children:
+        if child.name in ("postgres", "mosquitto", "kafka"):
+            pids[child.name] = child.pid
+    return pids
+
+
 def _publisher(
     host: str,
     port: int,
@@ -562,6 +571,7 @@ def e2e(
     processes: int,
     signing: Signing | None = None,
 ) -> dict[str, Any]:
+    pids = component_pids(stack)
     counter = WsCounter(
         stack.endpoints["http"].replace("http://", "ws://") + f"/ws/live?token={stack.admin_token}"
     )
@@ -573,6 +583,7 @@ def e2e(
     best = 0.0
     for rate in rates:
         before = counter.count
+        cpu_before = {name: proc_stats(pid)["cpu_s"] for name, pid in pids.items()}
         sent, acked, start_at = offer_load(
             stack.endpoints, engineers, rate, step_s, processes, lon, lat, signing
         )
@@ -585,6 +596,11 @@ def e2e(
         delivered = counter.count - before
         elapsed = stable_since - start_at  # the publishers start together (after signing)
         achieved = delivered / max(elapsed, 1e-9)
+        # CPU per delivered fix of each component in this step (publishers not included)
+        cpu_ms = {
+            name: round((proc_stats(pid)["cpu_s"] - cpu_before[name]) * 1000 / max(delivered, 1), 3)
+            for name, pid in pids.items()
+        }
         steps.append(
             {
                 "offered_per_s": rate,
@@ -592,15 +608,19 @@ def e2e(
                 "acked": acked,
                 "delivered": delivered,
                 "achieved_per_s": round(achieved, 1),
+                "cpu_ms_per_fix": round(sum(cpu_ms.values()), 3),
+                "cpu_ms_per_fix_by_component": cpu_ms,
             }
         )
         log.info(
-            "offered %.0f/s: delivered %d of %d in %.1f s -> %.0f/s",
+            "offered %.0f/s: delivered %d of %d in %.1f s -> %.0f/s; CPU ms per fix %.3f (%s)",
             rate,
             delivered,
             acked,
             elapsed,
             achieved,
+            sum(cpu_ms.values()),
+            ", ".join(f"{k} {v:.3f}" for k, v in cpu_ms.items()),
         )
         keeping_up = delivered >= 0.99 * acked and elapsed <= step_s * 1.25
         best = max(best, achieved if keeping_up else min(achieved, best or achieved))
@@ -756,11 +776,19 @@ def write_markdown(figures: dict[str, Any], path: Path, command: str) -> None:
         "",
         "Rising load (offered → delivered on the WebSocket):",
         "",
-        "| offered/s | acked | delivered | achieved/s |",
-        "|---|---|---|---|",
+        "| offered/s | acked | delivered | achieved/s | CPU ms per fix (by component) |",
+        "|---|---|---|---|---|",
     ]
     lines += [
-        f"| {s['offered_per_s']} | {s['acked']} | {s['delivered']} | {s['achieved_per_s']} |"
+        f"| {s['offered_per_s']} | {s['acked']} | {s['delivered']} | {s['achieved_per_s']} | "
+        + (
+            f"{s['cpu_ms_per_fix']:.3f} ("
+            + ", ".join(f"{k} {v:.3f}" for k, v in s["cpu_ms_per_fix_by_component"].items())
+            + ")"
+            if "cpu_ms_per_fix" in s
+            else ""
+        )
+        + " |"
         for s in figures.get("e2e_steps", [])
     ]
     section = "\n".join(lines) + "\n\n"

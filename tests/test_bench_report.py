@@ -34,6 +34,21 @@ def test_a_new_run_goes_after_the_summary_and_before_older_runs(tmp_path: Path) 
     assert "| `e2e_fixes_per_s` | 2.0 |" in doc.read_text()
 
 
+def test_steps_show_the_cpu_per_fix_of_each_component(tmp_path: Path) -> None:
+    doc = tmp_path / "BENCHMARKS.md"
+    step = {"offered_per_s": 1000, "acked": 10, "delivered": 10, "achieved_per_s": 990.0}
+    with_cpu = step | {
+        "cpu_ms_per_fix": 0.5,
+        "cpu_ms_per_fix_by_component": {"worker": 0.3, "postgres": 0.2},
+    }
+    write_markdown(RUN | {"e2e_steps": [with_cpu, step]}, doc, "sitewatch bench")
+    rows = [line for line in doc.read_text().splitlines() if line.startswith("| 1000 |")]
+    assert rows == [
+        "| 1000 | 10 | 10 | 990.0 | 0.500 (worker 0.300, postgres 0.200) |",
+        "| 1000 | 10 | 10 | 990.0 |  |",
+    ]
+
+
 def test_the_first_run_starts_the_file(tmp_path: Path) -> None:
     doc = tmp_path / "BENCHMARKS.md"
     write_markdown(RUN, doc, "sitewatch bench")
