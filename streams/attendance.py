@@ -105,7 +105,9 @@ class AttendanceBook:
         for key, tally in recomputed:
             self.tallies[key] = tally
         for key, ts in plan.increments.items():
-            tally = self.tallies[key]
+            tally = self.tallies.get(key)
+            if tally is None:  # forgotten while the batch was being written: partitions moved
+                continue
             last = tally.last_us
             for us in ts:
                 if us - last <= self.max_gap_us:

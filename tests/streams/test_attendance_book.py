@@ -74,6 +74,17 @@ def test_forget_and_old_days_are_dropped() -> None:
     assert len(book) == 0
 
 
+def test_partitions_moving_while_a_batch_is_written() -> None:
+    book = AttendanceBook(MAX_GAP_S)
+    key = ("E1", "P1", DAY)
+    replay(book, [[(key, T0)]], {})
+    plan = book.plan([(key, T0 + 60_000_000, "440305")])
+    assert plan.increments == {key: [T0 + 60_000_000]}
+    book.forget()  # a rebalance between the batch's plan and its commit
+    book.commit(plan, [])
+    assert book.row(key, 1.0) is None  # recomputed from the stored fixes next time
+
+
 def test_on_site_fixes_one_per_project() -> None:
     ts = dt.datetime(2026, 3, 2, 1, 0, 0, 123456, tzinfo=dt.UTC)
     rows = [
