@@ -114,7 +114,7 @@ class AttendanceBook:
                     tally.on_site_us += us - last
                 last = us
             tally.last_us = last
-            tally.region_code = plan.regions.get(key, tally.region_code)
+            tally.region_code = plan.regions[key]
         self._evict([k[2] for k in plan.regions])
 
     def forget(self) -> None:

@@ -22,6 +22,7 @@ import logging
 import os
 import time
 import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,21 +164,20 @@ def build_app(settings: Settings) -> faust.App:
         for value in live_values(events):
             await live_topic.send(key="live", value=value)
 
+    async def write_batches(
+        stream: Any, size: int, write: Callable[[list[Any]], Awaitable[None]], what: str
+    ) -> None:
+        """The loop of every agent: batches of up to `size` events, written in offset order
+        and committed once written (streams.progress); a batch's database work is retried
+        until PostgreSQL is back (store.retry)."""
+        async for events in stream.take_events(size, within=settings.batch_within_s):
+            await retry_db(
+                faust_fixes.write_in_order, app.consumer, events, write, what=what, log_to=log
+            )
+
     @app.agent(fixes_topic)
     async def engineer_records(stream: Any) -> Any:
-        # Records are written in offset order and committed once written (streams.progress);
-        # a batch's database work is retried until PostgreSQL is back (store.retry).
-        async for events in stream.take_events(
-            settings.batch_events, within=settings.batch_within_s
-        ):
-            await retry_db(
-                faust_fixes.write_in_order,
-                app.consumer,
-                events,
-                engineer_batch,
-                what="engineer_records",
-                log_to=log,
-            )
+        await write_batches(stream, settings.batch_events, engineer_batch, "engineer_records")
 
     async def engineer_batch(events: list[Any]) -> None:
         timing.start(len(events))
@@ -235,17 +235,7 @@ def build_app(settings: Settings) -> faust.App:
 
     @app.agent(telemetry_topic)
     async def device_telemetry(stream: Any) -> Any:
-        async for events in stream.take_events(
-            settings.batch_events, within=settings.batch_within_s
-        ):
-            await retry_db(
-                faust_fixes.write_in_order,
-                app.consumer,
-                events,
-                telemetry_batch,
-                what="device_telemetry",
-                log_to=log,
-            )
+        await write_batches(stream, settings.batch_events, telemetry_batch, "device_telemetry")
 
     async def telemetry_batch(events: list[Any]) -> None:
         decoded = decode_events(events, (TelemetryRecord,))
@@ -269,15 +259,7 @@ def build_app(settings: Settings) -> faust.App:
 
     @app.agent(rejected_topic)
     async def rejected_sink(stream: Any) -> Any:
-        async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-            await retry_db(
-                faust_fixes.write_in_order,
-                app.consumer,
-                batch,
-                rejected_batch,
-                what="rejected_sink",
-                log_to=log,
-            )
+        await write_batches(stream, settings.batch_size, rejected_batch, "rejected_sink")
 
     async def rejected_batch(events: list[Any]) -> None:
         rows = []
