@@ -12,6 +12,7 @@ from typing import Any
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Date,
     DateTime,
@@ -283,4 +284,15 @@ class EvidenceHead(Base):
     entries: Mapped[int] = mapped_column(BigInteger)
     head_hash: Mapped[str] = mapped_column(String(64))
     watermark: Mapped[float | None] = mapped_column(Float, nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())
+
+
+class EngineerStateRow(Base):
+    """The stream worker's state of one engineer (streams.engineer_batch.EngineerState: the
+    track's event-time window and the `missing_log` clock, as JSON), written in the same
+    transaction as the facts derived from it (store.engineer_states)."""
+
+    __tablename__ = "engineer_states"
+    engineer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[Any] = mapped_column(JSON)
     updated_at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())

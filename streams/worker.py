@@ -43,6 +43,8 @@ from stack.settings import Settings
 from store import evidence as evidence_chain
 from store.db import async_engine
 from store.engineer_facts import EngineerFactsCache
+from store.engineer_states import EngineerStates
+from store.engineer_states import save as save_states
 from store.fence_cache import FenceCache
 from store.models import (
     Fix,
@@ -64,7 +66,6 @@ from streams.stats import StepTimes
 log = logging.getLogger("sitewatch.streams")
 
 ENGINEER_RECORDS = (FixRecord, LogRecord, OwnTracksRecord)
-STATE_CACHE = 20_000  # engineers whose decoded state the worker keeps in memory
 
 
 def _short_fetch_wait() -> None:
@@ -121,7 +122,6 @@ def build_app(settings: Settings) -> faust.App:
     telemetry_topic = app.topic(topics.TELEMETRY, **raw)
     rejected_topic = app.topic(topics.REJECTED, **raw)
     live_topic = app.topic(topics.LIVE, **raw)
-    track_table = app.Table("track-state", partitions=p, key_type=str)
     device_table = app.Table("device-state", partitions=p, key_type=str)
     ctx: dict[str, Any] = {}
     tz = ZoneInfo(settings.timezone)
@@ -131,19 +131,18 @@ def build_app(settings: Settings) -> faust.App:
     attendance_due: set[Key] = set()
     timing = StepTimes("engineer_records")
 
-    # Engineer states as objects, so a batch does not decode each engineer's window from the
-    # table again: the table stays the durable copy (written every batch), this cache only
-    # saves the decoding. Dropped whenever partitions move, so it never outlives ownership.
-    cached: dict[str, EngineerState] = {}  # in recency order, at most STATE_CACHE entries
+    # Engineer states (store.engineer_states): stored in the batch's transaction, the decoded
+    # ones kept in memory; forgotten whenever partitions move, so they never outlive ownership.
+    engineer_states = EngineerStates()
 
     @app.on_partitions_revoked.connect
     async def drop_cache_revoked(sender: Any, *_: Any, **__: Any) -> None:
-        cached.clear()
+        engineer_states.forget()
         book.forget()
 
     @app.on_partitions_assigned.connect
     async def drop_cache_assigned(sender: Any, *_: Any, **__: Any) -> None:
-        cached.clear()
+        engineer_states.forget()
         book.forget()
 
     @app.on_rebalance_complete.connect
@@ -186,12 +185,12 @@ def build_app(settings: Settings) -> faust.App:
         timing.count(len(records))
         if not records:
             return
-        by_key = {r.engineer_id: e for r, e in zip(records, events, strict=True)}  # type: ignore[union-attr]
         engineer_ids = {r.engineer_id for r in records}  # type: ignore[union-attr]
         engine()  # the caches live next to the engine
-        fences, facts = await asyncio.gather(ctx_fences(engine), ctx["facts"].get(engineer_ids))
+        fences, facts, states = await asyncio.gather(
+            ctx_fences(engine), ctx["facts"].get(engineer_ids), read_states(engineer_ids)
+        )
         timing.lap("read")
-        states = {e: cached.get(e) or _state(track_table.get(e)) for e in engineer_ids}
         out = process_engineer_batch(
             records, fences=fences, states=states, facts=facts, settings=settings
         )
@@ -220,16 +219,13 @@ def build_app(settings: Settings) -> faust.App:
                 allowed_lateness_s=settings.allowed_lateness_s,
                 timezone=settings.timezone,
             )
-        timing.lap("evidence+commit")
+            timing.lap("evidence")
+            await save_states(conn, out.states)
+            timing.lap("state")
+        timing.lap("commit")
         book.commit(plan, recomputed)
         attendance_due.update(plan.regions)  # pushed by `push_attendance`
-        for engineer_id, state in out.states.items():
-            write_keyed(track_table, engineer_id, state.to_dict(), by_key[engineer_id])
-            cached.pop(engineer_id, None)
-            cached[engineer_id] = state
-        while len(cached) > STATE_CACHE:
-            del cached[next(iter(cached))]
-        timing.lap("state")
+        engineer_states.remember(out.states)
         await push_live(out.live + [live_alert(a) for a in new_alerts])
         timing.lap("live")
 
@@ -306,6 +302,10 @@ def build_app(settings: Settings) -> faust.App:
         engine()
         return await ctx["fences"].current()
 
+    async def read_states(engineer_ids: set[str]) -> dict[str, EngineerState]:
+        async with engine().connect() as conn:
+            return await engineer_states.get(conn, engineer_ids)
+
     return app
 
 
@@ -357,10 +357,6 @@ def write_keyed(table: Any, key: str, value: Any, event: Any) -> None:
         table[key] = value
     finally:
         _current_event.reset(token)
-
-
-def _state(value: Any) -> EngineerState | None:
-    return EngineerState.from_dict(value) if value else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from stack import topics
 from streams import faust_fixes
 
 FIXES_0 = TP(topics.FIXES, 0)
-CHANGELOG_0 = TP("sitewatch-streams-track-state-changelog", 0)
+CHANGELOG_0 = TP("sitewatch-streams-device-state-changelog", 0)
 
 
 def consumer_state(committed: dict[TP, int], acked: dict[TP, list[int]]) -> Any:

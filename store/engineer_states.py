@@ -1,0 +1,94 @@
+"""The stream worker's state per engineer (streams.engineer_batch.EngineerState: the track's
+event-time window and the `missing_log` clock), kept in PostgreSQL.
+
+A batch's states are written in the batch's own transaction, with the fixes, transitions and
+alerts derived from them, so state and facts can never disagree: a batch either happened
+entirely or not at all, and a redelivered one finds its fixes already in the state
+(duplicates, no new events). Until the fifth session the states lived in a Faust table, whose
+changelog took one Kafka record per engineer per batch, a third of the worker's CPU
+(docs/BENCHMARKS.md).
+
+`EngineerStates` keeps the decoded states of the engineers the worker saw last, so a batch
+reads from PostgreSQL only engineers it has not seen (new, evicted, or after its partitions
+moved: `forget`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from streams.engineer_batch import EngineerState
+
+__all__ = ["MAX_CACHED", "EngineerStates", "load", "save"]
+
+MAX_CACHED = 20_000  # engineers whose decoded state stays in memory
+
+LOAD_SQL = text(
+    "SELECT engineer_id, CAST(state AS text) FROM engineer_states "
+    "WHERE engineer_id = ANY(CAST(:ids AS text[]))"
+)
+SAVE_SQL = text(
+    "INSERT INTO engineer_states (engineer_id, state) "
+    "SELECT t.e, CAST(t.s AS json) FROM unnest(CAST(:e AS text[]), CAST(:s AS text[])) AS t(e, s) "
+    "ORDER BY t.e "
+    "ON CONFLICT (engineer_id) DO UPDATE SET state = excluded.state, updated_at = now()"
+)
+
+
+async def load(conn: AsyncConnection, engineer_ids: Iterable[str]) -> dict[str, EngineerState]:
+    """The stored states of `engineer_ids` (engineers without one are left out)."""
+    ids = sorted(set(engineer_ids))
+    if not ids:
+        return {}
+    rows = await conn.execute(LOAD_SQL, {"ids": ids})
+    return {e: EngineerState.from_dict(orjson.loads(s)) for e, s in rows}
+
+
+async def save(conn: AsyncConnection, states: Mapping[str, EngineerState]) -> None:
+    """Store `states` (inside the caller's transaction)."""
+    if not states:
+        return
+    ids = sorted(states)
+    await conn.execute(
+        SAVE_SQL, {"e": ids, "s": [orjson.dumps(states[e].to_dict()).decode() for e in ids]}
+    )
+
+
+class EngineerStates:
+    """Decoded states of recently seen engineers, in recency order, at most `max_cached`."""
+
+    def __init__(self, max_cached: int = MAX_CACHED) -> None:
+        self._max = max_cached
+        self._cached: dict[str, EngineerState] = {}
+        self.reads = 0  # engineers asked from PostgreSQL, for tests and logs
+
+    async def get(
+        self, conn: AsyncConnection, engineer_ids: Iterable[str]
+    ) -> dict[str, EngineerState]:
+        """The state of each of `engineer_ids` that has one: from memory, else stored."""
+        ids = set(engineer_ids)
+        out = {e: self._cached[e] for e in ids if e in self._cached}
+        missing = ids - out.keys()
+        if missing:
+            self.reads += len(missing)
+            out.update(await load(conn, missing))
+        return out
+
+    def remember(self, states: Mapping[str, EngineerState]) -> None:
+        """After the transaction that saved `states` committed."""
+        for engineer_id, state in states.items():
+            self._cached.pop(engineer_id, None)
+            self._cached[engineer_id] = state
+        while len(self._cached) > self._max:
+            del self._cached[next(iter(self._cached))]
+
+    def forget(self) -> None:
+        """Partitions moved: another worker may write these engineers from now on."""
+        self._cached.clear()
+
+    def __len__(self) -> int:
+        return len(self._cached)

@@ -1,0 +1,92 @@
+"""The worker's engineer states in PostgreSQL (store.engineer_states), on the stack's PostGIS:
+stored only when the batch's transaction commits, read back equal, overwritten by the next
+batch, and read from the database only for engineers not held in memory."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+
+from geofence.tracking import TrackFix, TrackState, advance
+from stack.settings import Settings
+from store import engineer_states
+from store.db import async_engine
+from store.engineer_states import EngineerStates
+from streams.day_close import EngineerClock
+from streams.engineer_batch import EngineerState
+from tests.stack_client import StackClient
+from tests.streams.scenario import local, tag
+
+
+def _state(engineer_id: str, fixes: int) -> EngineerState:
+    """A track whose window and anchor both hold fixes (lateness 10 min, one fix a minute)."""
+    track, _ = advance(
+        TrackState(engineer_id=engineer_id),
+        [
+            TrackFix(f"{engineer_id}-{i}", local(9, i), 114.05 + i * 1e-4, 22.55, 5.0, ("P1",))
+            for i in range(fixes)
+        ],
+        allowed_lateness_s=600,
+    )
+    return EngineerState(track, EngineerClock(local(9, fixes - 1), dt.date(2026, 3, 1)))
+
+
+def test_states_are_stored_with_the_transaction_and_read_back(sw: StackClient) -> None:
+    t = tag()
+    a, b = f"ES-A-{t}", f"ES-B-{t}"
+    engine = async_engine(Settings(database_url=sw.endpoints["database"]), pool_size=1)
+
+    async def scenario() -> None:
+        with pytest.raises(RuntimeError):
+            async with engine.begin() as conn:
+                await engineer_states.save(conn, {a: _state(a, 3)})
+                raise RuntimeError("the batch failed after its states were written")
+        async with engine.connect() as conn:
+            assert await engineer_states.load(conn, [a, b]) == {}  # rolled back with the batch
+
+        first = {a: _state(a, 15), b: _state(b, 2)}
+        assert first[a].track.anchor is not None and len(first[a].track.window) == 11
+        async with engine.begin() as conn:
+            await engineer_states.save(conn, first)
+        async with engine.connect() as conn:
+            assert await engineer_states.load(conn, [a, b, f"ES-none-{t}"]) == first
+
+        later = {a: _state(a, 20)}
+        async with engine.begin() as conn:
+            await engineer_states.save(conn, later)
+        async with engine.connect() as conn:
+            assert await engineer_states.load(conn, [a, b]) == {a: later[a], b: first[b]}
+        await engine.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_only_engineers_not_in_memory_are_read(sw: StackClient) -> None:
+    t = tag()
+    ids = [f"ES-M{i}-{t}" for i in range(3)]
+    stored = {e: _state(e, 4) for e in ids}
+    engine = async_engine(Settings(database_url=sw.endpoints["database"]), pool_size=1)
+
+    async def scenario() -> None:
+        async with engine.begin() as conn:
+            await engineer_states.save(conn, stored)
+        states = EngineerStates(max_cached=2)
+        async with engine.connect() as conn:
+            assert await states.get(conn, ids) == stored
+            assert states.reads == 3
+            newer = {ids[0]: _state(ids[0], 6), ids[1]: _state(ids[1], 6)}
+            states.remember(newer)  # what a committed batch wrote
+            got = await states.get(conn, ids[:2])
+            assert got == newer and states.reads == 3  # from memory, not the (older) rows
+            states.remember({ids[2]: stored[ids[2]]})  # over the limit: the oldest goes
+            assert len(states) == 2
+            assert (await states.get(conn, [ids[0]]))[ids[0]] == stored[ids[0]]
+            assert states.reads == 4
+            states.forget()  # partitions moved
+            await states.get(conn, ids)
+            assert states.reads == 7 and len(states) == 0
+        await engine.dispose()
+
+    asyncio.run(scenario())
