@@ -116,7 +116,28 @@ def _new_offset(self: Any, tp: Any) -> int | None:
 async def _perform_seek(self: Any) -> None:
     await _faust_perform_seek(self)
     read = self._read_offset
-    PROGRESS.owned({tp: read.get(tp) for tp in self.assignment() if tp.topic in SOURCE_TOPICS})
+    positions = {tp: read.get(tp) for tp in self.assignment() if tp.topic in SOURCE_TOPICS}
+    PROGRESS.owned(await _start_of_uncommitted(self, positions))
+
+
+async def _start_of_uncommitted(
+    consumer: Any, positions: dict[Any, int | None]
+) -> dict[Any, int | None]:
+    """A partition no one committed for yet starts at its first record (the log start), not at
+    the first record that happens to reach the agent: Faust can drop that one on its way too.
+    If the broker cannot say, the partition keeps None (take the first record seen)."""
+    unknown = [tp for tp, offset in positions.items() if offset is None]
+    if not unknown:
+        return positions
+    try:
+        earliest = await consumer.earliest_offsets(*unknown)
+    except Exception as exc:  # noqa: BLE001 - the worker must start anyway
+        log.warning("no log start offsets for %s (%r): taking their first records", unknown, exc)
+        return positions
+    return {
+        tp: earliest.get(tp, offset) if offset is None else offset
+        for tp, offset in positions.items()
+    }
 
 
 async def _on_partitions_revoked(self: Any, revoked: Any) -> None:

@@ -121,3 +121,58 @@ def test_the_worker_installs_the_corrections(tmp_path: Any) -> None:
     assert Consumer._new_offset is faust_fixes._new_offset
     assert Recovery.on_recovery_completed is faust_fixes._on_recovery_completed
     assert Recovery._resume_streams is faust_fixes._resume_streams
+
+
+FIXES_1 = TP(topics.FIXES, 1)
+
+
+class SeekingConsumer:
+    """What `_perform_seek` reads of Faust's consumer after Faust's own seek: partition 0 was
+    committed at 405, partition 1 never (its log starts at 120: retention removed the rest)."""
+
+    def __init__(self, earliest: Any) -> None:
+        self._read_offset = {FIXES_0: 405, FIXES_1: None, CHANGELOG_0: None}
+        self._earliest = earliest
+        self.asked: list[tuple[TP, ...]] = []
+
+    def assignment(self) -> set[TP]:
+        return {FIXES_0, FIXES_1, CHANGELOG_0}
+
+    async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+        self.asked.append(tps)
+        if isinstance(self._earliest, Exception):
+            raise self._earliest
+        return dict(self._earliest)
+
+
+def _seek(consumer: SeekingConsumer, monkeypatch: Any) -> None:
+    async def faust_seek(_self: Any) -> None:
+        return None
+
+    monkeypatch.setattr(faust_fixes, "_faust_perform_seek", faust_seek)
+    asyncio.run(faust_fixes._perform_seek(consumer))
+
+
+def test_a_never_committed_partition_starts_at_its_log_start(monkeypatch: Any) -> None:
+    consumer = SeekingConsumer({FIXES_1: 120})
+    try:
+        _seek(consumer, monkeypatch)
+        assert consumer.asked == [(FIXES_1,)]  # only the source partition without a commit
+        assert faust_fixes.PROGRESS.committable(FIXES_0) == 405
+        assert faust_fixes.PROGRESS.committable(FIXES_1) == 120
+        # Faust dropped 120-129 on their way: 130 is held back and the partition sought to 120
+        admitted = faust_fixes.PROGRESS.admit([event(FIXES_1, 130)], faust_fixes.tp_of)
+        assert admitted.events == [] and admitted.seek == {FIXES_1: 120}
+    finally:
+        faust_fixes.PROGRESS.forget([FIXES_0, FIXES_1])
+
+
+def test_without_log_start_offsets_the_first_record_seen_is_taken(monkeypatch: Any) -> None:
+    consumer = SeekingConsumer(TimeoutError("ListOffsets timed out"))
+    try:
+        _seek(consumer, monkeypatch)
+        assert faust_fixes.PROGRESS.committable(FIXES_1) is None
+        first = event(FIXES_1, 130)
+        assert faust_fixes.PROGRESS.admit([first], faust_fixes.tp_of).events == [first]
+    finally:
+        faust_fixes.PROGRESS.forget([FIXES_0, FIXES_1])
