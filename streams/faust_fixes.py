@@ -134,10 +134,12 @@ async def _start_of_uncommitted(
     except Exception as exc:  # noqa: BLE001 - the worker must start anyway
         log.warning("no log start offsets for %s (%r): taking their first records", unknown, exc)
         return positions
-    return {
-        tp: earliest.get(tp, offset) if offset is None else offset
-        for tp, offset in positions.items()
-    }
+    return {tp: _valid(earliest.get(tp)) if o is None else o for tp, o in positions.items()}
+
+
+def _valid(offset: Any) -> int | None:
+    """An offset to start from; anything else (missing, -1 for "unknown") is None."""
+    return offset if isinstance(offset, int) and offset >= 0 else None
 
 
 async def _on_partitions_revoked(self: Any, revoked: Any) -> None:

@@ -8,6 +8,7 @@ from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from faust.transport.consumer import Consumer
 from faust.types import TP
 from intervaltree import IntervalTree
@@ -167,8 +168,11 @@ def test_a_never_committed_partition_starts_at_its_log_start(monkeypatch: Any) -
         faust_fixes.PROGRESS.forget([FIXES_0, FIXES_1])
 
 
-def test_without_log_start_offsets_the_first_record_seen_is_taken(monkeypatch: Any) -> None:
-    consumer = SeekingConsumer(TimeoutError("ListOffsets timed out"))
+@pytest.mark.parametrize("earliest", [TimeoutError("ListOffsets timed out"), {FIXES_1: -1}, {}])
+def test_without_log_start_offsets_the_first_record_seen_is_taken(
+    earliest: Any, monkeypatch: Any
+) -> None:
+    consumer = SeekingConsumer(earliest)
     try:
         _seek(consumer, monkeypatch)
         assert faust_fixes.PROGRESS.committable(FIXES_1) is None
