@@ -1,5 +1,7 @@
 """The stream worker's state per engineer (streams.engineer_batch.EngineerState: the track's
-event-time window and the `missing_log` clock), kept in PostgreSQL.
+event-time window and the `missing_log` clock), kept in PostgreSQL: per engineer a head row
+(`engineer_states`: the anchor and the clock) and a row per fix of the window
+(`engineer_track_window`), added and removed as the window moves.
 
 A batch's states are written in the batch's own transaction, with the fixes, transitions and
 alerts derived from them, so state and facts can never disagree: a batch either happened
@@ -16,6 +18,7 @@ moved: `forget`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import orjson
 from sqlalchemy import text
@@ -31,11 +34,26 @@ LOAD_SQL = text(
     "SELECT engineer_id, CAST(state AS text) FROM engineer_states "
     "WHERE engineer_id = ANY(CAST(:ids AS text[]))"
 )
+LOAD_WINDOW_SQL = text(
+    "SELECT engineer_id, CAST(fix AS text) FROM engineer_track_window "
+    "WHERE engineer_id = ANY(CAST(:ids AS text[]))"
+)
 SAVE_SQL = text(
     "INSERT INTO engineer_states (engineer_id, state) "
     "SELECT t.e, CAST(t.s AS json) FROM unnest(CAST(:e AS text[]), CAST(:s AS text[])) AS t(e, s) "
     "ORDER BY t.e "
     "ON CONFLICT (engineer_id) DO UPDATE SET state = excluded.state, updated_at = now()"
+)
+ADD_SQL = text(
+    "INSERT INTO engineer_track_window (engineer_id, msg_id, fix) "
+    "SELECT t.e, t.m, CAST(t.f AS json) "
+    "FROM unnest(CAST(:e AS text[]), CAST(:m AS text[]), CAST(:f AS text[])) AS t(e, m, f) "
+    "ON CONFLICT DO NOTHING"
+)
+DROP_SQL = text(
+    "DELETE FROM engineer_track_window w "
+    "USING unnest(CAST(:e AS text[]), CAST(:m AS text[])) AS t(e, m) "
+    "WHERE w.engineer_id = t.e AND w.msg_id = t.m"
 )
 
 
@@ -44,18 +62,46 @@ async def load(conn: AsyncConnection, engineer_ids: Iterable[str]) -> dict[str, 
     ids = sorted(set(engineer_ids))
     if not ids:
         return {}
-    rows = await conn.execute(LOAD_SQL, {"ids": ids})
-    return {e: EngineerState.from_dict(orjson.loads(s)) for e, s in rows}
+    heads = {e: orjson.loads(s) for e, s in await conn.execute(LOAD_SQL, {"ids": ids})}
+    windows: dict[str, list[Any]] = {e: [] for e in heads}
+    for e, fix in await conn.execute(LOAD_WINDOW_SQL, {"ids": sorted(heads)}):
+        windows[e].append(orjson.loads(fix))
+    return {e: EngineerState.from_dict({**d, "window": windows[e]}) for e, d in heads.items()}
 
 
-async def save(conn: AsyncConnection, states: Mapping[str, EngineerState]) -> None:
-    """Store `states` (inside the caller's transaction)."""
+async def save(
+    conn: AsyncConnection,
+    before: Mapping[str, EngineerState],
+    states: Mapping[str, EngineerState],
+) -> None:
+    """Store `states` (inside the caller's transaction): the head of each (anchor, clock) whole,
+    and of the window only what changed since `before`, the stored state of the same engineers
+    (absent: none). A window holds every fix of the last `allowed_lateness_s`, up to a few
+    hundred with phones reporting every 10-30 s, so writing it whole every batch would write
+    each fix hundreds of times."""
     if not states:
         return
     ids = sorted(states)
-    await conn.execute(
-        SAVE_SQL, {"e": ids, "s": [orjson.dumps(states[e].to_dict()).decode() for e in ids]}
-    )
+    heads: list[str] = []
+    added: list[tuple[str, str, str]] = []
+    dropped: list[tuple[str, str]] = []
+    for e in ids:
+        d = states[e].to_dict()
+        window = d.pop("window")
+        heads.append(orjson.dumps(d).decode())
+        old = before.get(e)
+        kept = {f.msg_id for f in old.track.window} if old is not None else set()
+        now = {fix[0] for fix in window}
+        added += [(e, fix[0], orjson.dumps(fix).decode()) for fix in window if fix[0] not in kept]
+        dropped += [(e, m) for m in sorted(kept - now)]
+    await conn.execute(SAVE_SQL, {"e": ids, "s": heads})
+    if dropped:
+        await conn.execute(DROP_SQL, {"e": [d[0] for d in dropped], "m": [d[1] for d in dropped]})
+    if added:
+        await conn.execute(
+            ADD_SQL,
+            {"e": [a[0] for a in added], "m": [a[1] for a in added], "f": [a[2] for a in added]},
+        )
 
 
 class EngineerStates:

@@ -289,10 +289,21 @@ class EvidenceHead(Base):
 
 class EngineerStateRow(Base):
     """The stream worker's state of one engineer (streams.engineer_batch.EngineerState: the
-    track's event-time window and the `missing_log` clock, as JSON), written in the same
-    transaction as the facts derived from it (store.engineer_states)."""
+    track's anchor and the `missing_log` clock, as JSON; the window's fixes are rows of
+    `engineer_track_window`), written in the same transaction as the facts derived from it
+    (store.engineer_states)."""
 
     __tablename__ = "engineer_states"
     engineer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     state: Mapped[Any] = mapped_column(JSON)
     updated_at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())
+
+
+class EngineerTrackWindowFix(Base):
+    """One fix of an engineer's track window (the compact list of
+    streams.engineer_batch.EngineerState), kept while the fix is in the window."""
+
+    __tablename__ = "engineer_track_window"
+    engineer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    msg_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    fix: Mapped[Any] = mapped_column(JSON)

@@ -220,7 +220,7 @@ def build_app(settings: Settings) -> faust.App:
                 timezone=settings.timezone,
             )
             timing.lap("evidence")
-            await save_states(conn, out.states)
+            await save_states(conn, states, out.states)
             timing.lap("state")
         timing.lap("commit")
         book.commit(plan, recomputed)

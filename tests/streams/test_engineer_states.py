@@ -1,6 +1,7 @@
 """The worker's engineer states in PostgreSQL (store.engineer_states), on the stack's PostGIS:
-stored only when the batch's transaction commits, read back equal, overwritten by the next
-batch, and read from the database only for engineers not held in memory."""
+stored only when the batch's transaction commits, read back equal, moved on by the next batch
+(the window's rows: only the fixes that entered or left it), and read from the database only
+for engineers not held in memory."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import asyncio
 import datetime as dt
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from geofence.tracking import TrackFix, TrackState, advance
 from stack.settings import Settings
@@ -33,6 +36,13 @@ def _state(engineer_id: str, fixes: int) -> EngineerState:
     return EngineerState(track, EngineerClock(local(9, fixes - 1), dt.date(2026, 3, 1)))
 
 
+async def window_rows(conn: AsyncConnection, engineer_id: str) -> set[str]:
+    rows = await conn.execute(
+        text("SELECT msg_id FROM engineer_track_window WHERE engineer_id = :e"), {"e": engineer_id}
+    )
+    return {r[0] for r in rows}
+
+
 def test_states_are_stored_with_the_transaction_and_read_back(sw: StackClient) -> None:
     t = tag()
     a, b = f"ES-A-{t}", f"ES-B-{t}"
@@ -41,7 +51,7 @@ def test_states_are_stored_with_the_transaction_and_read_back(sw: StackClient) -
     async def scenario() -> None:
         with pytest.raises(RuntimeError):
             async with engine.begin() as conn:
-                await engineer_states.save(conn, {a: _state(a, 3)})
+                await engineer_states.save(conn, {}, {a: _state(a, 3)})
                 raise RuntimeError("the batch failed after its states were written")
         async with engine.connect() as conn:
             assert await engineer_states.load(conn, [a, b]) == {}  # rolled back with the batch
@@ -49,15 +59,17 @@ def test_states_are_stored_with_the_transaction_and_read_back(sw: StackClient) -
         first = {a: _state(a, 15), b: _state(b, 2)}
         assert first[a].track.anchor is not None and len(first[a].track.window) == 11
         async with engine.begin() as conn:
-            await engineer_states.save(conn, first)
+            await engineer_states.save(conn, {}, first)
         async with engine.connect() as conn:
             assert await engineer_states.load(conn, [a, b, f"ES-none-{t}"]) == first
+            assert await window_rows(conn, a) == {f.msg_id for f in first[a].track.window}
 
-        later = {a: _state(a, 20)}
+        later = {a: _state(a, 20)}  # five fixes entered the window, five left it
         async with engine.begin() as conn:
-            await engineer_states.save(conn, later)
+            await engineer_states.save(conn, first, later)
         async with engine.connect() as conn:
             assert await engineer_states.load(conn, [a, b]) == {a: later[a], b: first[b]}
+            assert await window_rows(conn, a) == {f"{a}-{i}" for i in range(9, 20)}
         await engine.dispose()
 
     asyncio.run(scenario())
@@ -71,7 +83,7 @@ def test_only_engineers_not_in_memory_are_read(sw: StackClient) -> None:
 
     async def scenario() -> None:
         async with engine.begin() as conn:
-            await engineer_states.save(conn, stored)
+            await engineer_states.save(conn, {}, stored)
         states = EngineerStates(max_cached=2)
         async with engine.connect() as conn:
             assert await states.get(conn, ids) == stored

@@ -1,4 +1,5 @@
-"""streams: the worker's per-engineer state in PostgreSQL (was a Faust table and changelog)
+"""streams: the worker's per-engineer state in PostgreSQL (was a Faust table and changelog):
+head rows and track-window rows
 
 Revision ID: 0012_engineer_states
 Revises: 0001
@@ -32,6 +33,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("engineer_id"),
     )
 
+    # One row per fix of an engineer's track window (store.engineer_states.save adds the fixes
+    # that entered it and deletes those that left, instead of rewriting the window).
+    op.create_table(
+        "engineer_track_window",
+        sa.Column("engineer_id", sa.String(length=64), nullable=False),
+        sa.Column("msg_id", sa.String(length=128), nullable=False),
+        sa.Column("fix", sa.JSON(), nullable=False),
+        sa.PrimaryKeyConstraint("engineer_id", "msg_id"),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("engineer_track_window")
     op.drop_table("engineer_states")
