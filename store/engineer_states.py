@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from streams.engineer_batch import EngineerState
 
@@ -38,11 +38,18 @@ LOAD_WINDOW_SQL = text(
     "SELECT engineer_id, CAST(fix AS text) FROM engineer_track_window "
     "WHERE engineer_id = ANY(CAST(:ids AS text[]))"
 )
+# A head never goes back in stream time: around a rebalance two workers may briefly both
+# process an engineer, and the one behind must not overwrite the newer state.
 SAVE_SQL = text(
-    "INSERT INTO engineer_states (engineer_id, state) "
-    "SELECT t.e, CAST(t.s AS json) FROM unnest(CAST(:e AS text[]), CAST(:s AS text[])) AS t(e, s) "
-    "ORDER BY t.e "
-    "ON CONFLICT (engineer_id) DO UPDATE SET state = excluded.state, updated_at = now()"
+    "INSERT INTO engineer_states (engineer_id, state, stream_ts) "
+    "SELECT t.e, CAST(t.s AS json), t.ts "
+    "FROM unnest(CAST(:e AS text[]), CAST(:s AS text[]), CAST(:ts AS double precision[])) "
+    "AS t(e, s, ts) ORDER BY t.e "
+    "ON CONFLICT (engineer_id) DO UPDATE SET state = excluded.state, "
+    "stream_ts = excluded.stream_ts, updated_at = now() "
+    "WHERE coalesce(excluded.stream_ts, '-Infinity') "
+    ">= coalesce(engineer_states.stream_ts, '-Infinity') "
+    "RETURNING engineer_id"
 )
 ADD_SQL = text(
     "INSERT INTO engineer_track_window (engineer_id, msg_id, fix) "
@@ -82,19 +89,19 @@ async def save(
     if not states:
         return
     ids = sorted(states)
-    heads: list[str] = []
+    dicts = {e: states[e].to_dict() for e in ids}
+    windows = {e: dicts[e].pop("window") for e in ids}
+    heads = [orjson.dumps(dicts[e]).decode() for e in ids]
+    stream_ts = [states[e].clock.stream_ts for e in ids]
+    written = await conn.execute(SAVE_SQL, {"e": ids, "s": heads, "ts": stream_ts})
     added: list[tuple[str, str, str]] = []
     dropped: list[tuple[str, str]] = []
-    for e in ids:
-        d = states[e].to_dict()
-        window = d.pop("window")
-        heads.append(orjson.dumps(d).decode())
+    for (e,) in written:  # a head that was behind the stored one moves no window rows either
         old = before.get(e)
         kept = {f.msg_id for f in old.track.window} if old is not None else set()
-        now = {fix[0] for fix in window}
-        added += [(e, fix[0], orjson.dumps(fix).decode()) for fix in window if fix[0] not in kept]
+        now = {fix[0] for fix in windows[e]}
+        added += [(e, f[0], orjson.dumps(f).decode()) for f in windows[e] if f[0] not in kept]
         dropped += [(e, m) for m in sorted(kept - now)]
-    await conn.execute(SAVE_SQL, {"e": ids, "s": heads})
     if dropped:
         await conn.execute(DROP_SQL, {"e": [d[0] for d in dropped], "m": [d[1] for d in dropped]})
     if added:
@@ -113,15 +120,17 @@ class EngineerStates:
         self.reads = 0  # engineers asked from PostgreSQL, for tests and logs
 
     async def get(
-        self, conn: AsyncConnection, engineer_ids: Iterable[str]
+        self, engine: AsyncEngine, engineer_ids: Iterable[str]
     ) -> dict[str, EngineerState]:
-        """The state of each of `engineer_ids` that has one: from memory, else stored."""
+        """The state of each of `engineer_ids` that has one: from memory, else stored (a
+        connection is taken only then)."""
         ids = set(engineer_ids)
         out = {e: self._cached[e] for e in ids if e in self._cached}
         missing = ids - out.keys()
         if missing:
             self.reads += len(missing)
-            out.update(await load(conn, missing))
+            async with engine.connect() as conn:
+                out.update(await load(conn, missing))
         return out
 
     def remember(self, states: Mapping[str, EngineerState]) -> None:

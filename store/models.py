@@ -296,6 +296,7 @@ class EngineerStateRow(Base):
     __tablename__ = "engineer_states"
     engineer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     state: Mapped[Any] = mapped_column(JSON)
+    stream_ts: Mapped[float | None] = mapped_column(Float, nullable=True)  # never goes back
     updated_at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())
 
 

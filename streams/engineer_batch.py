@@ -65,7 +65,7 @@ def _same_city(a: str, b: str) -> bool:
 
 @dataclass(frozen=True)
 class EngineerState:
-    """What the worker keeps per engineer (one table value, written once per batch): the
+    """What the worker keeps per engineer (store.engineer_states, written once per batch): the
     track (geofence.tracking) and the clock of `missing_log` (streams.day_close).
 
     Stored compactly (`format: 2`): each fix of the track's window is a list

@@ -99,7 +99,7 @@ def build_app(settings: Settings) -> faust.App:
         topic_partitions=p,
         web_enabled=False,
         producer_acks=-1,
-        # table writes (one changelog record per engineer per batch) and live messages: let
+        # table writes (one changelog record per device per batch) and live messages: let
         # the producer gather them into one request per partition instead of one each
         producer_linger=0.005,
         producer_max_batch_size=512 * 1024,
@@ -223,9 +223,9 @@ def build_app(settings: Settings) -> faust.App:
             await save_states(conn, states, out.states)
             timing.lap("state")
         timing.lap("commit")
+        engineer_states.remember(out.states)
         book.commit(plan, recomputed)
         attendance_due.update(plan.regions)  # pushed by `push_attendance`
-        engineer_states.remember(out.states)
         await push_live(out.live + [live_alert(a) for a in new_alerts])
         timing.lap("live")
 
@@ -303,8 +303,7 @@ def build_app(settings: Settings) -> faust.App:
         return await ctx["fences"].current()
 
     async def read_states(engineer_ids: set[str]) -> dict[str, EngineerState]:
-        async with engine().connect() as conn:
-            return await engineer_states.get(conn, engineer_ids)
+        return await engineer_states.get(engine(), engineer_ids)
 
     return app
 

@@ -85,20 +85,44 @@ def test_only_engineers_not_in_memory_are_read(sw: StackClient) -> None:
         async with engine.begin() as conn:
             await engineer_states.save(conn, {}, stored)
         states = EngineerStates(max_cached=2)
+        assert await states.get(engine, ids) == stored
+        assert states.reads == 3
+        newer = {ids[0]: _state(ids[0], 6), ids[1]: _state(ids[1], 6)}
+        states.remember(newer)  # what a committed batch wrote
+        got = await states.get(engine, ids[:2])
+        assert got == newer and states.reads == 3  # from memory, not the (older) rows
+        states.remember({ids[2]: stored[ids[2]]})  # over the limit: the oldest goes
+        assert len(states) == 2
+        assert (await states.get(engine, [ids[0]]))[ids[0]] == stored[ids[0]]
+        assert states.reads == 4
+        states.forget()  # partitions moved
+        await states.get(engine, ids)
+        assert states.reads == 7 and len(states) == 0
+        await engine.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_a_head_never_goes_back_in_stream_time(sw: StackClient) -> None:
+    """Around a rebalance two workers may both process an engineer for a moment: the one
+    that is behind commits last, and must not replace the newer head."""
+    e = f"ES-R-{tag()}"
+    behind, ahead = _state(e, 8), _state(e, 12)
+    engine = async_engine(Settings(database_url=sw.endpoints["database"]), pool_size=1)
+
+    async def scenario() -> None:
+        async with engine.begin() as conn:
+            await engineer_states.save(conn, {}, {e: ahead})
+        async with engine.begin() as conn:
+            await engineer_states.save(conn, {}, {e: behind})
         async with engine.connect() as conn:
-            assert await states.get(conn, ids) == stored
-            assert states.reads == 3
-            newer = {ids[0]: _state(ids[0], 6), ids[1]: _state(ids[1], 6)}
-            states.remember(newer)  # what a committed batch wrote
-            got = await states.get(conn, ids[:2])
-            assert got == newer and states.reads == 3  # from memory, not the (older) rows
-            states.remember({ids[2]: stored[ids[2]]})  # over the limit: the oldest goes
-            assert len(states) == 2
-            assert (await states.get(conn, [ids[0]]))[ids[0]] == stored[ids[0]]
-            assert states.reads == 4
-            states.forget()  # partitions moved
-            await states.get(conn, ids)
-            assert states.reads == 7 and len(states) == 0
+            stored = (await engineer_states.load(conn, [e]))[e]
+        assert stored == ahead  # head and window rows: the late writer changed nothing
+        even_later = _state(e, 14)
+        async with engine.begin() as conn:
+            await engineer_states.save(conn, {e: ahead}, {e: even_later})
+        async with engine.connect() as conn:
+            assert (await engineer_states.load(conn, [e]))[e].clock == even_later.clock
         await engine.dispose()
 
     asyncio.run(scenario())

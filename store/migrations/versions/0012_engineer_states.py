@@ -24,6 +24,8 @@ def upgrade() -> None:
         "engineer_states",
         sa.Column("engineer_id", sa.String(length=64), nullable=False),
         sa.Column("state", sa.JSON(), nullable=False),
+        # the clock's stream time: a head is never replaced by one further behind
+        sa.Column("stream_ts", sa.Float(), nullable=True),
         sa.Column(
             "updated_at",
             sa.DateTime(timezone=True),
