@@ -577,7 +577,9 @@ def e2e(
     )
     counter.start()
     # warm up: the worker builds its fence index on the first batch
-    offer_load(stack.endpoints, engineers, 500, 3, 1, lon, lat, signing)
+    _sent, acked_total, _start = offer_load(
+        stack.endpoints, engineers, 500, 3, 1, lon, lat, signing
+    )
     time.sleep(5)
     steps = []
     best = 0.0
@@ -587,6 +589,7 @@ def e2e(
         sent, acked, start_at = offer_load(
             stack.endpoints, engineers, rate, step_s, processes, lon, lat, signing
         )
+        acked_total += acked
         # drain: wait until deliveries stop growing
         last, stable_since = counter.count, time.time()
         while time.time() - stable_since < 3 and time.time() - start_at < step_s + 120:
@@ -629,10 +632,15 @@ def e2e(
     half = max(best / 2, 100.0)
     counter.latencies_ms.clear()
     counter.record = True
-    offer_load(stack.endpoints, engineers, half, step_s, processes, lon, lat, signing)
+    acked_total += offer_load(
+        stack.endpoints, engineers, half, step_s, processes, lon, lat, signing
+    )[1]
     time.sleep(5)
     counter.record = False
     lat_ms = sorted(counter.latencies_ms)
+    persisted = persisted_fixes(stack.endpoints["database"], acked_total)
+    if persisted < acked_total:
+        log.error("%d fixes acknowledged, %d persisted", acked_total, persisted)
 
     def pct(q: float) -> float | None:
         return round(lat_ms[min(len(lat_ms) - 1, int(q * len(lat_ms)))], 1) if lat_ms else None
@@ -645,8 +653,28 @@ def e2e(
         "e2e_p50_ms": pct(0.50),
         "e2e_p99_ms": pct(0.99),
         "e2e_half_load_per_s": round(half, 1),
+        # every fix the broker acknowledged in the run, and how many of them PostgreSQL holds
+        # at the end (equal unless one was lost: a shortfall on the WebSocket alone is not)
+        "e2e_acked_total": acked_total,
+        "e2e_persisted_total": persisted,
         "e2e_steps": steps,
     }
+
+
+def persisted_fixes(database_url: str, expected: int, wait_s: float = 60.0) -> int:
+    """The bench's fixes in PostgreSQL, once the count reaches `expected` or stops growing."""
+    import psycopg
+
+    last, since = -1, time.time()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        while True:
+            row = conn.execute("SELECT count(*) FROM fixes WHERE engineer_id LIKE 'BE%'").fetchone()
+            n = int(row[0]) if row else 0
+            if n >= expected or time.time() - since > wait_s:
+                return n
+            if n != last:
+                last, since = n, time.time()
+            time.sleep(1.0)
 
 
 def run_bench(
