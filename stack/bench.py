@@ -10,7 +10,9 @@ Every figure is measured in the same run as its ceiling, on the embedded stack:
   worker);
 - `sink_rows_per_s`: the worker's fix sink (INSERT ... ON CONFLICT DO NOTHING);
 - `e2e_fixes_per_s`: fixes published over MQTT by several processes that reach the WebSocket
-  (persisted first), at a rising offered load; `e2e_p50_ms`/`e2e_p99_ms` at half that load.
+  (persisted first), at a rising offered load; `e2e_p50_ms`/`e2e_p99_ms` at half that load;
+  `e2e_acked_total`/`e2e_persisted_total`: the run's acknowledged fixes and how many of them
+  PostgreSQL holds at the end (a loss check).
 
 Seeding (10k projects on real districts, 20k engineers) is done with SQL, not the API: the
 benchmark measures the fix path, not registration.
