@@ -39,6 +39,8 @@ from typing import Any
 
 log = logging.getLogger("sitewatch.bench")
 
+ENGINEER_PREFIX = "BE"  # the seeded engineers are BE00000, BE00001, ...
+
 
 # --- helpers ----------------------------------------------------------------------------
 
@@ -544,10 +546,10 @@ def seed(database_url: str, projects: int, engineers: int) -> tuple[float, float
             "COPY engineers (id, name, registered_region, cert_status, ce_hours) FROM STDIN"
         ) as copy:
             for i in range(engineers):
-                copy.write_row((f"BE{i:05d}", f"bench {i}", "440305", "valid", 0.0))
+                copy.write_row((f"{ENGINEER_PREFIX}{i:05d}", f"bench {i}", "440305", "valid", 0.0))
         conn.execute("INSERT INTO change_log (kind) VALUES ('projects')")
         conn.commit()
-    return 113.95, 22.54, [f"BE{i:05d}" for i in range(engineers)]
+    return 113.95, 22.54, [f"{ENGINEER_PREFIX}{i:05d}" for i in range(engineers)]
 
 
 def register_keys(database_url: str, signing: Signing) -> None:
@@ -579,9 +581,7 @@ def e2e(
     )
     counter.start()
     # warm up: the worker builds its fence index on the first batch
-    _sent, acked_total, _start = offer_load(
-        stack.endpoints, engineers, 500, 3, 1, lon, lat, signing
-    )
+    acked_total = offer_load(stack.endpoints, engineers, 500, 3, 1, lon, lat, signing)[1]
     time.sleep(5)
     steps = []
     best = 0.0
@@ -670,7 +670,9 @@ def persisted_fixes(database_url: str, expected: int, wait_s: float = 60.0) -> i
     last, since = -1, time.time()
     with psycopg.connect(database_url, autocommit=True) as conn:
         while True:
-            row = conn.execute("SELECT count(*) FROM fixes WHERE engineer_id LIKE 'BE%'").fetchone()
+            row = conn.execute(
+                "SELECT count(*) FROM fixes WHERE engineer_id LIKE %s", (f"{ENGINEER_PREFIX}%",)
+            ).fetchone()
             n = int(row[0]) if row else 0
             if n >= expected or time.time() - since > wait_s:
                 return n
