@@ -31,6 +31,7 @@ import signal
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -84,6 +85,50 @@ def proc_stats(pid: int) -> dict[str, float]:
         except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
             continue
     return {"cpu_s": round(total_cpu, 2), "peak_rss_mib": round(rss, 1)}
+
+
+def machine_cpu(stat: str | None = None) -> tuple[float, float]:
+    """Busy and total CPU seconds of the whole machine so far (all cores, from /proc/stat):
+    busy is everything but idle and iowait."""
+    if stat is None:
+        stat = Path("/proc/stat").read_text()
+    fields = [int(x) for x in stat.splitlines()[0].split()[1:]]
+    total = sum(fields[:8])  # user nice system idle iowait irq softirq steal (guests are in user)
+    busy = total - fields[3] - fields[4]
+    tick = os.sysconf("SC_CLK_TCK")
+    return busy / tick, total / tick
+
+
+class MachineCpu:
+    """Samples `machine_cpu` every `interval_s` in a thread, to tell how busy the machine was
+    over any window of the run (the load generators share it with SiteWatch)."""
+
+    def __init__(self, interval_s: float = 0.25) -> None:
+        self.samples: list[tuple[float, float, float]] = []  # (time, busy s, total s)
+        self._stop = threading.Event()
+        self._interval = interval_s
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.time(), *machine_cpu()))
+            self._stop.wait(self._interval)
+
+    def start(self) -> MachineCpu:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def busy(self, start: float, end: float) -> tuple[float, float]:
+        """Busy CPU seconds in [start, end] and the share of all cores they were (0-1)."""
+        inside = [x for x in self.samples if start <= x[0] <= end]
+        if len(inside) < 2:
+            return 0.0, 0.0
+        busy = inside[-1][1] - inside[0][1]
+        total = inside[-1][2] - inside[0][2]
+        return busy, busy / total if total else 0.0
 
 
 def component_pids(stack: Any) -> dict[str, int]:
@@ -585,9 +630,11 @@ def e2e(
     time.sleep(5)
     steps = []
     best = 0.0
+    machine = MachineCpu().start()
     for rate in rates:
         before = counter.count
         cpu_before = {name: proc_stats(pid)["cpu_s"] for name, pid in pids.items()}
+        window_start = time.time()
         sent, acked, start_at = offer_load(
             stack.endpoints, engineers, rate, step_s, processes, lon, lat, signing
         )
@@ -606,6 +653,11 @@ def e2e(
             name: round((proc_stats(pid)["cpu_s"] - cpu_before[name]) * 1000 / max(delivered, 1), 3)
             for name, pid in pids.items()
         }
+        # the rest of the machine's CPU in the same window: the publishers (and their SM2
+        # signing), the bench's WebSocket client, anything else running
+        busy_s, _ = machine.busy(window_start, time.time())
+        rest_ms = max(0.0, busy_s * 1000 / max(delivered, 1) - sum(cpu_ms.values()))
+        _, busy_share = machine.busy(start_at, stable_since)
         steps.append(
             {
                 "offered_per_s": rate,
@@ -615,10 +667,14 @@ def e2e(
                 "achieved_per_s": round(achieved, 1),
                 "cpu_ms_per_fix": round(sum(cpu_ms.values()), 3),
                 "cpu_ms_per_fix_by_component": cpu_ms,
+                "rest_of_machine_cpu_ms_per_fix": round(rest_ms, 3),
+                # how busy both cores were while the fixes were offered and delivered
+                "machine_busy_pct": round(busy_share * 100, 1),
             }
         )
         log.info(
-            "offered %.0f/s: delivered %d of %d in %.1f s -> %.0f/s; CPU ms per fix %.3f (%s)",
+            "offered %.0f/s: delivered %d of %d in %.1f s -> %.0f/s; CPU ms per fix %.3f (%s); "
+            "rest of the machine %.3f; machine busy %.0f%%",
             rate,
             delivered,
             acked,
@@ -626,11 +682,14 @@ def e2e(
             achieved,
             sum(cpu_ms.values()),
             ", ".join(f"{k} {v:.3f}" for k, v in cpu_ms.items()),
+            rest_ms,
+            busy_share * 100,
         )
         keeping_up = delivered >= 0.99 * acked and elapsed <= step_s * 1.25
         best = max(best, achieved if keeping_up else min(achieved, best or achieved))
         if not keeping_up:
             break
+    machine.stop()
     half = max(best / 2, 100.0)
     counter.latencies_ms.clear()
     counter.record = True
@@ -808,8 +867,9 @@ def write_markdown(figures: dict[str, Any], path: Path, command: str) -> None:
         "",
         "Rising load (offered → delivered on the WebSocket):",
         "",
-        "| offered/s | acked | delivered | achieved/s | CPU ms per fix (by component) |",
-        "|---|---|---|---|---|",
+        "| offered/s | acked | delivered | achieved/s | CPU ms per fix (by component) "
+        "| rest of the machine, ms per fix | machine busy |",
+        "|---|---|---|---|---|---|---|",
     ]
     lines += [
         f"| {s['offered_per_s']} | {s['acked']} | {s['delivered']} | {s['achieved_per_s']} | "
@@ -820,6 +880,8 @@ def write_markdown(figures: dict[str, Any], path: Path, command: str) -> None:
             if "cpu_ms_per_fix" in s
             else ""
         )
+        + f" | {s.get('rest_of_machine_cpu_ms_per_fix', '')} | "
+        + (f"{s['machine_busy_pct']}%" if "machine_busy_pct" in s else "")
         + " |"
         for s in figures.get("e2e_steps", [])
     ]

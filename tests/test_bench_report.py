@@ -3,13 +3,14 @@ a component's CPU includes, and how the signed share of the load is chosen."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from ingest.gm import canonical_bytes, sign_sm2, verify_sm2
-from stack.bench import Signing, proc_stats, write_markdown
+from stack.bench import MachineCpu, Signing, machine_cpu, proc_stats, write_markdown
 
 RUN = {"date": "D", "machine": "M", "workers": 1, "bench_seconds": 1.0, "e2e_fixes_per_s": 2.0}
 
@@ -40,13 +41,34 @@ def test_steps_show_the_cpu_per_fix_of_each_component(tmp_path: Path) -> None:
     with_cpu = step | {
         "cpu_ms_per_fix": 0.5,
         "cpu_ms_per_fix_by_component": {"worker": 0.3, "postgres": 0.2},
+        "rest_of_machine_cpu_ms_per_fix": 0.12,
+        "machine_busy_pct": 93.5,
     }
     write_markdown(RUN | {"e2e_steps": [with_cpu, step]}, doc, "sitewatch bench")
     rows = [line for line in doc.read_text().splitlines() if line.startswith("| 1000 |")]
     assert rows == [
-        "| 1000 | 10 | 10 | 990.0 | 0.500 (worker 0.300, postgres 0.200) |",
-        "| 1000 | 10 | 10 | 990.0 |  |",
+        "| 1000 | 10 | 10 | 990.0 | 0.500 (worker 0.300, postgres 0.200) | 0.12 | 93.5% |",
+        "| 1000 | 10 | 10 | 990.0 |  |  |  |",
     ]
+
+
+def test_machine_cpu_counts_all_but_idle_and_iowait() -> None:
+    tick = os.sysconf("SC_CLK_TCK")
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    stat = "cpu  100 10 50 800 40 5 5 0 7 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n"
+    assert machine_cpu(stat) == (170 / tick, 1010 / tick)
+
+
+def test_machine_busy_share_over_a_window() -> None:
+    machine = MachineCpu()
+    machine.samples = [(0.0, 0.0, 0.0), (1.0, 1.5, 2.0), (2.0, 2.5, 4.0), (3.0, 4.5, 6.0)]
+    assert machine.busy(1.0, 3.0) == (3.0, 0.75)  # 3 of 4 CPU seconds busy
+    assert machine.busy(2.5, 2.9) == (0.0, 0.0)  # no two samples inside: unknown, not idle
+    live = MachineCpu(interval_s=0.01).start()
+    time.sleep(0.2)
+    live.stop()
+    busy, share = live.busy(0.0, time.time())
+    assert len(live.samples) >= 5 and busy >= 0.0 and 0.0 <= share <= 1.0
 
 
 def test_the_first_run_starts_the_file(tmp_path: Path) -> None:
