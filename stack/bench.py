@@ -634,7 +634,6 @@ def e2e(
     for rate in rates:
         before = counter.count
         cpu_before = {name: proc_stats(pid)["cpu_s"] for name, pid in pids.items()}
-        window_start = time.time()
         sent, acked, start_at = offer_load(
             stack.endpoints, engineers, rate, step_s, processes, lon, lat, signing
         )
@@ -653,11 +652,11 @@ def e2e(
             name: round((proc_stats(pid)["cpu_s"] - cpu_before[name]) * 1000 / max(delivered, 1), 3)
             for name, pid in pids.items()
         }
-        # the rest of the machine's CPU in the same window: the publishers (and their SM2
-        # signing), the bench's WebSocket client, anything else running
-        busy_s, _ = machine.busy(window_start, time.time())
+        # The rest of the machine while the fixes were offered and delivered (after the
+        # publishers signed theirs): the publishers, the bench's WebSocket client, anything
+        # else running. The components' figures span the signing too, when they idle.
+        busy_s, busy_share = machine.busy(start_at, stable_since)
         rest_ms = max(0.0, busy_s * 1000 / max(delivered, 1) - sum(cpu_ms.values()))
-        _, busy_share = machine.busy(start_at, stable_since)
         steps.append(
             {
                 "offered_per_s": rate,
