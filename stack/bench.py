@@ -21,6 +21,7 @@ benchmark measures the fix path, not registration.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import multiprocessing as mp
@@ -34,6 +35,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -230,7 +232,11 @@ def offer_load(
     lon: float,
     lat: float,
     signing: Signing | None = None,
+    at_start: Callable[[], None] | None = None,
 ) -> tuple[int, int, float]:
+    """Offer `rate` fixes/s for `duration_s` from `processes` publishers, which build (and
+    sign) their messages first and start together; `at_start` is called then, in a thread.
+    Returns (sent, acknowledged, start time)."""
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     per = [engineers[i::processes] for i in range(processes)]
@@ -265,7 +271,14 @@ def offer_load(
     ]
     for p in procs:
         p.start()
-    results = [out.get(timeout=start_at - time.time() + duration_s + 90) for _ in procs]
+    timer = threading.Timer(max(0.0, start_at - time.time()), at_start) if at_start else None
+    if timer:
+        timer.start()
+    try:
+        results = [out.get(timeout=start_at - time.time() + duration_s + 90) for _ in procs]
+    finally:
+        if timer:
+            timer.cancel()
     for p in procs:
         p.join(10)
     return sum(r[0] for r in results), sum(r[1] for r in results), start_at
@@ -609,6 +622,10 @@ def register_keys(database_url: str, signing: Signing) -> None:
         conn.commit()
 
 
+def _sample_cpu(pids: dict[str, int], into: dict[str, float]) -> None:
+    into.update({name: proc_stats(pid)["cpu_s"] for name, pid in pids.items()})
+
+
 def e2e(
     stack: Any,
     engineers: list[str],
@@ -633,9 +650,21 @@ def e2e(
     machine = MachineCpu().start()
     for rate in rates:
         before = counter.count
-        cpu_before = {name: proc_stats(pid)["cpu_s"] for name, pid in pids.items()}
+        cpu_before: dict[str, float] = {}
+        # sampled when the publishers start, after signing (the idle stack burns some CPU
+        # meanwhile, which is not the fixes' cost)
+        components_cpu_at_start = functools.partial(_sample_cpu, pids, cpu_before)
+
         sent, acked, start_at = offer_load(
-            stack.endpoints, engineers, rate, step_s, processes, lon, lat, signing
+            stack.endpoints,
+            engineers,
+            rate,
+            step_s,
+            processes,
+            lon,
+            lat,
+            signing,
+            at_start=components_cpu_at_start,
         )
         acked_total += acked
         # drain: wait until deliveries stop growing
@@ -647,16 +676,17 @@ def e2e(
         delivered = counter.count - before
         elapsed = stable_since - start_at  # the publishers start together (after signing)
         achieved = delivered / max(elapsed, 1e-9)
-        # CPU per delivered fix of each component in this step (publishers not included)
+        # CPU per delivered fix of each component in this step, from the publishers' start
+        # (publishers not included)
         cpu_ms = {
             name: round((proc_stats(pid)["cpu_s"] - cpu_before[name]) * 1000 / max(delivered, 1), 3)
             for name, pid in pids.items()
         }
-        # The rest of the machine while the fixes were offered and delivered (after the
-        # publishers signed theirs): the publishers, the bench's WebSocket client, anything
-        # else running. The components' figures span the signing too, when they idle.
-        busy_s, busy_share = machine.busy(start_at, stable_since)
+        # The rest of the machine over the same window (from the publishers' start to the last
+        # delivery): the publishers, the bench's WebSocket client, anything else running.
+        busy_s, _ = machine.busy(start_at, time.time())
         rest_ms = max(0.0, busy_s * 1000 / max(delivered, 1) - sum(cpu_ms.values()))
+        _, busy_share = machine.busy(start_at, stable_since)  # until the last delivery
         steps.append(
             {
                 "offered_per_s": rate,
