@@ -316,6 +316,7 @@ class WsCounter:
         self.url = url
         self.count = 0
         self.latencies_ms: list[float] = []
+        self.arrivals: list[float] = []  # when each of `latencies_ms` was received
         self.record = False
         self._task: asyncio.Task[None] | None = None
         self.loop = asyncio.new_event_loop()
@@ -340,6 +341,7 @@ class WsCounter:
                             else 0.0
                         )
                         self.latencies_ms.append((now - ts - frac) * 1000)
+                        self.arrivals.append(now)
 
     def start(self) -> None:
         import threading
@@ -721,13 +723,24 @@ def e2e(
     machine.stop()
     half = max(best / 2, 100.0)
     counter.latencies_ms.clear()
+    counter.arrivals.clear()
     counter.record = True
-    acked_total += offer_load(
+    acked, half_start = offer_load(
         stack.endpoints, engineers, half, step_s, processes, lon, lat, signing
-    )[1]
+    )[1:]
+    acked_total += acked
     time.sleep(5)
     counter.record = False
     lat_ms = sorted(counter.latencies_ms)
+    log.info(
+        "half load %.0f/s from %s UTC: the slowest seconds (from its start: p99 ms) %s",
+        half,
+        time.strftime("%H:%M:%S", time.gmtime(half_start)),
+        ", ".join(
+            f"{t:.0f} s: {p:.0f}"
+            for t, p in slowest_seconds(counter.arrivals, counter.latencies_ms, half_start)
+        ),
+    )
     persisted = persisted_fixes(stack.endpoints["database"], acked_total)
     if persisted < acked_total:
         log.error("%d fixes acknowledged, %d persisted", acked_total, persisted)
@@ -749,6 +762,18 @@ def e2e(
         "e2e_persisted_total": persisted,
         "e2e_steps": steps,
     }
+
+
+def slowest_seconds(
+    arrivals: list[float], latencies_ms: list[float], start: float, n: int = 3
+) -> list[tuple[int, float]]:
+    """The `n` seconds (counted from `start`) whose deliveries had the highest p99 latency:
+    tells a steady latency from a stall (a checkpoint, a rebalance) in the run's log."""
+    by_second: dict[int, list[float]] = {}
+    for t, ms in zip(arrivals, latencies_ms, strict=True):
+        by_second.setdefault(int(t - start), []).append(ms)
+    p99 = {s: sorted(v)[min(len(v) - 1, int(0.99 * len(v)))] for s, v in by_second.items()}
+    return sorted(p99.items(), key=lambda x: -x[1])[:n]
 
 
 def persisted_fixes(database_url: str, expected: int, wait_s: float = 60.0) -> int:

@@ -10,7 +10,14 @@ import time
 from pathlib import Path
 
 from ingest.gm import canonical_bytes, sign_sm2, verify_sm2
-from stack.bench import MachineCpu, Signing, machine_cpu, proc_stats, write_markdown
+from stack.bench import (
+    MachineCpu,
+    Signing,
+    machine_cpu,
+    proc_stats,
+    slowest_seconds,
+    write_markdown,
+)
 
 RUN = {"date": "D", "machine": "M", "workers": 1, "bench_seconds": 1.0, "e2e_fixes_per_s": 2.0}
 
@@ -111,3 +118,10 @@ def test_signing_share_and_keys() -> None:
     body = canonical_bytes({"msg_id": "m", "ts": 1.0})
     sig = sign_sm2(every.keys[0], body, public_key_hex=every.keys[1])
     assert verify_sm2(every.keys[1], body, sig)
+
+
+def test_the_slowest_seconds_of_the_half_load_phase() -> None:
+    arrivals = [100.1, 100.5, 101.2, 101.9, 103.0]
+    latencies = [200.0, 250.0, 900.0, 100.0, 300.0]
+    assert slowest_seconds(arrivals, latencies, start=100.0, n=2) == [(1, 900.0), (3, 300.0)]
+    assert slowest_seconds([], [], start=0.0) == []
