@@ -45,6 +45,7 @@ from ingest.gate import Gate, Incoming
 from ingest.mqtt_async import AsyncMqttClient
 from ingest.records import Reason, Record, Rejected
 from ingest.sm2pool import Sm2Pool
+from stack import gc_tuning
 from stack.settings import Settings
 from store.db import async_engine
 
@@ -385,8 +386,10 @@ def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    bridge = Bridge(Settings())
+    gc_tuning.tune()
     try:
-        asyncio.run(Bridge(Settings()).run())
+        asyncio.run(bridge.run())
     except BridgeFailed as exc:
         log.critical("%s; exiting with status 1 (unacknowledged messages will be redelivered)", exc)
         sys.exit(1)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import uvicorn
 
 from live_api.app import create_app
+from stack import gc_tuning
 from stack.settings import Settings
 
 
 def main() -> None:
     settings = Settings()
+    app = create_app(settings)
+    gc_tuning.tune()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.http_host,
         port=settings.http_port,
         log_level="info",

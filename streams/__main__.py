@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 
+from stack import gc_tuning
 from stack.settings import Settings
 from streams.worker import build_app
 
 
 def main() -> None:
     app = build_app(Settings())
+    gc_tuning.tune()
     sys.argv = [sys.argv[0], *(sys.argv[1:] or ["worker", "-l", "info"]), "--without-web"]
     app.main()
 
