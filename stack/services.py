@@ -134,6 +134,11 @@ def start_postgres(sup: Supervisor, data_dir: Path, port: int | None = None) -> 
             "synchronous_commit=off",
             "-c",
             "fsync=on",
+            # fewer, smaller checkpoint storms: they stalled batches (docs/reliability.md)
+            "-c",
+            "wal_compression=lz4",
+            "-c",
+            "max_wal_size=2GB",
         ],
         stop_signal=signal.SIGINT,  # fast shutdown
         preexec_fn=_as_user(ids),
