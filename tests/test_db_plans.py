@@ -36,3 +36,19 @@ def test_statements_keep_their_index_plans_after_many_executions(sw: StackClient
     mode, explained = asyncio.run(plans())
     assert mode == "force_custom_plan"
     assert all("Seq Scan on evidence_entries" not in p for p in explained), explained[-1]
+
+
+def test_the_embedded_postgis_keeps_checkpoints_rare_and_small(sw: StackClient) -> None:
+    """Checkpoint storms stalled the worker's batches (docs/reliability.md): the embedded
+    cluster compresses full-page images and checkpoints after 2 GB of WAL."""
+    settings = dict(
+        sw.sql(
+            "SELECT name, setting || coalesce(unit, '') FROM pg_settings "
+            "WHERE name IN ('wal_compression', 'max_wal_size', 'synchronous_commit')"
+        )
+    )
+    assert settings == {
+        "wal_compression": "lz4",
+        "max_wal_size": "2048MB",
+        "synchronous_commit": "off",
+    }
