@@ -344,8 +344,6 @@ class WsCounter:
                         self.arrivals.append(now)
 
     def start(self) -> None:
-        import threading
-
         def run() -> None:
             asyncio.set_event_loop(self.loop)
             try:
