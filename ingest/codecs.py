@@ -20,10 +20,13 @@ from typing import Any
 
 from ingest.fields import (
     MAX_ID_LEN,
+    MAX_NAME_LEN,
     accuracy,
     as_id,
     as_number,
+    as_token,
     canonical,
+    check_text,
     opt_str,
     parse_crs,
     parse_json_object,
@@ -58,21 +61,23 @@ def decode_mqtt(topic: str, payload: bytes, *, now: float) -> Record:
     parts = topic.split("/") if isinstance(topic, str) else []
     if any(not p or len(p) > MAX_ID_LEN for p in parts):
         raise reject(Reason.UNKNOWN_TOPIC, f"topic {str(topic)[:80]!r} is not an ingest topic")
+    check_text(topic, "the topic")
     head = parts[0] if parts else ""
     if head == "owntracks" and len(parts) in (3, 4):
         if len(parts) == 4 and parts[3] != "event":
             if parts[3] in OWNTRACKS_IGNORED_SUBTOPICS:
                 raise reject(Reason.IGNORED_TYPE, f"OwnTracks {parts[3]} messages are not used")
             raise reject(Reason.UNKNOWN_TOPIC, f"topic {topic[:80]!r} is not an ingest topic")
+        user, device = as_id(parts[1], "user"), as_token(parts[2], "device", MAX_NAME_LEN)
         obj = parse_json_object(payload)
-        return decode_owntracks_obj(obj, parts[1], parts[2], source="owntracks", now=now)
+        return decode_owntracks_obj(obj, user, device, source="owntracks", now=now)
     if head == "sitewatch" and len(parts) >= 3:
         if parts[1] == "checkin" and len(parts) == 3:
-            return _checkin(parse_json_object(payload), parts[2], now=now)
+            return _checkin(parse_json_object(payload), as_id(parts[2], "engineer id"), now=now)
         if parts[1] == "logs" and len(parts) == 3:
-            return _log(parse_json_object(payload), parts[2], now=now)
+            return _log(parse_json_object(payload), as_id(parts[2], "engineer id"), now=now)
         if parts[1] == "devices" and len(parts) == 4 and parts[3] == "telemetry":
-            return _telemetry(parse_json_object(payload), parts[2], now=now)
+            return _telemetry(parse_json_object(payload), as_id(parts[2], "device id"), now=now)
     raise reject(
         Reason.UNKNOWN_TOPIC,
         f"topic {str(topic)[:80]!r} is not an ingest topic (owntracks/USER/DEVICE, "
@@ -89,7 +94,7 @@ def decode_owntracks_http(user: str, device: str | None, body: bytes, *, now: fl
     user_id = as_id(user, "user")
     obj = parse_json_object(body)
     dev = device if device else (obj.get("tid") if isinstance(obj.get("tid"), str) else None)
-    dev_id = as_id(dev, "device") if dev else "http"
+    dev_id = as_token(dev, "device", MAX_NAME_LEN) if dev else "http"
     return decode_owntracks_obj(obj, user_id, dev_id, source="owntracks-http", now=now)
 
 
@@ -107,7 +112,7 @@ def _body_id(obj: dict[str, Any], key: str, topic_id: str, *, required: bool) ->
 
 
 def _checkin(obj: dict[str, Any], engineer_id: str, *, now: float) -> Fix:
-    msg_id = as_id(req(obj, "msg_id"), "msg_id")
+    msg_id = as_token(req(obj, "msg_id"), "msg_id")
     _body_id(obj, "engineer_id", engineer_id, required=True)
     ts = parse_ts(req(obj, "ts"), "ts", now=now)
     crs = parse_crs(obj.get("crs"))
@@ -136,7 +141,7 @@ def _checkin(obj: dict[str, Any], engineer_id: str, *, now: float) -> Fix:
 
 
 def _log(obj: dict[str, Any], engineer_id: str, *, now: float) -> SupervisionLog:
-    msg_id = as_id(req(obj, "msg_id"), "msg_id")
+    msg_id = as_token(req(obj, "msg_id"), "msg_id")
     _body_id(obj, "engineer_id", engineer_id, required=False)
     project_id = as_id(req(obj, "project_id"), "project_id")
     ts = parse_ts(req(obj, "ts"), "ts", now=now)
@@ -150,6 +155,7 @@ def _log(obj: dict[str, Any], engineer_id: str, *, now: float) -> SupervisionLog
         raise reject(Reason.MISSING_FIELD, "text is empty")
     if len(text) > MAX_TEXT:
         raise reject(Reason.OUT_OF_RANGE, f"text is longer than {MAX_TEXT} characters")
+    check_text(text, "text", multiline=True)
     return SupervisionLog(
         msg_id=msg_id,
         engineer_id=engineer_id,
@@ -165,7 +171,7 @@ def _log(obj: dict[str, Any], engineer_id: str, *, now: float) -> SupervisionLog
 
 
 def _telemetry(obj: dict[str, Any], device_id: str, *, now: float) -> Telemetry:
-    msg_id = as_id(req(obj, "msg_id"), "msg_id")
+    msg_id = as_token(req(obj, "msg_id"), "msg_id")
     _body_id(obj, "device_id", device_id, required=False)
     ts = parse_ts(req(obj, "ts"), "ts", now=now)
     raw_metrics = obj.get("metrics")
@@ -179,6 +185,7 @@ def _telemetry(obj: dict[str, Any], device_id: str, *, now: float) -> Telemetry:
     for name, value in raw_metrics.items():
         if not name or len(name) > 64:
             raise reject(Reason.OUT_OF_RANGE, "metric names must be 1..64 characters")
+        check_text(name, "a metric name")
         metrics[name] = as_number(value, f"metrics.{name[:64]}")
     crs = parse_crs(obj.get("crs"))
     pos = position(obj, crs, required=False)

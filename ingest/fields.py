@@ -7,6 +7,7 @@ Every helper raises :class:`~ingest.records.Rejected` with a reason from
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +22,17 @@ MAX_DEPTH = 16
 MAX_FUTURE_S = 300.0
 MIN_TS = 946_684_800.0  # 2000-01-01T00:00:00Z: anything earlier is a unit mistake
 MS_THRESHOLD = 1e11  # numbers >= 10^11 are milliseconds (CONTRACT section 3)
-MAX_ID_LEN = 128
+MAX_ID_LEN = 128  # msg_id and other opaque tokens
+MAX_NAME_LEN = 64  # registered ids (engineer, device, project) and OwnTracks device names
+# Registered ids: ASCII letters, digits and `_ . : @ -`, starting with a letter, digit or `_`
+# (so never `.` or `..`), 1..64 characters. The registry enforces the same pattern.
+ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:@-]{0,63}$"
+_ID = re.compile(ID_PATTERN)
+# Characters no text may hold: C0 controls, DEL, C1 controls, lone surrogates and the
+# non-characters U+FFFE/U+FFFF. PostgreSQL cannot store NUL at all; the others forge log lines,
+# break terminals and CSV exports. Free text (``multiline``) keeps TAB, LF and CR.
+_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_FORBIDDEN_MULTILINE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 MAX_ACC_M = 1_000_000.0
 CRS_ALIASES = {
     "wgs84": "wgs84",
@@ -59,11 +70,42 @@ def parse_json_object(payload: bytes) -> dict[str, Any]:
         raise reject(Reason.BAD_JSON, f"payload is not valid JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise reject(Reason.BAD_JSON, f"payload must be a JSON object, got {type(obj).__name__}")
-    for value in obj.values():  # nesting is rare: walk only when there is some
-        if isinstance(value, dict | list):
-            check_depth(obj)
-            break
+    nested = any(isinstance(value, dict | list) for value in obj.values())
+    if nested:
+        check_depth(obj)
+    # orjson refuses raw control characters inside strings: one can only arrive as a JSON
+    # escape, so a payload without a backslash needs no walk (the common case).
+    if b"\\" in payload:
+        check_strings(obj)
     return obj
+
+
+def check_strings(obj: Any, where: str = "") -> None:
+    """Every key and string value of a decoded JSON value is free of forbidden characters
+    (TAB, LF and CR allowed: free text may be multi-line)."""
+    stack: list[tuple[Any, str]] = [(obj, where)]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            check_text(value, path or "a string", multiline=True)
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                check_text(k, f"a key of {path or 'the object'}")
+                stack.append((v, f"{path}.{k[:40]}" if path else k[:40]))
+        elif isinstance(value, list):
+            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(value))
+
+
+def check_text(value: str, name: str, *, multiline: bool = False) -> str:
+    """``value`` unchanged, or a ``bad_text`` rejection naming the first forbidden character."""
+    bad = (_FORBIDDEN_MULTILINE if multiline else _FORBIDDEN).search(value)
+    if bad is not None:
+        raise reject(
+            Reason.BAD_TEXT,
+            f"{name} holds the control or invalid character U+{ord(bad.group()):04X} "
+            f"at position {bad.start()}",
+        )
+    return value
 
 
 def check_depth(obj: Any, limit: int = MAX_DEPTH) -> None:
@@ -105,6 +147,8 @@ def parse_number_text(value: str, name: str) -> float:
     text = value.strip()
     if len(text) > 64:
         raise reject(Reason.BAD_TYPE, f"{name} is not a number")
+    if not text.isascii():  # float() also reads Arabic-Indic and full-width digits
+        raise reject(Reason.BAD_TYPE, f"{name} must be written with ASCII digits")
     try:
         out = float(text)
     except ValueError:
@@ -126,21 +170,35 @@ def req(obj: Mapping[str, Any], key: str) -> Any:
     return value
 
 
-def as_id(value: Any, name: str) -> str:
+def as_token(value: Any, name: str, max_len: int = MAX_ID_LEN) -> str:
+    """An opaque token chosen by the sender (msg_id, an OwnTracks device name): 1..max_len
+    characters, none of them forbidden."""
     if not isinstance(value, str):
         raise reject(Reason.BAD_TYPE, f"{name} must be a string, got {_kind(value)}")
-    if not value or len(value) > MAX_ID_LEN:
-        raise reject(Reason.OUT_OF_RANGE, f"{name} must be 1..{MAX_ID_LEN} characters")
-    return value
+    if not value or len(value) > max_len:
+        raise reject(Reason.OUT_OF_RANGE, f"{name} must be 1..{max_len} characters")
+    return check_text(value, name)
 
 
-def opt_str(obj: Mapping[str, Any], key: str) -> str | None:
+def as_id(value: Any, name: str) -> str:
+    """A registered id (engineer, device, project): :data:`ID_PATTERN`."""
+    text = as_token(value, name, MAX_NAME_LEN)
+    if _ID.match(text) is None:
+        raise reject(
+            Reason.BAD_VALUE,
+            f"{name} {text[:40]!r} is not an id: use ASCII letters, digits and _ . : @ -, "
+            "starting with a letter, digit or _",
+        )
+    return text
+
+
+def opt_str(obj: Mapping[str, Any], key: str, *, multiline: bool = False) -> str | None:
     value = obj.get(key)
     if value is None:
         return None
     if not isinstance(value, str):
         raise reject(Reason.BAD_TYPE, f"{key} must be a string, got {_kind(value)}")
-    return value
+    return check_text(value, key, multiline=multiline)
 
 
 def _kind(value: Any) -> str:

@@ -50,8 +50,9 @@ __all__ = ["KNOT_KMH", "MPS_KMH", "decode_osmand"]
 
 KNOT_KMH = 1.852
 MPS_KMH = 3.6
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d{1,3})?")
-_INTEGER = re.compile(r"[+-]?\d{1,20}")
+# re.ASCII: `\d` alone also matches Arabic-Indic, full-width and other Unicode digits.
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d{1,3})?", re.ASCII)
+_INTEGER = re.compile(r"[+-]?\d{1,20}", re.ASCII)
 _NUMERIC_KEYS = ("speed", "bearing", "heading", "altitude", "accuracy", "hdop", "batt")
 
 
@@ -60,7 +61,9 @@ def decode_osmand(
 ) -> Fix:
     """Decode one OsmAnd request (query ``params``, raw ``body``, its ``content_type``)."""
     ctype = (content_type or "").split(";")[0].strip().lower()
-    if ctype == "application/json" or (not params and body and body.lstrip()[:1] == b"{"):
+    # A JSON content type with an empty body is what generic HTTP tools send with a GET:
+    # the query is the request then.
+    if body and (ctype == "application/json" or (not params and body.lstrip()[:1] == b"{")):
         return _decode_json(parse_json_object(body or b""), now=now)
     values = {k: v for k, v in params.items() if isinstance(v, str) and v != ""}
     if not params and body:
@@ -93,7 +96,7 @@ def _num(values: Mapping[str, str], key: str) -> float | None:
 
 def _timestamp(text: str, *, now: float) -> float:
     t = text.strip()
-    if len(t) == 12 and t.isdigit():
+    if len(t) == 12 and t.isascii() and t.isdigit():
         try:
             dt = datetime.strptime(t, "%d%m%y%H%M%S").replace(tzinfo=UTC)
             return check_ts(dt.timestamp(), "timestamp", now=now)

@@ -38,6 +38,7 @@ class Reason(StrEnum):
 
     BAD_JSON = "bad_json"
     BAD_ENCODING = "bad_encoding"
+    BAD_TEXT = "bad_text"
     TOO_LARGE = "too_large"
     MISSING_FIELD = "missing_field"
     BAD_TYPE = "bad_type"
@@ -60,6 +61,8 @@ REASON_DESCRIPTIONS: dict[str, str] = {
     Reason.BAD_JSON: "The payload is not one JSON object (truncated, malformed, NaN/Infinity "
     "literals, nested deeper than allowed, or not an object at the top).",
     Reason.BAD_ENCODING: "The payload is not valid UTF-8 (or holds unpaired surrogates).",
+    Reason.BAD_TEXT: "A text (id, msg_id, name, free text, key) holds a control character "
+    "(NUL included; free text may hold TAB, LF and CR), a lone surrogate or U+FFFE/U+FFFF.",
     Reason.TOO_LARGE: "The payload is larger than 64 KiB.",
     Reason.MISSING_FIELD: "A required field is absent, null or empty.",
     Reason.BAD_TYPE: "A field has the wrong JSON type (a string or boolean where a number is "

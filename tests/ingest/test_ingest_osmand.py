@@ -196,6 +196,33 @@ def test_bad_traccar_client_9_json(body: bytes, why: str) -> None:
 
 
 def test_roundtrip_urlencode() -> None:
-    params = {"id": "张工", "lat": "22.5", "lon": "114", "timestamp": "2023-11-14T22:13:20Z"}
+    params = {"id": "E_1.a:b@c-d", "lat": "22.5", "lon": "114", "timestamp": "2023-11-14T22:13:20Z"}
     fix = decode_osmand({}, urlencode(params).encode(), None, now=NOW)
-    assert fix.engineer_id == "张工"
+    assert fix.engineer_id == "E_1.a:b@c-d"
+
+
+@pytest.mark.parametrize(
+    ("params", "why"),
+    [
+        ({"id": "张工"}, "bad_value"),  # ids are ASCII (ingest.fields.ID_PATTERN), as registered
+        ({"id": ".."}, "bad_value"),
+        ({"id": "E1\x00"}, "bad_text"),
+        ({"id": "E1\x1b[2J"}, "bad_text"),
+        ({"lat": "\u0662\u0662.5"}, "bad_type"),  # Arabic-Indic digits
+        ({"lon": "\uff11\uff11\uff14"}, "bad_type"),  # full-width digits
+        (
+            {
+                "timestamp": "\u0661\u0664\u0661\u0661\u0662\u0663\u0662\u0662\u0661\u0663\u0662\u0660"
+            },
+            "bad_timestamp",
+        ),
+    ],
+)
+def test_hostile_query_values(params: dict[str, str], why: str) -> None:
+    base = {"id": "E1", "lat": "22.5", "lon": "114", "timestamp": "2023-11-14T22:13:20Z"}
+    assert rej({**base, **params}, None, None) == why
+
+
+def test_json_content_type_with_empty_body_reads_the_query() -> None:
+    params = {"id": "E1", "lat": "22.5", "lon": "114", "timestamp": "2023-11-14T22:13:20Z"}
+    assert decode_osmand(params, b"", "application/json", now=NOW).engineer_id == "E1"
