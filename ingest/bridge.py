@@ -316,8 +316,7 @@ class Bridge:
                 for a in batch
             ]
             t1 = clock()
-            verdicts = await gate.check(items)  # may overlap with other batches
-            known = await gate.seen_before(items, verdicts)
+            verdicts, known = await gate.screen(items)  # may overlap with other batches
             t2 = clock()
             if state.prev is not None:
                 await state.prev.sent.wait()

@@ -48,7 +48,7 @@ from ingest.records import Fix, Reason, Record, Rejected, Telemetry, to_json
 from ingest.sm2pool import Sm2Pool, Triple
 from ingest.verify import check_many, sm2_work
 from stack import topics
-from store.retry import retry_db
+from store.retry import is_poison, pg_text, retry_db
 
 log = logging.getLogger("sitewatch.ingest")
 
@@ -196,6 +196,31 @@ class Gate:
     def counts(self) -> dict[str, int]:
         """Outcomes counted by this process (accepted, each reason, redelivered)."""
         return self.counters.totals
+
+    # -- stages 1 and 2, isolating poison ------------------------------------------------
+
+    async def screen(self, items: Sequence[Incoming]) -> tuple[list[Rejected | None], set[Key]]:
+        """:meth:`check` and :meth:`seen_before` of a batch. When they fail on something the
+        data causes (not the database being away, which they wait out), the batch is halved
+        until the items that fail alone are found: each becomes an ``internal_error``
+        rejection (a dead letter with the exception), the others are screened as usual. A
+        poison message costs only itself."""
+        try:
+            verdicts = await self.check(items)
+            return verdicts, await self.seen_before(items, verdicts)
+        except Exception as exc:
+            if not is_poison(exc):
+                raise
+            if len(items) == 1:
+                log.error(
+                    "a message on %r could not be screened; kept as a dead letter",
+                    items[0].topic[:200],
+                    exc_info=exc,
+                )
+                return [poisoned(exc)], set()
+        half = len(items) // 2
+        left, right = await self.screen(items[:half]), await self.screen(items[half:])
+        return left[0] + right[0], left[1] | right[1]
 
     # -- stage 1 ----------------------------------------------------------------------------
 
@@ -361,7 +386,17 @@ class Gate:
                     {"i": [k[0] for k in keys], "m": [k[1] for k in keys]},
                 )
 
-        await retry_db(insert, what="remembering accepted ids", log_to=log)
+        try:
+            await retry_db(insert, what="remembering accepted ids", log_to=log)
+        except Exception as exc:
+            if not is_poison(exc):
+                raise
+            if len(keys) == 1:  # Kafka holds it already: only its replay protection is lost
+                log.error("could not remember accepted id %r", keys[0], exc_info=exc)
+                return
+            half = len(keys) // 2
+            await self.remember(keys[:half])
+            await self.remember(keys[half:])
 
     # -- all stages, one batch (HTTP) -------------------------------------------------------
 
@@ -370,8 +405,8 @@ class Gate:
 
         Returns only once Kafka holds every accepted record and every rejection.
         """
-        verdicts = await self.check(items)
-        accepted = self.replays(items, verdicts, await self.seen_before(items, verdicts))
+        verdicts, known = await self.screen(items)
+        accepted = self.replays(items, verdicts, known)
         try:
             for fut in await self.send(items, verdicts):
                 await fut  # raises if Kafka did not take it: the caller must not acknowledge
@@ -383,6 +418,14 @@ class Gate:
         await self.remember(accepted)
         await self.counters.maybe_flush(self.engine)
         return verdicts
+
+
+def poisoned(exc: BaseException) -> Rejected:
+    return Rejected(
+        Reason.INTERNAL_ERROR,
+        f"SiteWatch failed on this message ({type(exc).__name__}: "
+        f"{pg_text(str(exc).splitlines()[0] if str(exc) else '')[:300]}); it is kept here",
+    )
 
 
 def replay(key: Key) -> Rejected:
@@ -409,9 +452,9 @@ def rejection_record(item: Incoming, why: Rejected) -> bytes:
         {
             "id": rejection_id(item),
             "source": item.source,
-            "topic": item.topic[:500],
+            "topic": pg_text(item.topic[:500]),
             "reason": why.reason,
-            "message": why.message[:1000],
+            "message": pg_text(why.message[:1000]),
             "excerpt": excerpt,
             "received_at": item.received_at,
         }

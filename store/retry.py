@@ -56,6 +56,36 @@ def is_transient(exc: BaseException) -> bool:
     return _pg_connection_error(exc)
 
 
+# SQLSTATE classes that running the same work again repeats and that the data caused: 22 data
+# exception (NUL in text, invalid encoding, numeric or date out of range), 23 integrity
+# constraint, 54 program limit exceeded (a value too big to index).
+POISON_SQLSTATE_CLASSES = ("22", "23", "54")
+# Python errors a malformed value raises in pure code (a bug, but one that only this value
+# triggers): the item is set aside, the rest goes on.
+POISON_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, RecursionError)
+
+
+def is_poison(exc: BaseException) -> bool:
+    """True when `exc` is most likely caused by the data being written or read (so the same
+    item fails again however often it is tried), not by the database or broker being away."""
+    if is_transient(exc):
+        return False
+    if isinstance(exc, sa_exc.DBAPIError):
+        if _sqlstate(exc.orig)[:2] in POISON_SQLSTATE_CLASSES:
+            return True
+        return isinstance(exc.orig, POISON_ERRORS) or isinstance(
+            getattr(exc.orig, "__cause__", None), POISON_ERRORS
+        )
+    if isinstance(exc, sa_exc.StatementError):
+        return isinstance(exc.orig, POISON_ERRORS)
+    return isinstance(exc, POISON_ERRORS)
+
+
+def pg_text(value: str) -> str:
+    """`value` storable in a PostgreSQL text column (which cannot hold NUL)."""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
 def _pg_connection_error(exc: BaseException | None) -> bool:
     try:
         import asyncpg

@@ -56,11 +56,12 @@ from store.models import (
 from store.queries import attendance_tallies, unlogged_days
 from store.retention import trim as trim_old_rows
 from store.retry import retry_db, skip_while_db_down
-from streams import device_batch, faust_fixes, sinks
+from streams import dead_letters, device_batch, faust_fixes, sinks
 from streams.attendance import AttendanceBook, Key, on_site_fixes
 from streams.common import live_alert
 from streams.day_close import missing_log_alerts
 from streams.engineer_batch import EngineerState, process_engineer_batch
+from streams.isolate import write_isolating
 from streams.stats import StepTimes
 
 log = logging.getLogger("sitewatch.streams")
@@ -164,24 +165,45 @@ def build_app(settings: Settings) -> faust.App:
             await live_topic.send(key="live", value=value)
 
     async def write_batches(
-        stream: Any, size: int, write: Callable[[list[Any]], Awaitable[None]], what: str
+        stream: Any,
+        size: int,
+        kinds: tuple[type, ...],
+        write: Callable[[Decoded], Awaitable[None]],
+        what: str,
     ) -> None:
         """The loop of every agent: batches of up to `size` events, written in offset order
         and committed once written (streams.progress); a batch's database work is retried
-        until PostgreSQL is back (store.retry)."""
+        until PostgreSQL is back (store.retry); a record it cannot write is set aside as a
+        dead letter (streams.isolate), the rest of the batch is written."""
+
+        async def set_aside(poison: Decoded, exc: BaseException) -> None:
+            log.error(
+                "%s: setting %d record(s) aside as dead letters", what, len(poison), exc_info=exc
+            )
+            await dead_letters.keep(engine(), what, poison.records, poison.events, exc)
+
+        async def write_events(admitted: list[Any]) -> None:
+            await write_isolating(decode_events(admitted, kinds), write, set_aside)
+
         async for events in stream.take_events(size, within=settings.batch_within_s):
             await retry_db(
-                faust_fixes.write_in_order, app.consumer, events, write, what=what, log_to=log
+                faust_fixes.write_in_order,
+                app.consumer,
+                events,
+                write_events,
+                what=what,
+                log_to=log,
             )
 
     @app.agent(fixes_topic)
     async def engineer_records(stream: Any) -> Any:
-        await write_batches(stream, settings.batch_events, engineer_batch, "engineer_records")
+        await write_batches(
+            stream, settings.batch_events, ENGINEER_RECORDS, engineer_batch, "engineer_records"
+        )
 
-    async def engineer_batch(events: list[Any]) -> None:
-        timing.start(len(events))
-        decoded = decode_events(events, ENGINEER_RECORDS)
-        records, events = decoded.records, decoded.events
+    async def engineer_batch(decoded: Decoded) -> None:
+        timing.start(len(decoded))
+        records = decoded.records
         timing.count(len(records))
         if not records:
             return
@@ -231,10 +253,11 @@ def build_app(settings: Settings) -> faust.App:
 
     @app.agent(telemetry_topic)
     async def device_telemetry(stream: Any) -> Any:
-        await write_batches(stream, settings.batch_events, telemetry_batch, "device_telemetry")
+        await write_batches(
+            stream, settings.batch_events, (TelemetryRecord,), telemetry_batch, "device_telemetry"
+        )
 
-    async def telemetry_batch(events: list[Any]) -> None:
-        decoded = decode_events(events, (TelemetryRecord,))
+    async def telemetry_batch(decoded: Decoded) -> None:
         records, events, received = decoded.records, decoded.events, decoded.received
         if not records:
             return
@@ -255,16 +278,27 @@ def build_app(settings: Settings) -> faust.App:
 
     @app.agent(rejected_topic)
     async def rejected_sink(stream: Any) -> Any:
-        await write_batches(stream, settings.batch_size, rejected_batch, "rejected_sink")
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+            await retry_db(
+                faust_fixes.write_in_order,
+                app.consumer,
+                events,
+                rejected_batch,
+                what="rejected_sink",
+                log_to=log,
+            )
 
     async def rejected_batch(events: list[Any]) -> None:
-        rows = []
-        for e in events:
-            d = orjson.loads(e.value)
-            d["received_at"] = dt.datetime.fromtimestamp(d["received_at"], dt.UTC)
-            rows.append(d)
-        async with engine().begin() as conn:
-            await sinks.insert_new(conn, RejectedMessage, rows)
+        rows = dead_letters.rejection_rows(events)
+
+        async def insert(part: list[dict[str, Any]]) -> None:
+            async with engine().begin() as conn:
+                await sinks.insert_new(conn, RejectedMessage, part)
+
+        async def drop(part: list[dict[str, Any]], exc: BaseException) -> None:
+            log.error("a rejection could not be stored: %r", part, exc_info=exc)
+
+        await write_isolating(rows, insert, drop)
 
     @app.timer(interval=10.0)
     async def report_timing() -> None:
@@ -366,6 +400,12 @@ class Decoded:
     records: list[Record]
     events: list[Any]
     received: list[float | None]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, part: slice) -> Decoded:
+        return Decoded(self.records[part], self.events[part], self.received[part])
 
 
 def decode_events(events: list[Any], kinds: tuple[type, ...]) -> Decoded:
