@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 
 from ingest.codecs import decode_osmand, decode_owntracks_http
 from ingest.gate import Gate, Incoming
-from ingest.records import Record, Rejected
+from ingest.records import Reason, Record, Rejected
 
 router = APIRouter(tags=["ingest"])
 
@@ -30,16 +30,20 @@ async def _admit(request: Request, path: str, payload: bytes, decoded: Record | 
     return decoded
 
 
-async def _body(request: Request) -> bytes:
+async def _body(request: Request, path: str) -> bytes:
     body = await request.body()
     if len(body) > MAX_BODY:
-        raise HTTPException(413, f"body larger than {MAX_BODY} bytes")
+        why = Rejected(Reason.TOO_LARGE, f"body larger than {MAX_BODY} bytes")
+        gate: Gate = request.app.state.gate
+        excerpt = str(request.url.query).encode()
+        await gate.admit([Incoming("http", path, excerpt, time.time(), why)])
+        raise HTTPException(413, {"reason": why.reason, "message": why.message})
     return body
 
 
 async def osmand(request: Request) -> JSONResponse:
     """Traccar OsmAnd: query string, form body or the JSON body of Traccar Client 9."""
-    body = await _body(request) if request.method == "POST" else b""
+    body = await _body(request, "/osmand") if request.method == "POST" else b""
     params = dict(request.query_params)
     try:
         decoded: Record | Rejected = decode_osmand(
@@ -65,13 +69,13 @@ router.add_api_route("/osmand", osmand, methods=["POST"], operation_id="osmand_p
 async def owntracks(request: Request) -> JSONResponse:
     """OwnTracks HTTP mode: user from X-Limit-U or ?u=, device from X-Limit-D or ?d=.
     Answers `[]` (no friends' locations) as the app expects."""
-    body = await _body(request)
+    body = await _body(request, "/owntracks")
     user = request.headers.get("x-limit-u") or request.query_params.get("u")
     device = request.headers.get("x-limit-d") or request.query_params.get("d")
     try:
         if not user:
             raise Rejected(
-                "missing_field", "OwnTracks HTTP needs the user in the X-Limit-U header or ?u="
+                Reason.MISSING_FIELD, "OwnTracks HTTP needs the user in the X-Limit-U header or ?u="
             )
         decoded: Record | Rejected = decode_owntracks_http(user, device, body, now=time.time())
     except Rejected as why:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,12 +25,14 @@ from ingest.bridge import mqtt_target
 from ingest.counters import prometheus_lines as ingest_counter_lines
 from ingest.gate import Gate
 from live_api import openapi as api_docs
+from live_api.boundary import Boundary
 from live_api.hub import Hub
 from live_api.routes import facts, live, map_data, registry
 from live_api.routes.engineer_record import router as engineer_record_router
 from stack.settings import Settings
 from store.db import async_engine
 from store.fence_cache import FenceCache
+from store.retry import is_poison
 
 log = logging.getLogger("sitewatch.api")
 
@@ -82,6 +85,26 @@ def create_app(settings: Settings) -> FastAPI:
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": jsonable_errors(exc.errors())})
 
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        """Last resort, still JSON. A value the database refuses (a data exception: out of
+        range, bad encoding) came from the client: 422. Anything else is our bug: 500 with an
+        id to find its traceback in the log."""
+        if is_poison(exc):
+            log.warning("%s %s: refused by the database: %r", request.method, request.url.path, exc)
+            return JSONResponse(
+                status_code=422,
+                content={"detail": f"a value of the request cannot be stored: {_first_line(exc)}"},
+            )
+        incident = secrets.token_hex(6)
+        log.error(
+            "%s %s failed (incident %s)", request.method, request.url.path, incident, exc_info=exc
+        )
+        return JSONResponse(
+            status_code=500,
+            content={"detail": f"internal error, logged as incident {incident}"},
+        )
+
     @app.get("/healthz", tags=["ops"])
     async def healthz(request: Request) -> JSONResponse:
         checks: dict[str, Any] = {}
@@ -126,6 +149,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(http_routes.router)
     app.include_router(engineer_record_router)
     api_docs.install(app)  # common error answers and bearer auth on every /api route
+    app.add_middleware(Boundary)  # type: ignore[arg-type]
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
@@ -134,6 +158,12 @@ def create_app(settings: Settings) -> FastAPI:
     if MAP_DIR.exists():
         app.mount("/map", StaticFiles(directory=MAP_DIR, html=True), name="map")
     return app
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).splitlines()[0] if str(orig) else type(orig).__name__
+    return text.replace("\x00", "\ufffd")[:300]
 
 
 def jsonable_errors(errors: Any) -> list[dict[str, Any]]:

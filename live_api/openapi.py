@@ -56,6 +56,7 @@ def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
                 errors["404"] = "a resource named in the path or body does not exist"
                 if method != "get":
                     errors["409"] = "conflicts with the current state or stored data"
+                    errors["413"] = "body larger than the route's limit (live_api.boundary)"
             elif "ingest" in op.get("tags", []):
                 errors = dict(INGEST_ERRORS)
             elif path == "/healthz":

@@ -282,6 +282,8 @@ def _month(value: str) -> tuple[dt.date, dt.date]:
         first = dt.date.fromisoformat(value + "-01")
     except ValueError as exc:
         raise HTTPException(422, f"month {value!r} is not YYYY-MM (for example 2026-03)") from exc
+    if not 2000 <= first.year <= 2100:
+        raise HTTPException(422, f"month {value!r} is outside the years 2000..2100")
     nxt = dt.date(first.year + first.month // 12, first.month % 12 + 1, 1)
     return first, nxt - dt.timedelta(days=1)
 
