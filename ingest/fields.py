@@ -46,6 +46,9 @@ CRS_ALIASES = {
 }
 
 
+_CHAR_NAMES = {"\x00": " (NUL)", "\x1b": " (ESC)", "\x7f": " (DEL)"}
+
+
 def reject(reason: Reason, message: str) -> Rejected:
     return Rejected(reason, message)
 
@@ -102,8 +105,8 @@ def check_text(value: str, name: str, *, multiline: bool = False) -> str:
     if bad is not None:
         raise reject(
             Reason.BAD_TEXT,
-            f"{name} holds the control or invalid character U+{ord(bad.group()):04X} "
-            f"at position {bad.start()}",
+            f"{name} holds the control or invalid character U+{ord(bad.group()):04X}"
+            f"{_CHAR_NAMES.get(bad.group(), '')} at position {bad.start()}",
         )
     return value
 

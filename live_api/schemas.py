@@ -8,10 +8,15 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from geofence.codes import normalise_code
+from ingest.fields import ID_PATTERN as FIELDS_ID_PATTERN
 
-ID_PATTERN = r"^[A-Za-z0-9_.:@-]{1,64}$"
+# ingest.fields owns the pattern: what the registry takes, the ingest codecs take.
+ID_PATTERN = FIELDS_ID_PATTERN
 IdStr = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
 CODE_PATTERN = r"^(156)?[0-9]{6}$"
+# Dates of the registry (filings): the 1997 Construction Law brought the supervision system.
+FIRST_PLAUSIBLE_DAY = dt.date(1990, 1, 1)
+LAST_PLAUSIBLE_DAY = dt.date(2100, 12, 31)
 
 
 def _code(value: str) -> str:
@@ -146,6 +151,11 @@ class FilingCreate(BaseModel):
     def _order(self) -> FilingCreate:
         if self.valid_to < self.valid_from:
             raise ValueError("valid_to is before valid_from")
+        for name, day in (("valid_from", self.valid_from), ("valid_to", self.valid_to)):
+            if not FIRST_PLAUSIBLE_DAY <= day <= LAST_PLAUSIBLE_DAY:
+                raise ValueError(
+                    f"{name} {day} is outside {FIRST_PLAUSIBLE_DAY}..{LAST_PLAUSIBLE_DAY}"
+                )
         return self
 
 
@@ -165,6 +175,12 @@ class Limits(BaseModel):
     model_config = ConfigDict(extra="forbid")
     min: float | None = Field(default=None, allow_inf_nan=False)
     max: float | None = Field(default=None, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _order(self) -> Limits:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        return self
 
 
 class DeviceCreate(BaseModel):

@@ -17,7 +17,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from geoalchemy2.shape import to_shape
 from shapely.geometry import MultiPolygon, Polygon, mapping, shape
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import and_, func, insert, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from devices.broker import BrokerError
@@ -34,6 +34,9 @@ router = APIRouter(prefix="/api")
 
 MAX_VERTICES = 100_000
 SAFE_ID_RE = re.compile(schemas.ID_PATTERN)
+# Engineers and devices are MQTT accounts too: they share one namespace with the broker's own.
+IDENTITY_KINDS = ("broker", "engineer", "device")
+RESERVED_PREFIX = "sitewatch-"
 BROKER_DOWN: dict[int | str, dict[str, Any]] = {
     503: error_response("the MQTT broker did not answer; nothing was stored, retry")
 }
@@ -209,6 +212,7 @@ def parse_site(feature: Any) -> tuple[dict[str, Any], MultiPolygon]:
     props = feature.get("properties")
     if not isinstance(props, dict):
         raise HTTPException(422, "Feature.properties must be an object with at least 'id'")
+    _check_top_level_crs(feature.get("crs"))
     geometry = feature.get("geometry")
     if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
         raise HTTPException(
@@ -240,6 +244,49 @@ def parse_site(feature: Any) -> tuple[dict[str, Any], MultiPolygon]:
             422, f"invalid geometry after {crs} conversion: {shapely.is_valid_reason(converted)}"
         )
     return props, _multi(converted)
+
+
+# GeoJSON 2008's named CRS members that mean lon/lat WGS-84 (RFC 7946 dropped `crs`).
+WGS84_CRS_NAMES = {
+    "urn:ogc:def:crs:ogc:1.3:crs84",
+    "urn:ogc:def:crs:epsg::4326",
+    "epsg:4326",
+    "crs84",
+    "wgs84",
+}
+
+
+def _check_top_level_crs(crs: Any) -> None:
+    """A top-level ``crs`` is honoured when it names WGS-84 and refused otherwise: silently
+    reading other coordinates as WGS-84 would put the site elsewhere. GCJ-02 and BD-09 go in
+    ``properties.crs``."""
+    if crs is None:
+        return
+    name = crs.get("properties", {}).get("name") if isinstance(crs, dict) else None
+    if not isinstance(name, str) or name.strip().lower() not in WGS84_CRS_NAMES:
+        raise HTTPException(
+            422,
+            "the Feature's top-level crs must name WGS-84 (urn:ogc:def:crs:OGC:1.3:CRS84 or "
+            "EPSG:4326); for GCJ-02 or BD-09 set properties.crs to gcj02 or bd09",
+        )
+
+
+async def identity_taken(conn: Any, identity: str, *, kinds: tuple[str, ...]) -> str | None:
+    """What already holds `identity` compared without case (`P-dup` and `p-dup` are one id):
+    'engineer', 'device', 'project', 'broker' or None. Serialised per id for the rest of the
+    transaction, so two registrations racing for one id cannot both pass."""
+    lowered = identity.lower()
+    await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:i))"), {"i": lowered})
+    if "broker" in kinds and lowered.startswith(RESERVED_PREFIX):
+        return "broker"
+    models = {"engineer": Engineer, "device": Device, "project": Project}
+    for kind in kinds:
+        model = models.get(kind)
+        if model is not None:
+            hit = await conn.execute(select(model.id).where(func.lower(model.id) == lowered))
+            if hit.first() is not None:
+                return kind
+    return None
 
 
 def feature_of(row: Any) -> dict[str, Any]:
@@ -313,6 +360,8 @@ async def create_project(request: Request, conn: Conn, _admin: Admin) -> dict[st
         raise HTTPException(422, f"body is not JSON: {exc}") from exc
     props, geom = parse_site(feature)
     project_id = _str_id(props.get("id"), "id")
+    if await identity_taken(conn, project_id, kinds=("project",)):
+        raise HTTPException(409, f"project {project_id!r} already exists (ids ignore case)")
     name = props.get("name") or project_id
     if not isinstance(name, str) or len(name) > 200:
         raise HTTPException(422, "properties.name must be a string of at most 200 characters")
@@ -488,6 +537,9 @@ async def create_engineer(
                 "sm2_public_key must be the hex of the 64-byte x||y point (optionally 04-prefixed)",
             )
         public_key = point.hex()
+    taken = await identity_taken(conn, body.id, kinds=IDENTITY_KINDS)
+    if taken:
+        raise HTTPException(409, f"id {body.id!r} is taken by a {taken} (ids ignore case)")
     result = await conn.execute(
         pg_insert(Engineer)
         .values(
@@ -641,6 +693,9 @@ async def create_device(
     ).first()
     if project is None:
         raise HTTPException(422, f"no project {body.project_id!r}: register the project first")
+    taken = await identity_taken(conn, body.id, kinds=IDENTITY_KINDS)
+    if taken:
+        raise HTTPException(409, f"id {body.id!r} is taken by a {taken} (ids ignore case)")
     hmac_key = (body.hmac_key or secrets.token_hex(32)).lower()
     thresholds = {m: lim.model_dump(exclude_none=True) for m, lim in body.thresholds.items()}
     result = await conn.execute(
