@@ -58,6 +58,10 @@ class Settings(BaseSettings):
 
     # Retention of bounded-growth tables (fixes, telemetry, transitions, rejected, seen ids).
     retention_days: int = 400
+    # The rejected log (streams.rejected_log): rows kept per source, reason and hour (every
+    # rejection is counted in rejected_tallies), and for how long the rows are kept.
+    rejected_sample_per_hour: int = 100
+    rejected_retention_days: int = 30
     seen_ids_days: int = 30
 
     # Stream worker batching. Engineer and telemetry agents take up to `batch_events` Kafka

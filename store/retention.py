@@ -2,8 +2,11 @@
 
 - `Settings.retention_days` (default 400; 0 or less keeps everything), by event time:
   fixes, telemetry, transitions, owntracks_events, supervision_logs (`ts`),
-  rejected_messages (`received_at`), and alerts that are *resolved* (with their history).
+  rejected_tallies (`hour`), and alerts that are *resolved* (with their history).
   Open and acknowledged alerts are kept whatever their age.
+- `Settings.rejected_retention_days` (default 30): the rows of the rejected log
+  (`rejected_messages`, by `received_at`); their hourly counts (`rejected_tallies`) follow
+  `retention_days`.
 - `Settings.seen_ids_days` (default 30): `ingest_seen`, the replay-protection ids, by
   `seen_at`. A message replayed later than that is still counted once: every sink inserts
   idempotently on the message's identity, which lives as long as its fact row.
@@ -35,9 +38,10 @@ FACT_TABLES: dict[str, str] = {
     "transitions": "ts",
     "owntracks_events": "ts",
     "supervision_logs": "ts",
-    "rejected_messages": "received_at",
+    "rejected_tallies": "hour",
 }
 SEEN_TABLE = ("ingest_seen", "seen_at")
+REJECTED_TABLE = ("rejected_messages", "received_at")
 
 
 async def _delete_batches(
@@ -95,6 +99,10 @@ async def trim(
         for table, column in FACT_TABLES.items():
             counts[table] = await _delete_batches(engine, table, column, cutoff, batch)
         counts["alerts"] = await _delete_resolved_alerts(engine, cutoff, batch)
+    if settings.rejected_retention_days > 0:
+        table, column = REJECTED_TABLE
+        cutoff = now - dt.timedelta(days=settings.rejected_retention_days)
+        counts[table] = await _delete_batches(engine, table, column, cutoff, batch)
     if settings.seen_ids_days > 0:
         table, column = SEEN_TABLE
         cutoff = now - dt.timedelta(days=settings.seen_ids_days)

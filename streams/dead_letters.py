@@ -18,6 +18,7 @@ from ingest.records import Record, to_json
 from store.models import RejectedMessage
 from store.retry import is_transient, pg_text
 from streams import sinks
+from streams.rejected_log import tally_and_sample
 
 log = logging.getLogger("sitewatch.streams")
 
@@ -58,6 +59,7 @@ async def keep(
     rows = dead_letter_rows(what, records, events, exc)
     try:
         async with engine.begin() as conn:
+            await tally_and_sample(conn, rows, 0)  # the worker's own are always kept
             await sinks.insert_new(conn, RejectedMessage, rows)
     except Exception as store_exc:
         if is_transient(store_exc):
@@ -74,6 +76,7 @@ def rejection_rows(events: Sequence[Any]) -> list[dict[str, Any]]:
             d["received_at"] = dt.datetime.fromtimestamp(float(d["received_at"]), dt.UTC)
             for key in ("topic", "message", "excerpt"):
                 d[key] = pg_text(str(d.get(key, "")))
+            d["id"] = str(d["id"])[:64]
             rows.append(d)
         except (ValueError, TypeError, KeyError, OverflowError) as exc:
             log.error("skipping an undecodable rejection at %s: %s", e.message.tp, exc)

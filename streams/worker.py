@@ -56,7 +56,7 @@ from store.models import (
 from store.queries import attendance_tallies, unlogged_days
 from store.retention import trim as trim_old_rows
 from store.retry import retry_db, skip_while_db_down
-from streams import dead_letters, device_batch, faust_fixes, sinks
+from streams import dead_letters, device_batch, faust_fixes, rejected_log, sinks
 from streams.attendance import AttendanceBook, Key, on_site_fixes
 from streams.common import live_alert
 from streams.day_close import missing_log_alerts
@@ -289,16 +289,21 @@ def build_app(settings: Settings) -> faust.App:
             )
 
     async def rejected_batch(events: list[Any]) -> None:
-        rows = dead_letters.rejection_rows(events)
+        """Counted exactly, kept as a sample (streams.rejected_log)."""
 
-        async def insert(part: list[dict[str, Any]]) -> None:
+        async def insert(part: list[Any]) -> None:
             async with engine().begin() as conn:
-                await sinks.insert_new(conn, RejectedMessage, part)
+                fresh = await rejected_log.new_events(conn, topics.REJECTED, part)
+                rows = dead_letters.rejection_rows(fresh)
+                kept = await rejected_log.tally_and_sample(
+                    conn, rows, settings.rejected_sample_per_hour
+                )
+                await sinks.insert_new(conn, RejectedMessage, kept)
 
-        async def drop(part: list[dict[str, Any]], exc: BaseException) -> None:
-            log.error("a rejection could not be stored: %r", part, exc_info=exc)
+        async def drop(part: list[Any], exc: BaseException) -> None:
+            log.error("a rejection could not be stored: %r", [e.value for e in part], exc_info=exc)
 
-        await write_isolating(rows, insert, drop)
+        await write_isolating(events, insert, drop)
 
     @app.timer(interval=10.0)
     async def report_timing() -> None:

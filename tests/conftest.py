@@ -15,6 +15,9 @@ from stack.up import Stack, StackOptions
 from tests.stack_client import StackClient
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+# Test stacks keep every rejection as a row: many tests look for their own rejections in the
+# log. The sampling itself is tested with its own limit (tests/api/test_rejected_log.py).
+os.environ.setdefault("SITEWATCH_REJECTED_SAMPLE_PER_HOUR", "100000000")
 
 
 @pytest.fixture(scope="session")

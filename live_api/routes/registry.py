@@ -289,6 +289,12 @@ async def identity_taken(conn: Any, identity: str, *, kinds: tuple[str, ...]) ->
     return None
 
 
+def already_exists(identity: str, holder: str) -> str:
+    if holder == "broker":
+        return f"id {identity!r} already exists: ids starting with {RESERVED_PREFIX!r} are the broker's own"
+    return f"id {identity!r} already exists as a {holder} (ids are compared without case)"
+
+
 def feature_of(row: Any) -> dict[str, Any]:
     return {
         "type": "Feature",
@@ -539,7 +545,7 @@ async def create_engineer(
         public_key = point.hex()
     taken = await identity_taken(conn, body.id, kinds=IDENTITY_KINDS)
     if taken:
-        raise HTTPException(409, f"id {body.id!r} is taken by a {taken} (ids ignore case)")
+        raise HTTPException(409, already_exists(body.id, taken))
     result = await conn.execute(
         pg_insert(Engineer)
         .values(
@@ -695,7 +701,7 @@ async def create_device(
         raise HTTPException(422, f"no project {body.project_id!r}: register the project first")
     taken = await identity_taken(conn, body.id, kinds=IDENTITY_KINDS)
     if taken:
-        raise HTTPException(409, f"id {body.id!r} is taken by a {taken} (ids ignore case)")
+        raise HTTPException(409, already_exists(body.id, taken))
     hmac_key = (body.hmac_key or secrets.token_hex(32)).lower()
     thresholds = {m: lim.model_dump(exclude_none=True) for m, lim in body.thresholds.items()}
     result = await conn.execute(

@@ -150,3 +150,51 @@ def test_api_hostile_paths_queries_and_bodies(sw: StackClient) -> None:
             422,
         )
         assert "surrogate" in detail
+
+
+def test_ids_differing_only_by_case_are_one_identity(sw: StackClient) -> None:
+    t = tag()
+    with sw.api() as api:
+        lon, lat = LON + 0.02, LAT + 0.02
+        body = {
+            "type": "Feature",
+            "properties": {"id": f"P-dup-{t}", "region_code": "440305"},
+            "geometry": {"type": "Polygon", "coordinates": square(lon, lat, 0.0003)},
+        }
+        assert api.post("/api/projects", json=body).status_code == 201
+        body["properties"]["id"] = f"p-DUP-{t}"
+        assert "already exists" in assert_json_4xx(api.post("/api/projects", json=body), 409)
+        body["properties"]["id"] = ".."
+        assert_json_4xx(api.post("/api/projects", json=body), 422)
+        eng = {
+            "id": f"E-case-{t}",
+            "name": "n",
+            "registered_region": "440305",
+            "cert_status": "valid",
+        }
+        assert api.post("/api/engineers", json=eng).status_code == 201
+        assert_json_4xx(api.post("/api/engineers", json={**eng, "id": f"e-CASE-{t}"}), 409)
+        device = {
+            "id": f"E-CASE-{t}",
+            "project_id": f"P-dup-{t}",
+            "kind": "env",
+            "report_interval_s": 60,
+        }
+        assert "engineer" in assert_json_4xx(api.post("/api/devices", json=device), 409)
+        for reserved in ("sitewatch-admin", "SiteWatch-Bridge"):
+            assert_json_4xx(api.post("/api/engineers", json={**eng, "id": reserved}), 409)
+        bad = {**device, "id": f"D-{t}", "thresholds": {"pm10": {"min": 10, "max": 1}}}
+        assert "greater than max" in str(assert_json_4xx(api.post("/api/devices", json=bad), 422))
+        filing = {
+            "engineer_id": f"E-case-{t}",
+            "region_code": "440305",
+            "valid_from": "0001-01-01",
+            "valid_to": "2026-12-31",
+        }
+        assert_json_4xx(api.post("/api/filings", json=filing), 422)
+        crs = {"type": "name", "properties": {"name": "EPSG:3857"}}
+        body = {**body, "crs": crs}
+        body["properties"] = {"id": f"P-crs-{t}", "region_code": "440305"}
+        assert "crs" in assert_json_4xx(api.post("/api/projects", json=body), 422)
+        body["crs"] = {"type": "name", "properties": {"name": "urn:ogc:def:crs:OGC:1.3:CRS84"}}
+        assert api.post("/api/projects", json=body).status_code == 201

@@ -101,6 +101,7 @@ def test_trim_deletes_old_rows_and_keeps_new_ones(sw: StackClient) -> None:
     settings = Settings(
         database_url=sw.endpoints["database"],
         retention_days=RETENTION_DAYS,
+        rejected_retention_days=RETENTION_DAYS,
         seen_ids_days=SEEN_IDS_DAYS,
     )
 
@@ -125,7 +126,12 @@ def test_trim_deletes_old_rows_and_keeps_new_ones(sw: StackClient) -> None:
     # a second run finds nothing more of ours; retention_days = 0 keeps everything
     asyncio.run(run())
     assert _left(sw, t) == left
-    keep_all = Settings(database_url=sw.endpoints["database"], retention_days=0, seen_ids_days=0)
+    keep_all = Settings(
+        database_url=sw.endpoints["database"],
+        retention_days=0,
+        rejected_retention_days=0,
+        seen_ids_days=0,
+    )
 
     async def run_keep_all() -> dict[str, int]:
         engine = async_engine(keep_all)
