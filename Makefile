@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 DEB_PACKAGES := postgresql-15 postgresql-15-postgis-3 mosquitto mosquitto-clients chromium fonts-wqy-microhei
 DATA_DIR ?= ./sitewatch-data
 
-.PHONY: demo test bootstrap system python map lint bench soak clean
+.PHONY: demo test bootstrap system python map lint bench soak fuzz clean
 
 demo: bootstrap
 	$(BIN)/sitewatch demo --data-dir $(DATA_DIR)
@@ -30,6 +30,16 @@ bench: bootstrap
 SOAK_MINUTES ?= 10
 soak: bootstrap
 	$(BIN)/python -m stack.soak --minutes $(SOAK_MINUTES) --write-docs
+
+# Hostile input end to end against one private stack: 20,000 MQTT messages and 10,000 ingest
+# and 10,000 API requests, every invariant of tests/fuzz checked; figures into
+# docs/reliability.md.
+FUZZ_MQTT ?= 20000
+FUZZ_HTTP ?= 10000
+fuzz: bootstrap
+	SITEWATCH_FUZZ_MQTT=$(FUZZ_MQTT) SITEWATCH_FUZZ_HTTP=$(FUZZ_HTTP) \
+	SITEWATCH_FUZZ_REPORT=artifacts/fuzz.json $(BIN)/pytest tests/fuzz -q -p no:randomly
+	$(BIN)/python -m tests.fuzz.report artifacts/fuzz.json docs/reliability.md
 
 bootstrap: system python map
 
