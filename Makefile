@@ -38,7 +38,7 @@ FUZZ_MQTT ?= 20000
 FUZZ_HTTP ?= 10000
 fuzz: bootstrap
 	SITEWATCH_FUZZ_MQTT=$(FUZZ_MQTT) SITEWATCH_FUZZ_HTTP=$(FUZZ_HTTP) \
-	SITEWATCH_FUZZ_REPORT=artifacts/fuzz.json $(BIN)/pytest tests/fuzz -q -p no:randomly
+	SITEWATCH_FUZZ_REPORT=artifacts/fuzz.json $(BIN)/pytest tests/fuzz -q
 	$(BIN)/python -m tests.fuzz.report artifacts/fuzz.json docs/reliability.md
 
 bootstrap: system python map

@@ -153,6 +153,8 @@ class BrokerAdmin:
         self.ensure_client(username, password, "sitewatch-service", acls)
 
     def ensure_bridge(self, username: str, password: str) -> None:
-        """The bridge subscribes to every ingest topic."""
+        """The bridge subscribes to every ingest topic, and clears OwnTracks' retained copies
+        (ingest.bridge: an empty retained message)."""
         acls = [{"acltype": "subscribePattern", "topic": t, "allow": True} for t in INGEST_TOPICS]
+        acls.append({"acltype": "publishClientSend", "topic": "owntracks/#", "allow": True})
         self.ensure_client(username, password, "sitewatch-bridge", acls)

@@ -36,6 +36,7 @@ import paho.mqtt.client as mqtt
 from aiokafka import AIOKafkaProducer
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from devices.broker import INGEST_TOPICS
 from devices.directory import DirectoryCache
@@ -67,6 +68,8 @@ SESSION_EXPIRY_S = 7 * 24 * 3600
 # How long Kafka may take to confirm a batch before the bridge gives up (and exits).
 KAFKA_TIMEOUT_MS = int(os.environ.get("SITEWATCH_BRIDGE_KAFKA_TIMEOUT_MS", "30000"))
 STATS_S = 10.0
+RETAINED_SWEEP_S = float(os.environ.get("SITEWATCH_BRIDGE_RETAINED_SWEEP_S", "60"))
+MAX_RETAINED_TOPICS = 100_000  # per sweep: a flood of topics cannot grow the bridge either
 
 
 @dataclass(slots=True)
@@ -109,6 +112,7 @@ class Bridge:
         self.tasks: set[asyncio.Task[None]] = set()
         self.background: set[asyncio.Task[None]] = set()
         self._reporter: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         env_workers = os.environ.get("SITEWATCH_BRIDGE_SM2_WORKERS")
         if sm2_workers is None and env_workers:
             sm2_workers = int(env_workers)  # 0: verify on the event loop (for measurements)
@@ -116,6 +120,7 @@ class Bridge:
         self.forwarded = 0
         self.batches = 0
         self.stage_s: dict[str, float] = {}  # seconds spent per pipeline stage (summed)
+        self.retained_topics: set[str] = set()  # OwnTracks topics seen since the last sweep
 
     # -- MQTT ---------------------------------------------------------------------------------
 
@@ -143,17 +148,28 @@ class Bridge:
                 self.settings.bridge_client_id,
                 flags.session_present,
             )
-            c.subscribe([(t, 1) for t in INGEST_TOPICS])
+            # retainHandling 2: never the retained copies. The persistent session already holds
+            # every message published while the bridge was away; retained copies would come
+            # again at every (re)subscription and each be one more `replay` rejection.
+            # noLocal: not the empty retained messages the bridge publishes itself (below).
+            options = SubscribeOptions(
+                qos=1, noLocal=True, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND
+            )
+            c.subscribe([(t, options) for t in INGEST_TOPICS])
 
         arrived = self.arrived
         wakeup = self.wakeup
         now = time.time
+
+        retained = self.retained_topics
 
         def on_publish_raw(mid: int, qos: int, dup: bool, topic: bytes, payload: bytes) -> None:
             try:
                 name = topic.decode("utf-8")
             except UnicodeDecodeError:
                 name = topic.decode("utf-8", "replace")  # rejected as unknown_topic
+            if name.startswith("owntracks/") and len(retained) < MAX_RETAINED_TOPICS:
+                retained.add(name)
             arrived.append(Arrived(mid, qos, dup, name, payload, now(), client.connection_id))
             if not wakeup.is_set():
                 wakeup.set()
@@ -232,7 +248,8 @@ class Bridge:
         ids be remembered; then stop the helpers."""
         if self.tasks and self.fatal is None:
             await asyncio.wait(self.tasks, timeout=KAFKA_TIMEOUT_MS / 1000 + 5)
-        writes = [t for t in self.background if t is not self._reporter and not t.done()]
+        helpers = (self._reporter, self._sweeper)
+        writes = [t for t in self.background if t not in helpers and not t.done()]
         if writes and self.fatal is None:
             await asyncio.wait(writes, timeout=10)
         for task in list(self.tasks) + list(self.background):
@@ -243,6 +260,7 @@ class Bridge:
     async def _pump(self, gate: Gate, client: AsyncMqttClient) -> None:
         log.info("bridge running (pid %d)", os.getpid())
         self._reporter = self._background(self._report(gate))
+        self._sweeper = self._background(self._sweep_retained())
         slots = asyncio.Semaphore(MAX_BATCHES_IN_FLIGHT)
         prev: _Batch | None = None
         stop = asyncio.ensure_future(self.stopping.wait())
@@ -274,6 +292,22 @@ class Bridge:
                 task.add_done_callback(lambda _t: slots.release())
         finally:
             stop.cancel()
+
+    async def _sweep_retained(self) -> None:
+        """OwnTracks publishes with the retain flag: the broker would keep the last message of
+        every topic a phone ever used, whatever its size, for good. Every RETAINED_SWEEP_S the
+        bridge clears the retained copies of the topics it received (an empty retained
+        message), so the broker's store stays bounded by the topics of one interval."""
+        while True:
+            await asyncio.sleep(RETAINED_SWEEP_S)
+            client = self.client
+            topics_seen = list(self.retained_topics)  # the receive callback holds this set
+            self.retained_topics.clear()
+            if client is None or not topics_seen:
+                continue
+            for topic in topics_seen:
+                client.publish(topic, b"", qos=0, retain=True)
+            log.info("cleared the retained copies of %d OwnTracks topics", len(topics_seen))
 
     async def _report(self, gate: Gate) -> None:
         """Every second: write the outcome counters (ingest.counters); every STATS_S seconds

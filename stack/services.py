@@ -215,6 +215,8 @@ def start_mosquitto(sup: Supervisor, data_dir: Path, port: int | None = None) ->
         "autosave_interval 1\n"
         "max_queued_messages 0\n"
         "max_inflight_messages 0\n"
+        # Ingest payloads are at most 64 KiB (ingest.fields.MAX_PAYLOAD); bigger ones up to this
+        # size still reach the bridge, so the sender's mistake is in the rejected log.
         "max_packet_size 2000000\n"
         "log_type error\nlog_type warning\nlog_type notice\n"
         "log_dest stdout\n"

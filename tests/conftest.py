@@ -18,6 +18,8 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 # Test stacks keep every rejection as a row: many tests look for their own rejections in the
 # log. The sampling itself is tested with its own limit (tests/api/test_rejected_log.py).
 os.environ.setdefault("SITEWATCH_REJECTED_SAMPLE_PER_HOUR", "100000000")
+# The bridge clears OwnTracks' retained copies every minute; tests wait for it, so sooner.
+os.environ.setdefault("SITEWATCH_BRIDGE_RETAINED_SWEEP_S", "3")
 
 
 @pytest.fixture(scope="session")
