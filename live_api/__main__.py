@@ -18,6 +18,9 @@ def main() -> None:
         host=settings.http_host,
         port=settings.http_port,
         log_level="info",
+        # no line per request: it floods the log under load and would print the WebSocket's
+        # `?token=`; errors and the application's own lines stay
+        access_log=False,
         ws="websockets-sansio",
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,6 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger("sitewatch.stack")
+
+LOG_MAX_BYTES = int(os.environ.get("SITEWATCH_LOG_MAX_BYTES", str(20 * 1024 * 1024)))
+LOG_KEEP = 5
 
 
 def free_port() -> int:
@@ -84,6 +88,26 @@ class Supervisor:
         self.children.append(child)
         log.info("started %s (pid %d), log %s", name, popen.pid, log_path)
         return child
+
+    def rotate_logs(self, max_bytes: int = LOG_MAX_BYTES, keep: int = LOG_KEEP) -> list[Path]:
+        """Rotate the children's log files larger than `max_bytes` (copy, then truncate: the
+        children keep their descriptor, opened for appending, so they write on at offset 0);
+        `name.log.1` is the newest of `keep` old files. Returns the files rotated."""
+        rotated = []
+        for path in sorted(self.log_dir.glob("*.log")):
+            try:
+                if path.stat().st_size <= max_bytes:
+                    continue
+                for k in range(keep - 1, 0, -1):
+                    older = path.with_name(f"{path.name}.{k}")
+                    if older.exists():
+                        older.replace(path.with_name(f"{path.name}.{k + 1}"))
+                shutil.copyfile(path, path.with_name(f"{path.name}.1"))
+                os.truncate(path, 0)
+                rotated.append(path)
+            except OSError as exc:  # a full disk must not stop the supervision
+                log.warning("could not rotate %s: %s", path, exc)
+        return rotated
 
     def dead(self) -> list[Child]:
         return [c for c in self.children if c.popen.poll() is not None]

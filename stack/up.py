@@ -174,6 +174,7 @@ class Stack:
         """Restart Python components that die (with a pause); return when `stop` is set."""
         while not stop[0]:
             time.sleep(0.5)
+            self.supervisor.rotate_logs()
             for name, child in list(self.components.items()):
                 if child.popen.poll() is not None and not stop[0]:
                     log.error(
