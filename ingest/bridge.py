@@ -24,12 +24,14 @@ Run with ``python -m ingest.bridge`` (settings from SITEWATCH_* environment vari
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
@@ -314,10 +316,25 @@ class Bridge:
         while messages flow: a progress line."""
         last = -1
         last_log = time.monotonic()
+        status = self.settings.data_dir / "run" / "bridge.json"
+        progress = (self.forwarded, time.time())  # forwarded count, when it last changed
         while True:
             await asyncio.sleep(1.0)
             if gate.counters.due():
                 await gate.counters.flush(gate.engine)
+            now = time.time()
+            waiting = len(self.arrived) + len(self.tasks)
+            if self.forwarded != progress[0] or not waiting:
+                progress = (self.forwarded, now)
+            write_status(
+                status,
+                {
+                    "at": now,
+                    "waiting": waiting,
+                    "forwarded": self.forwarded,
+                    "waiting_since_s": round(now - progress[1], 1),
+                },
+            )
             if self.forwarded != last and time.monotonic() - last_log >= STATS_S:
                 last_log = time.monotonic()
                 log.info(
@@ -403,6 +420,17 @@ class Bridge:
         self.background.add(task)
         task.add_done_callback(self.background.discard)
         return task
+
+
+def write_status(path: Path, status: dict[str, float | int]) -> None:
+    """What `/healthz` reads (live_api.health): written whole, then renamed into place."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(status))
+        tmp.replace(path)
+    except OSError as exc:
+        log.warning("could not write %s: %s", path, exc)
 
 
 def decode(a: Arrived) -> Record | Rejected:

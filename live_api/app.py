@@ -26,6 +26,7 @@ from ingest.counters import prometheus_lines as ingest_counter_lines
 from ingest.gate import Gate
 from live_api import openapi as api_docs
 from live_api.boundary import Boundary
+from live_api.health import HealthMonitor
 from live_api.hub import Hub
 from live_api.routes import facts, live, map_data, registry
 from live_api.routes.engineer_record import router as engineer_record_router
@@ -65,9 +66,12 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.gate = Gate(producer, engine, DirectoryCache(engine, key))
         app.state.hub = Hub()
         consumer = asyncio.create_task(app.state.hub.consume(settings.kafka_url))
+        app.state.health = HealthMonitor(settings.kafka_url, settings.data_dir / "run")
+        app.state.health.start()
         try:
             yield
         finally:
+            await app.state.health.stop()
             consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await consumer
@@ -115,6 +119,10 @@ def create_app(settings: Settings) -> FastAPI:
         except Exception as exc:  # report, never raise: this is the health answer
             checks["database"] = f"down: {type(exc).__name__}"
         checks["live_feed"] = "ok" if request.app.state.hub.ready.is_set() else "starting"
+        problems = request.app.state.health.problems()
+        checks["components"] = problems.get("restarting") or "ok"
+        checks["stream_partitions"] = problems.get("stalled_partitions") or "ok"
+        checks["bridge"] = problems.get("bridge") or "ok"
         ok = all(v == "ok" for v in checks.values())
         return JSONResponse(
             {"status": "ok" if ok else "degraded", **checks}, status_code=200 if ok else 503

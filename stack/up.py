@@ -114,8 +114,9 @@ class Stack:
         self.admin_token = self._admin_token(Settings(database_url=database_url))
 
         run_dir = data / "run"
-        for stale in run_dir.glob("*.ready") if run_dir.exists() else []:
-            stale.unlink()
+        for pattern in ("*.ready", "supervision.json", "bridge.json"):  # of an earlier run
+            for stale in run_dir.glob(pattern) if run_dir.exists() else []:
+                stale.unlink()
         for name in COMPONENTS:
             self.start_component(name)
         for i in range(1, self.options.workers):
@@ -184,9 +185,26 @@ class Stack:
                         child.log_path,
                     )
                     self.supervisor.children.remove(child)
+                    self.note_restart(name)
                     time.sleep(2)
                     base = name.rstrip("0123456789")
                     self.start_component(base, suffix=name[len(base) :])
+
+    def note_restart(self, name: str) -> None:
+        """`DATA_DIR/run/supervision.json`: restart times per component, for `/healthz`
+        (live_api.health reports a component restarting in a loop)."""
+        path = self.options.data_dir / "run" / "supervision.json"
+        try:
+            state = json.loads(path.read_text()) if path.exists() else {}
+        except ValueError:
+            state = {}
+        now = time.time()
+        entry = state.setdefault(name, {"restarts": []})
+        entry["restarts"] = [t for t in entry["restarts"] if now - t < 3600] + [now]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        tmp.replace(path)
 
     def stop(self) -> None:
         self.supervisor.stop_all()
