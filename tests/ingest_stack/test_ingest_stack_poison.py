@@ -20,6 +20,7 @@ from store.db import async_engine
 from tests.ingest_stack.helpers import (
     LAT,
     LON,
+    checkin,
     register_engineer,
     tag,
     utcnow,
@@ -100,3 +101,28 @@ def test_the_worker_sets_a_poison_record_aside_and_goes_on(
     )
     assert {r["reason"] for r in letters} == {"internal_error"}
     assert all("engineer_records failed" in r["message"] for r in letters)
+
+
+def test_a_nul_msg_id_over_mqtt_is_rejected_and_the_bridge_goes_on(
+    running_stack: Stack, sw: StackClient
+) -> None:
+    """The case that put the bridge in a crash loop: a check-in whose msg_id holds U+0000,
+    then a valid fix of another engineer. The first is `bad_text`, the second is stored, and
+    the bridge is the same process."""
+    bad, good = f"NB-{tag()}", f"NG-{tag()}"
+    bad_password, good_password = register_engineer(sw, bad), register_engineer(sw, good)
+    bridge_pid = running_stack.components["bridge"].pid
+    since = utcnow()
+    sw.publish(
+        f"sitewatch/checkin/{bad}",
+        checkin(bad, "nul\u0000id"),
+        username=bad,
+        password=bad_password,
+    )
+    sw.publish(
+        f"sitewatch/checkin/{good}", checkin(good, "ok-1"), username=good, password=good_password
+    )
+    assert wait_fixes(sw, good, {"ok-1"}) == {"ok-1": 1}
+    rows = wait_rejected(sw, since, lambda r: r["topic"] == f"sitewatch/checkin/{bad}")
+    assert rows[0]["reason"] == "bad_text"
+    assert running_stack.components["bridge"].pid == bridge_pid
