@@ -1,21 +1,25 @@
 """HTTP ingest: Traccar OsmAnd (`/osmand`) and OwnTracks HTTP mode (`/owntracks`).
 
-As in Traccar, OsmAnd requests carry no secret: the id must be a registered engineer. A
-request is answered 200 only once Kafka holds the record; a rejection is answered 400 with its
+OsmAnd requests carry no other secret than their id, as in Traccar: since v1.1 the id is the
+phone's secret OsmAnd id, not the engineer id. OwnTracks HTTP needs Basic auth. A request is
+answered 200 only once Kafka holds the record; a rejection is answered 400 with its
 reason (and kept in the rejected log like every other).
 """
 
 from __future__ import annotations
 
+import base64
 import time
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 
+from devices.credentials import HttpCredentials
 from ingest.codecs import decode_osmand, decode_owntracks_http
 from ingest.gate import Gate, Incoming
-from ingest.records import Reason, Record, Rejected
+from ingest.records import Fix, Reason, Record, Rejected
 
 router = APIRouter(tags=["ingest"])
 
@@ -42,12 +46,17 @@ async def _body(request: Request, path: str) -> bytes:
 
 
 async def osmand(request: Request) -> JSONResponse:
-    """Traccar OsmAnd: query string, form body or the JSON body of Traccar Client 9."""
+    """Traccar OsmAnd: query string, form body or the JSON body of Traccar Client 9. The `id`
+    is the phone's secret OsmAnd id (`POST /api/engineers/{id}/phones`); the engineer's own id
+    only where `SITEWATCH_OSMAND_ENGINEER_IDS=true` (v1 clients, for migration)."""
     body = await _body(request, "/osmand") if request.method == "POST" else b""
     params = dict(request.query_params)
     try:
-        decoded: Record | Rejected = decode_osmand(
-            params, body or None, request.headers.get("content-type"), now=time.time()
+        decoded: Record | Rejected = await _as_engineer(
+            request,
+            decode_osmand(
+                params, body or None, request.headers.get("content-type"), now=time.time()
+            ),
         )
     except Rejected as why:
         decoded = why
@@ -60,6 +69,23 @@ async def osmand(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
+async def _as_engineer(request: Request, fix: Fix) -> Fix:
+    """The fix of the engineer whose phone sent it. An unknown phone id and an engineer id
+    (without the migration setting) get the same answer: nothing tells which ids exist."""
+    credentials: HttpCredentials = request.app.state.http_credentials
+    engineer = await credentials.engineer_of_phone(fix.engineer_id)
+    if engineer is None:
+        if request.app.state.settings.osmand_engineer_ids:
+            return fix  # v1: the id is the engineer's; the gate checks it is registered
+        raise Rejected(
+            Reason.UNKNOWN_IDENTITY,
+            "unknown OsmAnd id: use the phone id issued at registration "
+            "(POST /api/engineers/{id}/phones)",
+        )
+    millis = fix.msg_id.rsplit(":", 1)[1]
+    return replace(fix, engineer_id=engineer, msg_id=f"osmand:{engineer}:{millis}")
+
+
 # One handler, two operations: each method needs its own OpenAPI operation id.
 router.add_api_route("/osmand", osmand, methods=["GET"], operation_id="osmand_get")
 router.add_api_route("/osmand", osmand, methods=["POST"], operation_id="osmand_post")
@@ -67,15 +93,28 @@ router.add_api_route("/osmand", osmand, methods=["POST"], operation_id="osmand_p
 
 @router.post("/owntracks")
 async def owntracks(request: Request) -> JSONResponse:
-    """OwnTracks HTTP mode: user from X-Limit-U or ?u=, device from X-Limit-D or ?d=.
-    Answers `[]` (no friends' locations) as the app expects."""
+    """OwnTracks HTTP mode: HTTP Basic auth with the engineer id and its MQTT password (as the
+    app sends them); the user of X-Limit-U or ?u=, when given, must be the same; device from
+    X-Limit-D or ?d=. Answers `[]` (no friends' locations) as the app expects."""
     body = await _body(request, "/owntracks")
-    user = request.headers.get("x-limit-u") or request.query_params.get("u")
+    user = await _basic_user(request)
+    if user is None:
+        why = Rejected(
+            Reason.UNAUTHENTICATED,
+            "OwnTracks HTTP needs Basic auth: the engineer id and its MQTT password",
+        )
+        await _admit_quietly(request, body, why)
+        raise HTTPException(
+            401,
+            {"reason": why.reason, "message": why.message},
+            headers={"WWW-Authenticate": 'Basic realm="SiteWatch"'},
+        )
     device = request.headers.get("x-limit-d") or request.query_params.get("d")
+    named = request.headers.get("x-limit-u") or request.query_params.get("u")
     try:
-        if not user:
+        if named is not None and named != user:
             raise Rejected(
-                Reason.MISSING_FIELD, "OwnTracks HTTP needs the user in the X-Limit-U header or ?u="
+                Reason.TOPIC_MISMATCH, "the user of X-Limit-U / ?u= differs from the signed-in one"
             )
         decoded: Record | Rejected = decode_owntracks_http(user, device, body, now=time.time())
     except Rejected as why:
@@ -85,6 +124,22 @@ async def owntracks(request: Request) -> JSONResponse:
         return JSONResponse([])
     await _admit(request, "/owntracks", body, decoded)
     return JSONResponse([])
+
+
+async def _basic_user(request: Request) -> str | None:
+    """The engineer id of valid Basic credentials, else None (whatever was wrong)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic" or not encoded or len(encoded) > 400:
+        return None
+    try:
+        user, sep, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not sep or not user or not password or len(user) > 64:
+        return None
+    credentials: HttpCredentials = request.app.state.http_credentials
+    return user if await credentials.password_ok(user, password) else None
 
 
 async def _admit_quietly(request: Request, body: bytes, decoded: Rejected) -> None:

@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
 from devices.broker import BrokerAdmin
+from devices.credentials import HttpCredentials
 from devices.directory import DirectoryCache
 from ingest import http_routes
 from ingest.bridge import mqtt_target
@@ -64,6 +65,7 @@ def create_app(settings: Settings) -> FastAPI:
             settings.mqtt_admin_password.get_secret_value(),
         )
         app.state.gate = Gate(producer, engine, DirectoryCache(engine, key))
+        app.state.http_credentials = HttpCredentials(engine)
         app.state.hub = Hub()
         consumer = asyncio.create_task(app.state.hub.consume(settings.kafka_url))
         app.state.health = HealthMonitor(settings.kafka_url, settings.data_dir / "run")

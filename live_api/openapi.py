@@ -24,6 +24,7 @@ API_ERRORS = {
 }
 INGEST_ERRORS = {
     "400": "rejected; `detail` holds `reason` and `message` (kept in the rejected log)",
+    "401": "OwnTracks HTTP without valid Basic auth (the engineer id and its MQTT password)",
     "413": "body too large",
     "422": "invalid query parameters",
 }

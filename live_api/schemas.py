@@ -119,8 +119,23 @@ class EngineerOut(BaseModel):
 
 class EngineerCreated(EngineerOut):
     mqtt_password: str = Field(
-        description="the engineer's MQTT password (username = id); returned only here"
+        description="the engineer's MQTT password (username = id; also the password of "
+        "OwnTracks HTTP's Basic auth); returned only here"
     )
+    osmand_id: str = Field(
+        description="the secret OsmAnd id of the engineer's first phone (Traccar Client's "
+        "device identifier); returned only here"
+    )
+
+
+class PhoneCreate(BaseModel):
+    label: str | None = Field(default=None, max_length=100, description="e.g. the phone model")
+
+
+class PhoneOut(BaseModel):
+    engineer_id: str
+    label: str | None
+    osmand_id: str = Field(description="the phone's secret OsmAnd id; returned only here")
 
 
 class Credentials(BaseModel):

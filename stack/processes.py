@@ -72,8 +72,12 @@ class Supervisor:
         preexec_fn: Callable[[], None] | None = None,
     ) -> Child:
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.chmod(0o700)
         log_path = self.log_dir / f"{name}.log"
-        out = open(log_path, "ab")  # noqa: SIM115 - handed to the child
+        # readable by the owner only: a log may quote a rejected message or an error's values
+        fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(fd, 0o600)  # a log file of an earlier version may be older and wider
+        out = os.fdopen(fd, "ab")
         popen = subprocess.Popen(
             list(argv),
             stdout=out,

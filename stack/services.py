@@ -188,6 +188,7 @@ def start_mosquitto(sup: Supervisor, data_dir: Path, port: int | None = None) ->
         raise ServiceError(f"{DYNSEC_PLUGIN} not found (Debian mosquitto ships it)")
     mqtt_dir = data_dir / "mqtt"
     mqtt_dir.mkdir(parents=True, exist_ok=True)
+    mqtt_dir.chmod(0o700)  # password hashes, the admin secret, the persisted messages
     dynsec = mqtt_dir / "dynamic-security.json"
     secret_file = mqtt_dir / "admin.secret"
     if not dynsec.exists():
@@ -269,4 +270,5 @@ def start_tansu(sup: Supervisor, port: int | None = None) -> Kafka:
 def write_json(path: Path, payload: dict[str, object]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False))
+    tmp.chmod(0o600)  # it holds the service identity's MQTT password
     tmp.replace(path)

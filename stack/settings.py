@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     # embedded tansu refuses InitProducerId, and the sinks dedupe by msg_id either way.
     kafka_idempotence: bool = False
     bridge_client_id: str = "sitewatch-bridge"
+    # v1 OsmAnd clients send the engineer id as `id`: anyone could post any engineer's
+    # position. Since v1.1 the id is a phone's secret id; true accepts the old form too.
+    osmand_engineer_ids: bool = False
 
     # Secrets: SM4 key for personal data at rest (32 hex chars); never stored in the database.
     personal_data_key: SecretStr = SecretStr("")

@@ -61,6 +61,9 @@ class Stack:
     def start(self) -> None:
         data = self.options.data_dir
         data.mkdir(parents=True, exist_ok=True)
+        # others may pass through (the `postgres` user must reach its cluster when we are
+        # root) but not list or read: tokens, secrets, logs and data are the owner's
+        data.chmod(0o711)
         base = Settings()
         env: dict[str, str] = {"SITEWATCH_DATA_DIR": str(data)}
         env["SITEWATCH_PERSONAL_DATA_KEY"] = (

@@ -84,7 +84,20 @@ class Engineer(Base):
     phone_last4: Mapped[str | None] = mapped_column(String(4), nullable=True)
     sm2_public_key: Mapped[str | None] = mapped_column(String(130), nullable=True)
     ce_hours: Mapped[float] = mapped_column(Float, default=0.0)
+    # SHA-256 of the MQTT password (a random 144-bit token): OwnTracks HTTP's Basic auth
+    ingest_password_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())
+
+
+class Phone(Base):
+    """A phone's secret OsmAnd id (Traccar Client's "device identifier"), kept as SHA-256."""
+
+    __tablename__ = "phones"
+    osmand_id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    engineer_id: Mapped[str] = mapped_column(ForeignKey("engineers.id"), index=True)
+    label: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(TS, nullable=True)
 
 
 class Device(Base):

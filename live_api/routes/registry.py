@@ -17,10 +17,11 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from geoalchemy2.shape import to_shape
 from shapely.geometry import MultiPolygon, Polygon, mapping, shape
-from sqlalchemy import and_, func, insert, or_, select, text
+from sqlalchemy import and_, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from devices.broker import BrokerError
+from devices.credentials import new_osmand_id, secret_hash
 from geofence.codes import normalise_code
 from geofence.coords import geometry_to_wgs84
 from geofence.regions import regions_from_geojson
@@ -28,7 +29,16 @@ from ingest.gm import normalize_public_key, sm4_encrypt
 from live_api import schemas
 from live_api.auth import Caller, hash_token, new_token
 from live_api.deps import Admin, Conn, CurrentCaller, error_response, in_region, scope_region
-from store.models import ChangeLog, Device, Engineer, Filing, Project, Region, Token
+from store.models import (
+    ChangeLog,
+    Device,
+    Engineer,
+    Filing,
+    Phone,
+    Project,
+    Region,
+    Token,
+)
 
 router = APIRouter(prefix="/api")
 
@@ -71,6 +81,20 @@ async def create_token(body: schemas.TokenCreate, conn: Conn, _admin: Admin) -> 
         raise HTTPException(422, "an engineer token needs engineer_id")
     if body.role == "vendor" and not body.device_ids:
         raise HTTPException(422, "a vendor token needs device_ids")
+    # a token for an identity registered later would grant it rights nobody reviewed
+    if (
+        body.role == "engineer"
+        and (await conn.execute(select(Engineer.id).where(Engineer.id == body.engineer_id))).first()
+        is None
+    ):
+        raise HTTPException(422, f"no engineer {body.engineer_id!r}: register the engineer first")
+    if body.role == "vendor":
+        wanted = set(body.device_ids or [])
+        found = set((await conn.execute(select(Device.id).where(Device.id.in_(wanted)))).scalars())
+        if wanted - found:
+            raise HTTPException(
+                422, f"no device {sorted(wanted - found)[0]!r}: register the devices first"
+            )
     token = new_token()
     await conn.execute(
         insert(Token).values(
@@ -566,8 +590,53 @@ async def create_engineer(
     row = result.first()
     if row is None:
         raise HTTPException(409, f"engineer {body.id!r} already exists")
-    password = await _new_identity(request, "engineer", body.id)
-    return schemas.EngineerCreated(**engineer_out(row).model_dump(), mqtt_password=password)
+    password = await _engineer_password(request, conn, body.id)
+    osmand_id = await _new_phone(conn, body.id, "first phone")
+    return schemas.EngineerCreated(
+        **engineer_out(row).model_dump(), mqtt_password=password, osmand_id=osmand_id
+    )
+
+
+async def _engineer_password(request: Request, conn: Any, engineer_id: str) -> str:
+    """A new MQTT password on the broker; its hash for OwnTracks HTTP's Basic auth."""
+    password = await _new_identity(request, "engineer", engineer_id)
+    await conn.execute(
+        update(Engineer)
+        .where(Engineer.id == engineer_id)
+        .values(ingest_password_hash=secret_hash(password))
+    )
+    return password
+
+
+async def _new_phone(conn: Any, engineer_id: str, label: str | None) -> str:
+    osmand_id = new_osmand_id()
+    await conn.execute(
+        insert(Phone).values(
+            osmand_id_hash=secret_hash(osmand_id), engineer_id=engineer_id, label=label
+        )
+    )
+    return osmand_id
+
+
+@router.post(
+    "/engineers/{engineer_id}/phones",
+    status_code=201,
+    response_model=schemas.PhoneOut,
+    tags=["engineers"],
+)
+async def add_phone(
+    engineer_id: str, body: schemas.PhoneCreate, conn: Conn, caller: CurrentCaller
+) -> schemas.PhoneOut:
+    """Admin, or the engineer for themselves: a secret OsmAnd id for one more phone (Traccar
+    Client's device identifier; OsmAnd requests carry no other secret). Returned only here."""
+    if caller.role != "admin" and not (
+        caller.role == "engineer" and caller.engineer_id == engineer_id
+    ):
+        raise HTTPException(403, "only an admin or the engineer may add the engineer's phones")
+    if (await conn.execute(select(Engineer.id).where(Engineer.id == engineer_id))).first() is None:
+        raise HTTPException(404, f"no engineer {engineer_id!r}")
+    osmand_id = await _new_phone(conn, engineer_id, body.label)
+    return schemas.PhoneOut(engineer_id=engineer_id, label=body.label, osmand_id=osmand_id)
 
 
 async def _regulated_engineers(conn: Any, code: str) -> tuple[set[str], Any]:
@@ -654,7 +723,7 @@ async def reset_engineer_credentials(
     if (await conn.execute(select(Engineer.id).where(Engineer.id == engineer_id))).first() is None:
         raise HTTPException(404, f"no engineer {engineer_id!r}")
     return schemas.Credentials(
-        id=engineer_id, mqtt_password=await _new_identity(request, "engineer", engineer_id)
+        id=engineer_id, mqtt_password=await _engineer_password(request, conn, engineer_id)
     )
 
 

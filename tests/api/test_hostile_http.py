@@ -14,7 +14,7 @@ from tests.api.conftest import tag
 from tests.ingest_stack.helpers import (
     LAT,
     LON,
-    register_engineer,
+    registration,
     utcnow,
     wait_fixes,
     wait_rejected,
@@ -29,9 +29,11 @@ def assert_json_4xx(r: httpx.Response, *codes: int) -> Any:
 
 
 @pytest.fixture(scope="module")
-def engineer(sw: StackClient) -> tuple[str, str]:
+def engineer(sw: StackClient) -> tuple[str, str, str]:
+    """(id, MQTT password, OsmAnd phone id)"""
     eid = f"HH-{tag()}"
-    return eid, register_engineer(sw, eid)
+    answer = registration(sw, eid)
+    return eid, answer["mqtt_password"], answer["osmand_id"]
 
 
 @pytest.mark.parametrize(
@@ -53,13 +55,13 @@ def test_osmand_hostile_queries_are_400_and_logged(sw: StackClient, query: str) 
 
 
 def test_osmand_get_with_a_json_content_type_and_no_body_reads_the_query(
-    sw: StackClient, engineer: tuple[str, str]
+    sw: StackClient, engineer: tuple[str, str, str]
 ) -> None:
-    eid, _ = engineer
+    eid, _, phone = engineer
     ts = int(time.time()) - 20
     r = httpx.get(
         f"{sw.http}/osmand",
-        params={"id": eid, "lat": LAT, "lon": LON, "timestamp": ts},
+        params={"id": phone, "lat": LAT, "lon": LON, "timestamp": ts},
         headers={"Content-Type": "application/json"},
         timeout=30,
     )
@@ -82,8 +84,7 @@ def test_traccar_json_device_id_with_nul(sw: StackClient) -> None:
 @pytest.mark.parametrize(
     ("params", "body"),
     [
-        ({"u": "{eid}\u0000", "d": "p"}, {"_type": "lwt", "tst": "{now}"}),
-        ({"u": "{eid}", "d": "p\u0000"}, {"_type": "lwt", "tst": "{now}"}),
+        ({"d": "p\u0000"}, {"_type": "lwt", "tst": "{now}"}),
         ({"u": "{eid}", "d": "p"}, {"_type": "lwt", "tst": "{now}", "x": "\u0000"}),
         (
             {"u": "{eid}", "d": "p"},
@@ -92,9 +93,9 @@ def test_traccar_json_device_id_with_nul(sw: StackClient) -> None:
     ],
 )
 def test_owntracks_http_nul_is_400_not_a_poison_record(
-    sw: StackClient, engineer: tuple[str, str], params: dict[str, str], body: dict[str, Any]
+    sw: StackClient, engineer: tuple[str, str, str], params: dict[str, str], body: dict[str, Any]
 ) -> None:
-    eid, password = engineer
+    eid, password, _ = engineer
     now = int(time.time()) - 10
     q = {k: v.replace("{eid}", eid) for k, v in params.items()}
     b = {k: (now if v == "{now}" else v) for k, v in body.items()}
@@ -102,6 +103,22 @@ def test_owntracks_http_nul_is_400_not_a_poison_record(
         f"{sw.http}/owntracks", params=q, content=json.dumps(b), auth=(eid, password), timeout=30
     )
     assert assert_json_4xx(r, 400)["reason"] == "bad_text"
+
+
+def test_owntracks_http_user_with_nul_is_not_the_signed_in_one(
+    sw: StackClient, engineer: tuple[str, str, str]
+) -> None:
+    eid, password, _ = engineer
+    r = httpx.post(
+        f"{sw.http}/owntracks",
+        params={"u": f"{eid}\u0000", "d": "p"},
+        content=json.dumps({"_type": "lwt", "tst": int(time.time()) - 10}),
+        auth=(eid, password),
+        timeout=30,
+    )
+    assert assert_json_4xx(r, 400)["reason"] == "topic_mismatch"
+    anonymous = httpx.post(f"{sw.http}/owntracks?u={eid}%00&d=p", content=b"{}", timeout=30)
+    assert assert_json_4xx(anonymous, 401)["reason"] == "unauthenticated"
 
 
 def test_ingest_413_is_logged(sw: StackClient) -> None:

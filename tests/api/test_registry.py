@@ -236,7 +236,7 @@ def test_engineer_round_trip_masked_and_duplicate(sw: StackClient) -> None:
         assert out["sm2_public_key"] == public_key.removeprefix("04").lower()
         got = api.get(f"/api/engineers/{eid}").json()
         assert "mqtt_password" not in got  # returned only at registration
-        assert got == {k: v for k, v in out.items() if k != "mqtt_password"}
+        assert got == {k: v for k, v in out.items() if k not in ("mqtt_password", "osmand_id")}
         assert got in api.get("/api/engineers").json()
         assert got in api.get("/api/engineers", params={"cert_status": "valid"}).json()
         assert got not in api.get("/api/engineers", params={"cert_status": "expired"}).json()
@@ -367,11 +367,22 @@ def test_device_bad_fields_are_422(sw: StackClient, change: dict[str, Any], fiel
         {"role": "admin"},
         {"role": "regulator", "region_code": "440300"},
         {"role": "regulator", "region_code": "156440305"},
-        {"role": "engineer", "engineer_id": "E-1"},
-        {"role": "vendor", "device_ids": ["D-1", "D-2"]},
+        {"role": "engineer", "engineer_id": "{engineer}"},
+        {"role": "vendor", "device_ids": ["{device}", "{device2}"]},
     ],
 )
 def test_tokens_per_role_are_hashed_at_rest(sw: StackClient, scope: dict[str, Any]) -> None:
+    from tests.ingest_stack.helpers import register_device, register_engineer
+
+    t = tag()
+    names = {"{engineer}": f"TK-E-{t}", "{device}": f"TK-D-{t}", "{device2}": f"TK-D2-{t}"}
+    if scope["role"] == "engineer":
+        register_engineer(sw, names["{engineer}"])
+        scope = {**scope, "engineer_id": names["{engineer}"]}
+    if scope["role"] == "vendor":
+        register_device(sw, names["{device}"])
+        register_device(sw, names["{device2}"])
+        scope = {**scope, "device_ids": [names[d] for d in scope["device_ids"]]}
     with sw.api() as api:
         r = api.post("/api/tokens", json=scope)
         assert r.status_code == 201, r.text
@@ -395,6 +406,8 @@ def test_tokens_per_role_are_hashed_at_rest(sw: StackClient, scope: dict[str, An
         ({"role": "engineer"}, "engineer_id"),
         ({"role": "vendor"}, "device_ids"),
         ({"role": "vendor", "device_ids": []}, "device_ids"),
+        ({"role": "engineer", "engineer_id": "NOBODY-YET"}, "register the engineer first"),
+        ({"role": "vendor", "device_ids": ["NO-DEVICE-YET"]}, "register the devices first"),
         ({"role": "root"}, "role"),
     ],
 )

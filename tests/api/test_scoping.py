@@ -141,11 +141,11 @@ def test_no_or_unknown_token_is_401(sw: StackClient, path: str) -> None:
 
 
 @pytest.mark.parametrize("role", ["regulator", "engineer", "vendor"])
-def test_admin_calls_refuse_other_roles(sw: StackClient, role: str) -> None:
+def test_admin_calls_refuse_other_roles(sw: StackClient, world: Any, role: str) -> None:
     scope = {
         "regulator": {"region_code": "440300"},
-        "engineer": {"engineer_id": "SC-E"},
-        "vendor": {"device_ids": ["SC-D"]},
+        "engineer": {"engineer_id": world.e_nanshan},
+        "vendor": {"device_ids": [world.d_nanshan]},
     }[role]
     with sw.api(token(sw, role, **scope)) as api:
         for path, body in (

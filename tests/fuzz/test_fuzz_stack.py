@@ -40,7 +40,7 @@ from tests.fuzz.hostile import (
     hostile_text,
     query,
 )
-from tests.ingest_stack.helpers import LAT, LON, register_device, register_engineer, tag
+from tests.ingest_stack.helpers import LAT, LON, register_device, registration, tag
 from tests.stack_client import StackClient, wait_until
 
 MQTT_MESSAGES = int(os.environ.get("SITEWATCH_FUZZ_MQTT", "400"))
@@ -106,7 +106,7 @@ def accepted(sw: StackClient, source: str) -> int:
 def world(sw: StackClient, running_stack: Stack) -> Iterator[dict[str, Any]]:
     t = tag()
     engineer, device = f"FZ-{t}", f"FZD-{t}"
-    register_engineer(sw, engineer)
+    answer = registration(sw, engineer)
     register_device(sw, device)
     publisher = Publisher(sw)
     before = {s: (counters(sw, s), rejections(sw, s), accepted(sw, s)) for s in ("mqtt", "http")}
@@ -114,6 +114,8 @@ def world(sw: StackClient, running_stack: Stack) -> Iterator[dict[str, Any]]:
     tally = Tally()
     yield {
         "engineer": engineer,
+        "password": answer["mqtt_password"],
+        "phone": answer["osmand_id"],
         "device": device,
         "publisher": publisher,
         "tally": tally,
@@ -174,9 +176,11 @@ def test_hostile_http_ingest(world: dict[str, Any], data: st.DataObject) -> None
     client: httpx.Client = world["http"]
     for k in range(BATCH):
         if k % 2:
-            request = data.draw(hostile_osmand(world["engineer"], now))
+            request = data.draw(hostile_osmand(world["phone"], now))
         else:
             request = data.draw(hostile_owntracks(world["engineer"], now))
+            if data.draw(st.integers(0, 9)):  # mostly signed in, as the app is
+                request["auth"] = (world["engineer"], world["password"])
         check_answer(world["tally"], client.request(**request))
         world["tally"].http_sent += 1
     world["publisher"].publish_all([valid_checkin(world)])

@@ -25,6 +25,14 @@ def tag() -> str:
 def register_engineer(
     sw: StackClient, engineer_id: str, *, sm2_public_key: str | None = None
 ) -> str:
+    """Registers the engineer; returns its MQTT password."""
+    return str(registration(sw, engineer_id, sm2_public_key=sm2_public_key)["mqtt_password"])
+
+
+def registration(
+    sw: StackClient, engineer_id: str, *, sm2_public_key: str | None = None
+) -> dict[str, Any]:
+    """Registers the engineer; returns the answer (mqtt_password, osmand_id ...)."""
     body: dict[str, Any] = {
         "id": engineer_id,
         "name": "测试工程师",
@@ -36,7 +44,7 @@ def register_engineer(
     with sw.api() as api:
         r = api.post("/api/engineers", json=body)
     assert r.status_code == 201, r.text
-    return str(r.json()["mqtt_password"])
+    return dict(r.json())
 
 
 def register_device(sw: StackClient, device_id: str) -> tuple[str, str]:

@@ -21,6 +21,7 @@ from tests.ingest_stack.helpers import (
     mosquitto_pub,
     register_device,
     register_engineer,
+    registration,
     tag,
     utcnow,
     wait_fixes,
@@ -120,7 +121,7 @@ def test_mosquitto_pub_device_telemetry_mac(sw: StackClient, tmp_path: Path) -> 
 
 def test_traccar_osmand_query_form_and_client9_json(sw: StackClient) -> None:
     eid = f"IS-TC-{tag()}"
-    register_engineer(sw, eid)
+    phone = registration(sw, eid)["osmand_id"]  # the phone's secret id, not the engineer's
     t = int(time.time()) - 60
     base = sw.http
     with httpx.Client(base_url=base, timeout=60) as http:
@@ -128,7 +129,7 @@ def test_traccar_osmand_query_form_and_client9_json(sw: StackClient) -> None:
         r = http.get(
             "/osmand",
             params={
-                "id": eid,
+                "id": phone,
                 "lat": LAT,
                 "lon": LON,
                 "timestamp": t,
@@ -143,14 +144,14 @@ def test_traccar_osmand_query_form_and_client9_json(sw: StackClient) -> None:
         # the same protocol as a form POST with an empty query
         r = http.post(
             "/osmand",
-            content=f"id={eid}&lat={LAT}&lon={LON}&timestamp={t + 10}&speed=0",
+            content=f"id={phone}&lat={LAT}&lon={LON}&timestamp={t + 10}&speed=0",
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
         assert r.status_code == 200, r.text
         # Traccar Client 9: JSON body, speed in m/s, ISO time, battery 0..1
         iso = datetime.fromtimestamp(t + 20, UTC).isoformat().replace("+00:00", "Z")
         body = {
-            "device_id": eid,
+            "device_id": phone,
             "location": {
                 "timestamp": iso,
                 "coords": {
@@ -170,9 +171,13 @@ def test_traccar_osmand_query_form_and_client9_json(sw: StackClient) -> None:
         }
         r = http.post("/osmand", json=body)
         assert r.status_code == 200, r.text
-        # an unregistered id is refused with its reason, as an HTTP 400
-        r = http.get("/osmand", params={"id": f"nobody-{tag()}", "lat": LAT, "lon": LON})
-        assert r.status_code == 400 and r.json()["detail"]["reason"] == "unknown_identity"
+        # an unknown id is refused with its reason, as an HTTP 400; the engineer's own id gets
+        # the very same answer (v1.1: nobody can post an engineer's position knowing their id)
+        unknown = http.get("/osmand", params={"id": f"nobody-{tag()}", "lat": LAT, "lon": LON})
+        assert unknown.status_code == 400
+        assert unknown.json()["detail"]["reason"] == "unknown_identity"
+        own = http.get("/osmand", params={"id": eid, "lat": LAT, "lon": LON})
+        assert (own.status_code, own.json()) == (400, unknown.json())
     ids = {
         f"osmand:{eid}:{t * 1000}",
         f"osmand:{eid}:{(t + 10) * 1000}",
@@ -194,10 +199,20 @@ def test_traccar_osmand_query_form_and_client9_json(sw: StackClient) -> None:
 
 def test_owntracks_http_mode(sw: StackClient) -> None:
     eid = f"IS-OH-{tag()}"
-    register_engineer(sw, eid)
+    password = register_engineer(sw, eid)
     tst = int(time.time()) - 40
     since = utcnow()
-    with httpx.Client(base_url=sw.http, timeout=60) as http:
+    with httpx.Client(base_url=sw.http, timeout=60) as anonymous:
+        r = anonymous.post(
+            "/owntracks",
+            json={"_type": "location", "lat": LAT, "lon": LON, "tst": tst, "acc": 9},
+            headers={"X-Limit-U": eid},
+        )
+        assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Basic")
+        assert r.json()["detail"]["reason"] == "unauthenticated"
+        wrong = anonymous.post("/owntracks", json={}, auth=(eid, password + "x"))
+        assert (wrong.status_code, wrong.json()) == (401, r.json())
+    with httpx.Client(base_url=sw.http, timeout=60, auth=(eid, password)) as http:
         r = http.post(
             "/owntracks",
             json={"_type": "location", "lat": LAT, "lon": LON, "tst": tst, "acc": 9, "tid": "ab"},
