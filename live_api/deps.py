@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import false, select
+from sqlalchemy import false, func, or_, select
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -73,7 +73,13 @@ async def caller_for_token(engine: AsyncEngine, token: str | None) -> Caller | N
         return None
     async with engine.connect() as conn:
         row = (
-            await conn.execute(select(Token).where(Token.token_hash == hash_token(token)))
+            await conn.execute(
+                select(Token).where(
+                    Token.token_hash == hash_token(token),
+                    Token.revoked_at.is_(None),
+                    or_(Token.expires_at.is_(None), Token.expires_at > func.now()),
+                )
+            )
         ).first()
     if row is None:
         return None

@@ -65,11 +65,32 @@ class TokenCreate(BaseModel):
     device_ids: list[Id] | None = Field(
         default=None, max_length=10_000, description="vendor: the devices it may see"
     )
+    expires_in_s: int | None = Field(
+        default=None,
+        ge=60,
+        le=10 * 365 * 86400,
+        description="seconds until it expires (none: until revoked)",
+    )
 
 
 class TokenOut(BaseModel):
     token: str = Field(description="shown once; only its SHA-256 is stored")
     role: str
+    id: int = Field(description="what `GET /api/tokens` and revocation name it by")
+    expires_at: dt.datetime | None = None
+
+
+class TokenInfo(BaseModel):
+    """A token as the admin sees it later: never the token itself."""
+
+    id: int
+    role: str
+    region_code: str | None
+    engineer_id: str | None
+    device_ids: list[str]
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    revoked_at: dt.datetime | None
 
 
 # --- engineers -----------------------------------------------------------------------------

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     # v1 OsmAnd clients send the engineer id as `id`: anyone could post any engineer's
     # position. Since v1.1 the id is a phone's secret id; true accepts the old form too.
     osmand_engineer_ids: bool = False
+    # How often an open WebSocket's token is checked again (revoked or expired: closed).
+    ws_token_recheck_s: float = 30.0
 
     # Secrets: SM4 key for personal data at rest (32 hex chars); never stored in the database.
     personal_data_key: SecretStr = SecretStr("")

@@ -18,6 +18,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     LargeBinary,
@@ -130,6 +131,9 @@ class Token(Base):
     engineer_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     device_ids: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
     created_at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), unique=True)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(TS, nullable=True)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(TS, nullable=True)
 
 
 class Fix(Base):

@@ -20,6 +20,7 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 os.environ.setdefault("SITEWATCH_REJECTED_SAMPLE_PER_HOUR", "100000000")
 # The bridge clears OwnTracks' retained copies every minute; tests wait for it, so sooner.
 os.environ.setdefault("SITEWATCH_BRIDGE_RETAINED_SWEEP_S", "3")
+os.environ.setdefault("SITEWATCH_WS_TOKEN_RECHECK_S", "2")
 
 
 @pytest.fixture(scope="session")

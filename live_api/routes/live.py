@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
@@ -42,13 +43,27 @@ async def live(ws: WebSocket, token: str | None = None, region: str | None = Non
     sub = Subscriber(caller, region)
     hub.subscribers.add(sub)
     receiver = asyncio.create_task(_drain(ws))
+    recheck_s = ws.app.state.settings.ws_token_recheck_s
+    next_check = time.monotonic() + recheck_s
     try:
         while not receiver.done():
+            if time.monotonic() >= next_check:
+                # a revoked or expired token loses its live feed too, not only its next call
+                if await caller_for_token(ws.app.state.engine, token) is None:
+                    await ws.close(code=4401, reason="token revoked or expired")
+                    break
+                next_check = time.monotonic() + recheck_s
             getter = asyncio.ensure_future(sub.queue.get())
-            done, _ = await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {getter, receiver},
+                timeout=max(0.0, next_check - time.monotonic()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
             if getter not in done:
                 getter.cancel()
-                break
+                if receiver.done():
+                    break
+                continue
             await ws.send_text(getter.result())
             # what queued meanwhile goes out without a task and a wait per message
             while not sub.queue.empty():

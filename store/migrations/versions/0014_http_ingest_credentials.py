@@ -27,7 +27,10 @@ def upgrade() -> None:
         sa.Column("engineer_id", sa.String(length=64), nullable=False),
         sa.Column("label", sa.Text(), nullable=True),
         sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
         ),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["engineer_id"], ["engineers.id"]),
