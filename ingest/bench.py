@@ -71,13 +71,11 @@ def start_bench_stack(data_dir: Path) -> BenchStack:
     from devices.broker import BrokerAdmin
     from stack import services, topics
     from stack.processes import Supervisor
-    from stack.settings import Settings
-    from store.migrate import upgrade
 
     sup = Supervisor(data_dir / "logs")
     try:
         pg = services.start_postgres(sup, data_dir)
-        upgrade(Settings(database_url=pg.url).sync_database_url)
+        services.migrated(pg)
         mq = services.start_mosquitto(sup, data_dir)
         admin = BrokerAdmin("127.0.0.1", mq.port, "sitewatch-admin", mq.admin_password)
         bridge_password = secrets.token_urlsafe(18)

@@ -25,7 +25,8 @@ log = logging.getLogger("sitewatch.stack")
 PG_BIN = Path(os.environ.get("SITEWATCH_PG_BIN", "/usr/lib/postgresql/15/bin"))
 DYNSEC_PLUGIN = Path("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so")
 DB_NAME = "sitewatch"
-DB_USER = "sitewatch"
+DB_USER = "sitewatch"  # the cluster's superuser: migrations and roles
+APP_USER = "sitewatch_app"  # what the services log in as
 
 
 class ServiceError(RuntimeError):
@@ -70,12 +71,38 @@ def _make_traversable(path: Path) -> None:
 
 @dataclass
 class Postgres:
+    """`url` is the application's login (no superuser: data, not the server); `owner_url` the
+    cluster's superuser, for migrations and roles only. Both need their password."""
+
     child: Child
     port: int
+    owner_password: str = ""
+    app_password: str = ""
+
+    @property
+    def owner_url(self) -> str:
+        return f"postgresql://{DB_USER}:{self.owner_password}@127.0.0.1:{self.port}/{DB_NAME}"
 
     @property
     def url(self) -> str:
-        return f"postgresql://{DB_USER}@127.0.0.1:{self.port}/{DB_NAME}"
+        return f"postgresql://{APP_USER}:{self.app_password}@127.0.0.1:{self.port}/{DB_NAME}"
+
+
+# Every login needs its password (SCRAM); over the socket and over TCP alike.
+PG_HBA = """\
+local all all scram-sha-256
+host all all 127.0.0.1/32 scram-sha-256
+host all all ::1/128 scram-sha-256
+"""
+
+
+def _secret(path: Path) -> str:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.chmod(0o700)
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def start_postgres(sup: Supervisor, data_dir: Path, port: int | None = None) -> Postgres:
@@ -92,27 +119,40 @@ def start_postgres(sup: Supervisor, data_dir: Path, port: int | None = None) -> 
     if ids:
         _make_traversable(data_dir)
         os.chown(sockets, *ids)
+    owner_password = _secret(data_dir / "secrets" / "pg-owner.secret")
+    app_password = _secret(data_dir / "secrets" / "pg-app.secret")
+    legacy_trust = (cluster / "PG_VERSION").exists() and "trust" in _hba_rules(cluster)
     if not (cluster / "PG_VERSION").exists():
         cluster.mkdir(parents=True, exist_ok=True)
         if ids:
             os.chown(cluster, *ids)
         log.info("initdb %s", cluster)
-        subprocess.run(
-            [
-                str(PG_BIN / "initdb"),
-                "-D",
-                str(cluster),
-                "-U",
-                DB_USER,
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-            ],
-            check=True,
-            capture_output=True,
-            preexec_fn=_as_user(ids),
-        )
+        pwfile = sockets / ".initdb-password"  # a place the `postgres` user may read
+        pwfile.write_text(owner_password + "\n")
+        pwfile.chmod(0o600)
+        if ids:
+            os.chown(pwfile, *ids)
+        try:
+            subprocess.run(
+                [
+                    str(PG_BIN / "initdb"),
+                    "-D",
+                    str(cluster),
+                    "-U",
+                    DB_USER,
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                ],
+                check=True,
+                capture_output=True,
+                preexec_fn=_as_user(ids),
+            )
+        finally:
+            pwfile.unlink()
+        _write_hba(cluster, ids)
     port = port or free_port()
     child = sup.start(
         "postgres",
@@ -144,9 +184,88 @@ def start_postgres(sup: Supervisor, data_dir: Path, port: int | None = None) -> 
         preexec_fn=_as_user(ids),
     )
     wait_for_port("127.0.0.1", port, timeout_s=60, child=child)
-    pg = Postgres(child, port)
+    pg = Postgres(child, port, owner_password, app_password)
+    if legacy_trust:  # a data directory of an earlier version: password logins from now on
+        _set_password(port, owner_password)
+        _write_hba(cluster, ids)
+        _reload(pg)
     _create_database(pg)
     return pg
+
+
+def _hba_rules(cluster: Path) -> str:
+    lines = (cluster / "pg_hba.conf").read_text().splitlines()
+    return "\n".join(line for line in lines if line.strip() and not line.startswith("#"))
+
+
+def _write_hba(cluster: Path, ids: tuple[int, int] | None) -> None:
+    hba = cluster / "pg_hba.conf"
+    hba.write_text(PG_HBA)
+    hba.chmod(0o600)
+    if ids:
+        os.chown(hba, *ids)
+
+
+def _set_password(port: int, password: str) -> None:
+    import psycopg
+
+    with psycopg.connect(
+        f"postgresql://{DB_USER}@127.0.0.1:{port}/postgres", autocommit=True, connect_timeout=30
+    ) as conn:
+        conn.execute(f"ALTER ROLE {DB_USER} PASSWORD %s", (password,))  # type: ignore[arg-type]
+
+
+def _reload(pg: Postgres) -> None:
+    import psycopg
+
+    with psycopg.connect(pg.owner_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        conn.execute("SELECT pg_reload_conf()")
+
+
+def migrated(pg: Postgres) -> str:
+    """Migrate the schema as its owner, grant the application role; the application's URL."""
+    from stack.settings import Settings
+    from store.migrate import upgrade
+
+    upgrade(Settings(database_url=pg.owner_url).sync_database_url)
+    grant_app_role(pg)
+    return pg.url
+
+
+def redacted(url: str) -> str:
+    """`url` without its password, for logs."""
+    head, sep, tail = url.rpartition("@")
+    if not sep or ":" not in head.split("//", 1)[-1]:
+        return url
+    scheme, _, userinfo = head.partition("//")
+    return f"{scheme}//{userinfo.split(':', 1)[0]}:***@{tail}"
+
+
+def grant_app_role(pg: Postgres) -> None:
+    """The application's login: no superuser, no role or database creation; reads and writes
+    the data of the schema (after every migration: tables they add are granted too)."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(pg.owner_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_USER,)).fetchone()
+        verb = "ALTER" if exists else "CREATE"
+        conn.execute(
+            sql.SQL(
+                "{} ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD {}"
+            ).format(sql.SQL(verb), sql.Identifier(APP_USER), sql.Literal(pg.app_password))
+        )
+        for statement in (
+            "GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {app}",
+            "GRANT USAGE ON SCHEMA public TO {app}",
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {app}",
+            "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {app}",
+            "REVOKE ALL ON TABLE alembic_version FROM {app}",
+            "GRANT SELECT ON TABLE alembic_version TO {app}",
+        ):
+            conn.execute(
+                sql.SQL(statement).format(db=sql.Identifier(DB_NAME), app=sql.Identifier(APP_USER))
+            )
 
 
 def _create_database(pg: Postgres) -> None:
@@ -155,9 +274,7 @@ def _create_database(pg: Postgres) -> None:
     deadline = time.monotonic() + 30
     while True:
         try:
-            conn = psycopg.connect(
-                f"postgresql://{DB_USER}@127.0.0.1:{pg.port}/postgres", autocommit=True
-            )
+            conn = psycopg.connect(pg.owner_url.rsplit("/", 1)[0] + "/postgres", autocommit=True)
             break
         except psycopg.OperationalError:
             if time.monotonic() > deadline:
@@ -166,7 +283,7 @@ def _create_database(pg: Postgres) -> None:
     with conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone():
             conn.execute(f"CREATE DATABASE {DB_NAME}")
-    with psycopg.connect(pg.url.replace("postgresql://", "postgresql://"), autocommit=True) as db:
+    with psycopg.connect(pg.owner_url, autocommit=True) as db:
         db.execute("CREATE EXTENSION IF NOT EXISTS postgis")
 
 

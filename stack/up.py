@@ -72,12 +72,13 @@ class Stack:
         )
 
         database_url = base.database_url
-        if not database_url:
-            database_url = services.start_postgres(self.supervisor, data).url
-        log.info("database %s", database_url)
-        from store.migrate import upgrade
+        if database_url:
+            from store.migrate import upgrade
 
-        upgrade(Settings(database_url=database_url).sync_database_url)
+            upgrade(Settings(database_url=database_url).sync_database_url)
+        else:
+            database_url = services.migrated(services.start_postgres(self.supervisor, data))
+        log.info("database %s", services.redacted(database_url))
         env["SITEWATCH_DATABASE_URL"] = database_url
 
         if base.mqtt_url:
