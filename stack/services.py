@@ -260,6 +260,11 @@ def grant_app_role(pg: Postgres) -> None:
             "GRANT USAGE ON SCHEMA public TO {app}",
             "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {app}",
             "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {app}",
+            # what the owner creates later (a migration, an operator's repair) is granted too
+            "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public "
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {app}",
+            "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public "
+            "GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {app}",
             "REVOKE ALL ON TABLE alembic_version FROM {app}",
             "GRANT SELECT ON TABLE alembic_version TO {app}",
         ):

@@ -30,6 +30,17 @@ class StackClient:
             timeout=60,
         )
 
+    @property
+    def owner_database(self) -> str:
+        """The embedded cluster's superuser (for failure injection: triggers, functions); the
+        services log in as `sitewatch_app`, which may not create them."""
+        from pathlib import Path
+
+        password = (Path(self.endpoints["data_dir"]) / "secrets" / "pg-owner.secret").read_text()
+        info = psycopg.conninfo.conninfo_to_dict(self.endpoints["database"])
+        info.update(user="sitewatch", password=password.strip())
+        return psycopg.conninfo.make_conninfo(**info)  # type: ignore[arg-type]
+
     def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.endpoints["database"]) as conn:
             return conn.execute(query, params).fetchall()  # type: ignore[arg-type]

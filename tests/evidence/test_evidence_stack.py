@@ -46,7 +46,7 @@ def sm3(data: bytes) -> str:
 
 
 def execute(sw: StackClient, query: str, *params: Any) -> None:
-    with psycopg.connect(sw.endpoints["database"]) as conn:
+    with psycopg.connect(sw.owner_database) as conn:
         conn.execute(query, params)  # type: ignore[arg-type]
 
 
@@ -281,7 +281,9 @@ def test_tampering_is_caught_and_named_by_the_api_and_the_command(
 def test_evidence_scoping(sw: StackClient, chained: dict[str, Any]) -> None:
     eng = chained["engineer_id"]
     me = token(sw, role="engineer", engineer_id=eng)
-    other = token(sw, role="engineer", engineer_id="someone-else")
+    someone_else = f"EV-OTHER-{uuid.uuid4().hex[:8]}"  # tokens exist only for engineers
+    engineer(sw, someone_else)
+    other = token(sw, role="engineer", engineer_id=someone_else)
     province = token(sw, role="regulator", region_code="440000")
     shanghai = token(sw, role="regulator", region_code="310000")
     path = f"/api/engineers/{eng}/evidence/verify"
