@@ -60,7 +60,9 @@ def restart_postgres(stack: Stack, *, down_s: float = 0.0) -> Child:
     port = urlparse(stack.env["SITEWATCH_DATABASE_URL"]).port
     stack.supervisor.stop(child_named(stack, "postgres"), timeout_s=60)
     time.sleep(down_s)
-    return services.start_postgres(stack.supervisor, stack.options.data_dir, port).child
+    child = services.start_postgres(stack.supervisor, stack.options.data_dir, port).child
+    stack.services["postgres"] = child
+    return child
 
 
 def restart_mosquitto(stack: Stack, *, down_s: float = 0.0) -> Child:
@@ -69,7 +71,9 @@ def restart_mosquitto(stack: Stack, *, down_s: float = 0.0) -> Child:
     port = int(stack.endpoints["mqtt_port"])
     stack.supervisor.stop(child_named(stack, "mosquitto"), timeout_s=30)
     time.sleep(down_s)
-    return services.start_mosquitto(stack.supervisor, stack.options.data_dir, port).child
+    child = services.start_mosquitto(stack.supervisor, stack.options.data_dir, port).child
+    stack.services["mosquitto"] = child
+    return child
 
 
 def rss_kib(pid: int, field: str = "VmRSS") -> int:
