@@ -35,6 +35,16 @@ def kill9(stack: Stack, name: str) -> None:
     log.info("killed %s (pid %d) with SIGKILL", name, child.pid)
 
 
+def kill9_service(stack: Stack, name: str) -> Child:
+    """SIGKILL an embedded service (postgres, mosquitto, kafka) and leave it to `Stack.watch`,
+    which starts it again; returns the dead child."""
+    child = stack.services[name]
+    os.kill(child.pid, signal.SIGKILL)
+    child.popen.wait(10)
+    log.info("killed %s (pid %d) with SIGKILL", name, child.pid)
+    return child
+
+
 def stop_component(stack: Stack, name: str) -> None:
     """Stop a component gracefully (SIGTERM, then SIGKILL after 15 s) and forget it."""
     child = stack.components.pop(name)
