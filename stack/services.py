@@ -367,6 +367,7 @@ def start_kafka(
         "-XX:+UseG1GC",
         "-XX:MaxGCPauseMillis=20",
         "-XX:+ExitOnOutOfMemoryError",  # `up` restarts it rather than it limping on
+        f"-XX:ErrorFile={logs / 'kafka-hs_err_%p.log'}",  # not in the working directory
         "-Djava.awt.headless=true",
         f"-Dlog4j.configuration=file:{log4j}",
         f"-Dkafka.logs.dir={logs}",

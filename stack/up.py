@@ -57,6 +57,7 @@ class Stack:
     services: dict[str, Child] = field(default_factory=dict)
     service_starters: dict[str, Callable[[], Child]] = field(default_factory=dict)
     backoff: Backoff = field(default_factory=Backoff)
+    _slots: dict[str, int] = field(default_factory=dict)
     admin_token: str = ""
 
     def __post_init__(self) -> None:
@@ -215,6 +216,8 @@ class Stack:
                     continue
                 if self.backoff.due(name) is None:
                     if child in self.supervisor.children:
+                        # the new child takes its place: stop_all stops in reverse start order
+                        self._slots[name] = self.supervisor.children.index(child)
                         self.supervisor.children.remove(child)
                     delay = self.backoff.failed(name)
                     log.error(
@@ -229,8 +232,11 @@ class Stack:
                 if not self.backoff.due(name):
                     continue
                 try:
-                    children[name] = starter(name)
+                    children[name] = new = starter(name)
                     self.backoff.started(name)
+                    if name in self._slots and self.supervisor.children[-1:] == [new]:
+                        self.supervisor.children.pop()
+                        self.supervisor.children.insert(self._slots.pop(name), new)
                     log.warning("%s restarted (pid %d)", name, children[name].pid)
                 except Exception as exc:
                     for stray in [c for c in self.supervisor.children if c.name == name]:
