@@ -112,10 +112,9 @@ def build_app(settings: Settings) -> faust.App:
         broker_rebalance_timeout=3.0,
         broker_session_timeout=10.0,
         broker_heartbeat_interval=1.0,
-        # tansu reports a partition's high watermark as the base offset of its last record
-        # batch + 1 (not its last offset + 1): the changelog offset a local RocksDB store
-        # persisted may lie beyond it, and Faust's check would then stop every restarted
-        # worker with ConsistencyError, a crash loop (docs/reliability.md).
+        # Off since tansu (the embedded broker until 2026-12) reported wrong high watermarks
+        # and the check crash-looped every restarted worker (docs/reliability.md). Kafka's
+        # are right; turning it back on awaits a fault run with it on.
         recovery_consistency_check=False,
     )
     raw = {"key_type": str, "key_serializer": "raw", "value_serializer": "raw", "partitions": p}
