@@ -96,7 +96,7 @@ def test_whole_stack_kill9_then_up_again(fault_stack: FaultStack, baseline: set[
         new.start()
         return {"killed_at_persisted": at, "up_again_after_s": round(time.monotonic() - t, 1)}
 
-    outcome = fs.run("every process kill -9, then up again", plan, fault, drain_timeout_s=120)
+    outcome = fs.run("every process kill -9, then up again", plan, fault, drain_timeout_s=60)
     rec = outcome.rec
     s = outcome.summary()
     assert outcome.totals["published"] == rec.acked, s
