@@ -108,7 +108,7 @@ def test_whole_stack_kill9_then_up_again(fault_stack: FaultStack, baseline: set[
         assert not [m for m, at in where.items() if at], f"lost after Kafka had them: {where}"
         # Mosquitto 2.0 persists by writing a snapshot every `autosave_interval` (1 s): what it
         # acknowledged since the last one and the bridge had not yet forwarded is gone with a
-        # SIGKILL of Mosquitto (54-125 of 15,000 fixes at 1,200/s when measured). The
+        # SIGKILL of Mosquitto (54-127 of 15,000 fixes at 1,200/s in four runs). The
         # listed ones (the first 20) are not in Kafka.
         pytest.xfail(
             f"{rec.acked - rec.persisted_distinct} fixes acknowledged by Mosquitto were lost "
