@@ -234,9 +234,9 @@ KAFKA_LIB = Path(
     os.environ.get("SITEWATCH_KAFKA_LIB", Path(__file__).resolve().parents[1] / ".kafka" / "lib")
 )
 KAFKA_HEAP = "256m"
-# Defaults of the source topics (stack.topics sets them per topic): fixes are in PostGIS
-# seconds after they arrive, so Kafka's log only has to cover a stream worker that is down
-# or behind: a day, and at most 512 MiB per partition, whichever comes first.
+# The broker's retention for a topic created without its own (stack.topics gives SiteWatch's
+# topics theirs): fixes are in PostGIS seconds after they arrive, so Kafka's log only has to
+# cover a stream worker that is down or behind: a day, or 512 MiB per partition, first reached.
 KAFKA_RETENTION_HOURS = 24
 KAFKA_RETENTION_BYTES = 512 * 1024 * 1024
 KAFKA_SEGMENT_BYTES = 64 * 1024 * 1024  # retention deletes whole segments: keep them small
