@@ -1,6 +1,7 @@
 # SiteWatch: `make demo` runs the whole stack with demo data; `make test` runs every check.
 # Both bootstrap what is missing: Debian packages (apt-get, when root), the .venv with pinned
-# Python packages, and the map's npm packages. A second run is fast and changes nothing.
+# Python packages, the map's npm packages and the Apache Kafka jars (Maven Central, once).
+# A second run is fast and changes nothing; nothing is downloaded when the stack runs.
 
 PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -8,8 +9,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEB_PACKAGES := postgresql-15 postgresql-15-postgis-3 mosquitto mosquitto-clients chromium fonts-wqy-microhei
 DATA_DIR ?= ./sitewatch-data
+# The embedded broker: Apache Kafka 3.9.x jars (stack/kafka/pom.xml) copied into KAFKA_LIB.
+KAFKA_LIB := .kafka/lib
+KAFKA_STAMP := .kafka/.installed
+MVN_DEPENDENCY_PLUGIN := org.apache.maven.plugins:maven-dependency-plugin:3.6.1
 
-.PHONY: demo test bootstrap system python map lint bench soak fuzz clean
+.PHONY: demo test bootstrap system python map kafka lint bench soak fuzz clean
 
 demo: bootstrap
 	$(BIN)/sitewatch demo --data-dir $(DATA_DIR)
@@ -41,11 +46,13 @@ fuzz: bootstrap
 	SITEWATCH_FUZZ_REPORT=artifacts/fuzz.json $(BIN)/pytest tests/fuzz -q
 	$(BIN)/python -m tests.fuzz.report artifacts/fuzz.json docs/reliability.md
 
-bootstrap: system python map
+bootstrap: system python map kafka
 
 system:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
+	command -v java >/dev/null 2>&1 || missing="$$missing default-jre-headless"; \
+	command -v mvn >/dev/null 2>&1 || missing="$$missing maven"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages: $$missing"; \
@@ -70,5 +77,13 @@ map_ui/node_modules/.installed: map_ui/package.json map_ui/package-lock.json
 	cd map_ui && npm ci --no-audit --no-fund
 	touch $@
 
+kafka: $(KAFKA_STAMP)
+
+$(KAFKA_STAMP): stack/kafka/pom.xml
+	rm -rf $(KAFKA_LIB)
+	mvn -q -B -f stack/kafka/pom.xml $(MVN_DEPENDENCY_PLUGIN):copy-dependencies \
+	  -DincludeScope=runtime -DoutputDirectory=$(CURDIR)/$(KAFKA_LIB)
+	touch $@
+
 clean:
-	rm -rf $(VENV) map_ui/node_modules
+	rm -rf $(VENV) map_ui/node_modules .kafka

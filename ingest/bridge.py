@@ -58,9 +58,8 @@ MAX_BATCH = 4000
 # A batch starts once BATCH_FILL messages arrived or the oldest waited BATCH_LINGER_S: every
 # batch pays fixed costs (two PostgreSQL round trips, a Kafka request), and the worker's cost is
 # per Kafka record, so a handful of messages per batch (what arrives between two events at
-# 1,000/s) costs the bridge about 0.8 ms of CPU per message instead of 0.05 ms. And each batch
-# is one more record batch in every fixes.v1 partition: tansu's fetches slow down sharply past
-# ~30,000 batches in a partition (docs/reliability.md), so 100 ms rather than 25.
+# 1,000/s) costs the bridge about 0.8 ms of CPU per message instead of 0.05 ms, so 100 ms
+# rather than 25 (measured with the earlier broker; a shorter linger lowers latency).
 BATCH_FILL = 500
 BATCH_LINGER_S = 0.1
 MAX_BATCHES_IN_FLIGHT = 4
@@ -210,7 +209,7 @@ class Bridge:
             linger_ms=2,
             max_batch_size=1 << 20,
             request_timeout_ms=KAFKA_TIMEOUT_MS,
-            enable_idempotence=settings.kafka_idempotence,  # not on tansu: docs/scaling.md
+            enable_idempotence=settings.kafka_idempotence,
         )
         await producer.start()
         engine = async_engine(settings)

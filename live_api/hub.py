@@ -76,8 +76,7 @@ class Hub:
                 bootstrap_servers=bootstrap,
                 auto_offset_reset="latest",
                 group_id=None,
-                # tansu answers a fetch only when its wait is over, even with data waiting:
-                # the default 500 ms would be added to every live message (stack.topics)
+                # bounds idle polling only: Kafka answers as soon as a record is there
                 fetch_max_wait_ms=topics.FETCH_MAX_WAIT_MS,
             )
             try:

@@ -136,3 +136,39 @@ class Supervisor:
     def stop_all(self) -> None:
         for child in reversed(list(self.children)):
             self.stop(child)
+
+
+@dataclass
+class Backoff:
+    """When to start a dead child again: 1 s after its first death, then twice as long after
+    each death that follows within `healthy_s` of a start, at most `max_s`."""
+
+    first_s: float = 1.0
+    max_s: float = 30.0
+    healthy_s: float = 60.0
+    failures: dict[str, int] = field(default_factory=dict)
+    next_at: dict[str, float] = field(default_factory=dict)
+    started_at: dict[str, float] = field(default_factory=dict)
+
+    def running(self, name: str) -> None:
+        started = self.started_at.get(name)
+        if started is not None and time.monotonic() - started > self.healthy_s:
+            self.failures.pop(name, None)
+            self.started_at.pop(name, None)
+
+    def failed(self, name: str) -> float:
+        """A death or a failed start: the pause before the next try."""
+        n = self.failures.get(name, 0)
+        self.failures[name] = n + 1
+        delay = min(self.max_s, self.first_s * 2**n)
+        self.next_at[name] = time.monotonic() + delay
+        return delay
+
+    def due(self, name: str) -> bool | None:
+        """None when no restart is pending, else whether its pause is over."""
+        at = self.next_at.get(name)
+        return None if at is None else time.monotonic() >= at
+
+    def started(self, name: str) -> None:
+        self.next_at.pop(name, None)
+        self.started_at[name] = time.monotonic()

@@ -35,6 +35,16 @@ def kill9(stack: Stack, name: str) -> None:
     log.info("killed %s (pid %d) with SIGKILL", name, child.pid)
 
 
+def kill9_service(stack: Stack, name: str) -> Child:
+    """SIGKILL an embedded service (postgres, mosquitto, kafka) and leave it to `Stack.watch`,
+    which starts it again; returns the dead child."""
+    child = stack.services[name]
+    os.kill(child.pid, signal.SIGKILL)
+    child.popen.wait(10)
+    log.info("killed %s (pid %d) with SIGKILL", name, child.pid)
+    return child
+
+
 def stop_component(stack: Stack, name: str) -> None:
     """Stop a component gracefully (SIGTERM, then SIGKILL after 15 s) and forget it."""
     child = stack.components.pop(name)
@@ -60,7 +70,9 @@ def restart_postgres(stack: Stack, *, down_s: float = 0.0) -> Child:
     port = urlparse(stack.env["SITEWATCH_DATABASE_URL"]).port
     stack.supervisor.stop(child_named(stack, "postgres"), timeout_s=60)
     time.sleep(down_s)
-    return services.start_postgres(stack.supervisor, stack.options.data_dir, port).child
+    child = services.start_postgres(stack.supervisor, stack.options.data_dir, port).child
+    stack.services["postgres"] = child
+    return child
 
 
 def restart_mosquitto(stack: Stack, *, down_s: float = 0.0) -> Child:
@@ -69,7 +81,9 @@ def restart_mosquitto(stack: Stack, *, down_s: float = 0.0) -> Child:
     port = int(stack.endpoints["mqtt_port"])
     stack.supervisor.stop(child_named(stack, "mosquitto"), timeout_s=30)
     time.sleep(down_s)
-    return services.start_mosquitto(stack.supervisor, stack.options.data_dir, port).child
+    child = services.start_mosquitto(stack.supervisor, stack.options.data_dir, port).child
+    stack.services["mosquitto"] = child
+    return child
 
 
 def rss_kib(pid: int, field: str = "VmRSS") -> int:

@@ -28,11 +28,11 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 0
 
-    # Kafka topics: explicit partition counts (tansu auto-creates with its own count).
+    # Kafka topics: explicit partition counts (Faust stops on a mismatch: stack.topics).
     kafka_partitions: int = 8
-    # Idempotent Kafka producers (bridge, HTTP ingest): turn on with a Kafka cluster; the
-    # embedded tansu refuses InitProducerId, and the sinks dedupe by msg_id either way.
-    kafka_idempotence: bool = False
+    # Idempotent Kafka producers (bridge, HTTP ingest): a retried request is not written twice.
+    # The sinks dedupe by msg_id either way.
+    kafka_idempotence: bool = True
     bridge_client_id: str = "sitewatch-bridge"
     # v1 OsmAnd clients send the engineer id as `id`: anyone could post any engineer's
     # position. Since v1.1 the id is a phone's secret id; true accepts the old form too.

@@ -1,7 +1,8 @@
-"""Kafka topics of SiteWatch, declared with explicit partition counts.
+"""Kafka topics of SiteWatch, declared with explicit partition counts and retention.
 
-tansu (and Kafka with auto-create) would otherwise create them with its own count and Faust
-would stop with PartitionsMismatch.
+Faust stops with PartitionsMismatch when a topic has another partition count than the app
+declares, so every topic is created here (the embedded broker does not auto-create topics).
+Faust creates its table changelogs itself, compacted (`cleanup.policy=compact`).
 """
 
 from __future__ import annotations
@@ -19,13 +20,33 @@ LIVE = "live.v1"  # what the WebSocket pushes: positions, transitions, alerts, a
 
 ALL = (FIXES, TELEMETRY, REJECTED, LIVE)
 
-# How long a consumer's fetch may wait at the broker. tansu answers a fetch only when this
-# wait is over, even when records are waiting (measured: 1,500 ms -> 50-750 ms per message,
-# 20 ms -> 2-11 ms), so the clients' defaults (aiokafka 500 ms, Faust 1,500 ms) would be added
-# to the latency of every fix. A Kafka broker answers as soon as data is there either way.
-FETCH_MAX_WAIT_MS = 20
+HOUR_MS = 3600 * 1000
+MIB = 1024 * 1024
+# Time- and size-based retention (per partition), whichever is reached first. The source
+# topics only have to cover a stream worker that is down or behind: what it consumed is in
+# PostGIS. At 1,000 fixes/s (about 0.3 MB/s over 8 partitions) 512 MiB per partition is
+# about 3.5 hours of fixes; a worker further behind than that loses the oldest
+# (docs/reliability.md). live.v1 feeds open WebSockets only: a client that reconnects
+# re-reads the state from the API, so an hour is plenty.
+RETENTION: dict[str, dict[str, str]] = {
+    FIXES: {"retention.ms": str(24 * HOUR_MS), "retention.bytes": str(512 * MIB)},
+    TELEMETRY: {"retention.ms": str(24 * HOUR_MS), "retention.bytes": str(512 * MIB)},
+    REJECTED: {"retention.ms": str(7 * 24 * HOUR_MS), "retention.bytes": str(128 * MIB)},
+    LIVE: {"retention.ms": str(HOUR_MS), "retention.bytes": str(64 * MIB)},
+}
+# Retention deletes whole segments: small ones keep the log near its bound.
+SEGMENT = {"segment.bytes": str(64 * MIB), "cleanup.policy": "delete"}
+
+# How long a consumer's fetch may wait at the broker when nothing is there. Kafka answers a
+# fetch as soon as a record is there (fetch.min.bytes 1), so this adds no latency; it only
+# bounds the idle polling (Faust's default is 1,500 ms, aiokafka's 500 ms).
+FETCH_MAX_WAIT_MS = 500
 
 log = logging.getLogger("sitewatch.stack")
+
+
+def topic_configs(topic: str) -> dict[str, str]:
+    return {**SEGMENT, **RETENTION[topic]}
 
 
 async def ensure_topics(bootstrap: str, partitions: int) -> None:
@@ -34,7 +55,12 @@ async def ensure_topics(bootstrap: str, partitions: int) -> None:
     try:
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(t, num_partitions=partitions, replication_factor=1)
+            NewTopic(
+                t,
+                num_partitions=partitions,
+                replication_factor=1,
+                topic_configs=topic_configs(t),
+            )
             for t in ALL
             if t not in existing
         ]

@@ -1,8 +1,10 @@
 """`sitewatch up`: the whole stack on one machine, in the foreground, stopped by Ctrl-C/SIGTERM.
 
 Embedded services are started unless SITEWATCH_DATABASE_URL / SITEWATCH_KAFKA_URL /
-SITEWATCH_MQTT_URL point at existing ones. Python components (bridge, stream worker, API) run
-as child processes and are restarted if they die; every child is stopped by its process id.
+SITEWATCH_MQTT_URL point at existing ones. Every child, the embedded services (PostgreSQL,
+Mosquitto, Kafka) and the Python components (bridge, stream worker, API), is restarted with
+backoff if it dies, a service on its port and data directory; every child is stopped by its
+process id. A start on an existing data directory resumes where it was.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import signal
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,7 @@ from urllib.parse import urlparse
 
 from devices.broker import BrokerAdmin
 from stack import services, topics
-from stack.processes import Child, Supervisor, free_port, wait_for_port
+from stack.processes import Backoff, Child, Supervisor, free_port, wait_for_port
 from stack.settings import Settings
 
 log = logging.getLogger("sitewatch.stack")
@@ -50,6 +53,11 @@ class Stack:
     env: dict[str, str] = field(default_factory=dict)
     endpoints: dict[str, Any] = field(default_factory=dict)
     components: dict[str, Child] = field(default_factory=dict)
+    # embedded services by name, and how to start each again (same port, same data)
+    services: dict[str, Child] = field(default_factory=dict)
+    service_starters: dict[str, Callable[[], Child]] = field(default_factory=dict)
+    backoff: Backoff = field(default_factory=Backoff)
+    _slots: dict[str, int] = field(default_factory=dict)
     admin_token: str = ""
 
     def __post_init__(self) -> None:
@@ -64,6 +72,7 @@ class Stack:
         # others may pass through (the `postgres` user must reach its cluster when we are
         # root) but not list or read: tokens, secrets, logs and data are the owner's
         data.chmod(0o711)
+        sup = self.supervisor
         base = Settings()
         env: dict[str, str] = {"SITEWATCH_DATA_DIR": str(data)}
         env["SITEWATCH_PERSONAL_DATA_KEY"] = (
@@ -77,7 +86,11 @@ class Stack:
 
             upgrade(Settings(database_url=database_url).sync_database_url)
         else:
-            database_url = services.migrated(services.start_postgres(self.supervisor, data))
+            pg = services.start_postgres(self.supervisor, data)
+            self.add_service(
+                "postgres", pg.child, lambda: services.start_postgres(sup, data, pg.port).child
+            )
+            database_url = services.migrated(pg)
         log.info("database %s", services.redacted(database_url))
         env["SITEWATCH_DATABASE_URL"] = database_url
 
@@ -85,7 +98,10 @@ class Stack:
             mqtt_url = base.mqtt_url
             admin_password = base.mqtt_admin_password.get_secret_value()
         else:
-            mq = services.start_mosquitto(self.supervisor, data, self.options.mqtt_port)
+            mq = services.start_mosquitto(sup, data, self.options.mqtt_port)
+            self.add_service(
+                "mosquitto", mq.child, lambda: services.start_mosquitto(sup, data, mq.port).child
+            )
             admin_password = mq.admin_password
             service_password = _secret_file(
                 data / "mqtt" / "service.secret", lambda: secrets.token_urlsafe(18)
@@ -106,9 +122,13 @@ class Stack:
             SITEWATCH_MQTT_BRIDGE_PASSWORD=bridge_password,
         )
 
-        kafka_url = (
-            base.kafka_url or services.start_tansu(self.supervisor, self.options.kafka_port).url
-        )
+        kafka_url = base.kafka_url
+        if not kafka_url:
+            kafka = services.start_kafka(sup, data, self.options.kafka_port)
+            self.add_service(
+                "kafka", kafka.child, lambda: services.start_kafka(sup, data, kafka.port).child
+            )
+            kafka_url = kafka.url
         topics.ensure_topics_sync(kafka_url, base.kafka_partitions)
         env["SITEWATCH_KAFKA_URL"] = kafka_url
 
@@ -146,6 +166,10 @@ class Stack:
         token_file.write_text(self.admin_token + "\n")
         token_file.chmod(0o600)
 
+    def add_service(self, name: str, child: Child, starter: Callable[[], Child]) -> None:
+        self.services[name] = child
+        self.service_starters[name] = starter
+
     def start_component(self, name: str, suffix: str = "") -> Child:
         child = self.supervisor.start(
             name + suffix, [sys.executable, *COMPONENTS[name]], env=self.env
@@ -176,23 +200,62 @@ class Stack:
     # -- run and stop ------------------------------------------------------------------
 
     def watch(self, stop: list[bool]) -> None:
-        """Restart Python components that die (with a pause); return when `stop` is set."""
+        """Restart every child that dies, with backoff; return when `stop` is set."""
         while not stop[0]:
             time.sleep(0.5)
             self.supervisor.rotate_logs()
-            for name, child in list(self.components.items()):
-                if child.popen.poll() is not None and not stop[0]:
+            self.supervise_once(stop)
+
+    def supervise_once(self, stop: list[bool] | None = None) -> None:
+        """One pass: note the children that died, start again those whose pause is over.
+        Services first: the components need them."""
+        groups: list[tuple[dict[str, Child], Callable[[str], Child]]] = [
+            (self.services, lambda name: self.service_starters[name]()),
+            (self.components, self._restart_component),
+        ]
+        for children, starter in groups:
+            for name, child in list(children.items()):
+                if stop is not None and stop[0]:
+                    return
+                if child.popen.poll() is None:
+                    self.backoff.running(name)
+                    continue
+                if self.backoff.due(name) is None:
+                    if child in self.supervisor.children:
+                        # the new child takes its place: stop_all stops in reverse start order
+                        self._slots[name] = self.supervisor.children.index(child)
+                        self.supervisor.children.remove(child)
+                    delay = self.backoff.failed(name)
+                    self.note_restart(name)
                     log.error(
-                        "%s exited with %s; restarting in 2 s (log %s)",
+                        "%s (pid %d) exited with %s; restarting in %.0f s (log %s)",
                         name,
+                        child.pid,
                         child.popen.returncode,
+                        delay,
                         child.log_path,
                     )
-                    self.supervisor.children.remove(child)
-                    self.note_restart(name)
-                    time.sleep(2)
-                    base = name.rstrip("0123456789")
-                    self.start_component(base, suffix=name[len(base) :])
+                    continue
+                if not self.backoff.due(name):
+                    continue
+                try:
+                    children[name] = new = starter(name)
+                    self.backoff.started(name)
+                    if name in self._slots and self.supervisor.children[-1:] == [new]:
+                        self.supervisor.children.pop()
+                        self.supervisor.children.insert(self._slots.pop(name), new)
+                    log.warning("%s restarted (pid %d)", name, children[name].pid)
+                except Exception as exc:
+                    for stray in [c for c in self.supervisor.children if c.name == name]:
+                        self.supervisor.stop(stray)
+                    delay = self.backoff.failed(name)
+                    log.error(
+                        "%s could not be restarted (%s); next try in %.0f s", name, exc, delay
+                    )
+
+    def _restart_component(self, name: str) -> Child:
+        base = name.rstrip("0123456789")
+        return self.start_component(base, suffix=name[len(base) :])
 
     def note_restart(self, name: str) -> None:
         """`DATA_DIR/run/supervision.json`: restart times per component, for `/healthz`

@@ -22,6 +22,7 @@ worker restart (docs/reliability.md, "Offsets committed past unread records").
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -155,8 +156,24 @@ _faust_commit = AIOKafkaConsumer._commit
 PROGRESS = Progress()  # one worker process, one consumer
 
 
+# The corrections replace private methods of exactly this release; another one may have
+# moved or fixed them, so the worker refuses to start rather than patch blindly.
+FAUST_VERSION = "0.15.3"
+
+
+def check_faust_version(installed: str | None = None) -> None:
+    found = installed if installed is not None else importlib.metadata.version("faust-streaming")
+    if found != FAUST_VERSION:
+        raise RuntimeError(
+            f"streams.faust_fixes was written for faust-streaming {FAUST_VERSION}, found "
+            f"{found}: re-check each correction against it (tests/streams/test_faust_fixes.py, "
+            "tests/fault/) before changing FAUST_VERSION"
+        )
+
+
 def install() -> None:
     """Apply both corrections (idempotent)."""
+    check_faust_version()
     Recovery.on_recovery_completed = _on_recovery_completed  # type: ignore[method-assign]
     Recovery._resume_streams = _resume_streams  # type: ignore[method-assign]
     Consumer._add_gap = _add_gap  # type: ignore[method-assign]

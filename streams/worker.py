@@ -71,7 +71,8 @@ ENGINEER_RECORDS = (FixRecord, LogRecord, OwnTracksRecord)
 
 def _short_fetch_wait() -> None:
     """Faust builds its consumer with ``fetch_max_wait_ms=1500`` (hard-coded in its aiokafka
-    driver); on tansu every fetch then waits that long (stack.topics.FETCH_MAX_WAIT_MS). The
+    driver); it only bounds idle polling (Kafka answers as soon as a record is there), and one
+    value for every consumer is simpler to reason about (stack.topics.FETCH_MAX_WAIT_MS). The
     consumer reads the value when it starts, so setting it on the new consumer is enough."""
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
@@ -107,15 +108,14 @@ def build_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         topic_allow_declare=True,
         topic_disable_leader=True,
-        # tansu holds a JoinGroup until the rebalance timeout: keep it short so a worker is
-        # assigned its partitions within seconds of starting.
+        # a short rebalance timeout: a worker is assigned its partitions within seconds of
+        # starting, and a dead one's partitions move on quickly.
         broker_rebalance_timeout=3.0,
         broker_session_timeout=10.0,
         broker_heartbeat_interval=1.0,
-        # tansu reports a partition's high watermark as the base offset of its last record
-        # batch + 1 (not its last offset + 1): the changelog offset a local RocksDB store
-        # persisted may lie beyond it, and Faust's check would then stop every restarted
-        # worker with ConsistencyError, a crash loop (docs/reliability.md).
+        # Off since tansu (the embedded broker until 2026-12) reported wrong high watermarks
+        # and the check crash-looped every restarted worker (docs/reliability.md). Kafka's
+        # are right; turning it back on awaits a fault run with it on.
         recovery_consistency_check=False,
     )
     raw = {"key_type": str, "key_serializer": "raw", "value_serializer": "raw", "partitions": p}

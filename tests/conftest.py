@@ -1,4 +1,4 @@
-"""Session fixtures: one private stack (PostGIS, Mosquitto, tansu, bridge, worker, API) on
+"""Session fixtures: one private stack (PostGIS, Mosquitto, Kafka, bridge, worker, API) on
 free ports for the whole run, stopped by process id at the end."""
 
 from __future__ import annotations

@@ -20,9 +20,9 @@ from tests.fault.harness import ENGINEERS, PREFIX, FaultStack, check
 def fault_stack() -> Iterator[FaultStack]:
     data_dir = Path(tempfile.mkdtemp(prefix="sitewatch-fault-"))
     stack = Stack(StackOptions(data_dir))
+    fs = FaultStack(stack)
     try:
         stack.start()
-        fs = FaultStack(stack)
         ep = stack.endpoints
         loadgen.register_projects(str(ep["http"]), stack.admin_token)
         # engineers are shared by every run; the plan only decides their ids and regions
@@ -31,7 +31,7 @@ def fault_stack() -> Iterator[FaultStack]:
         loadgen.register_engineers(str(ep["http"]), stack.admin_token, template)
         yield fs
     finally:
-        stack.stop()
+        fs.stack.stop()  # a test may have replaced the stack (whole-stack kill, then up again)
         if os.environ.get("SITEWATCH_KEEP_TEST_DATA") != "1":
             shutil.rmtree(data_dir, ignore_errors=True)
 

@@ -180,3 +180,10 @@ def test_without_log_start_offsets_the_first_record_seen_is_taken(
         assert faust_fixes.PROGRESS.admit([first], faust_fixes.tp_of).events == [first]
     finally:
         faust_fixes.PROGRESS.forget([FIXES_0, FIXES_1])
+
+
+def test_the_worker_refuses_another_faust_version() -> None:
+    faust_fixes.check_faust_version(faust_fixes.FAUST_VERSION)
+    faust_fixes.check_faust_version()  # the installed one is the one the fixes were written for
+    with pytest.raises(RuntimeError, match="written for faust-streaming 0.15.3, found 0.16.0"):
+        faust_fixes.check_faust_version("0.16.0")

@@ -1,6 +1,5 @@
-"""The worker's Kafka consumer must not wait 1.5 s per fetch: tansu answers a fetch only when
-the wait is over, so Faust's hard-coded ``fetch_max_wait_ms=1500`` added up to 1.5 s to every
-fix (stack.topics.FETCH_MAX_WAIT_MS)."""
+"""The worker's Kafka consumer uses stack.topics.FETCH_MAX_WAIT_MS, not Faust's hard-coded
+``fetch_max_wait_ms=1500`` (one fetch wait for every consumer of SiteWatch)."""
 
 from __future__ import annotations
 
