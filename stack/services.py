@@ -273,7 +273,11 @@ def grant_app_role(pg: Postgres) -> None:
             "GRANT SELECT ON TABLE alembic_version TO {app}",
         ):
             conn.execute(
-                sql.SQL(statement).format(db=sql.Identifier(DB_NAME), app=sql.Identifier(APP_USER))
+                sql.SQL(statement).format(
+                    db=sql.Identifier(DB_NAME),
+                    app=sql.Identifier(APP_USER),
+                    owner=sql.Identifier(DB_USER),
+                )
             )
 
 
