@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 log = logging.getLogger("sitewatch.api")
 
@@ -133,19 +134,17 @@ class HealthMonitor:
                 await self._task
 
     async def _run(self) -> None:
-        # A consumer of the worker's group that never joins it: it only reads the group's
-        # committed offsets (OffsetFetch) and the partitions' end offsets.
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.kafka_url, group_id=self.group, enable_auto_commit=False
-        )
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.kafka_url)
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.kafka_url, enable_auto_commit=False)
         started = False
         try:
             while True:
                 try:
                     if not started:
+                        await admin.start()
                         await consumer.start()
                         started = True
-                    offsets = await self.offsets(consumer)
+                    offsets = await self.offsets(admin, consumer)
                     self.observed.partitions = track(self.observed.partitions, offsets, time.time())
                     self.observed.kafka_error = None
                 except asyncio.CancelledError:
@@ -156,24 +155,22 @@ class HealthMonitor:
         finally:
             if started:
                 await consumer.stop()
+                await admin.close()
 
-    @staticmethod
     async def offsets(
-        consumer: AIOKafkaConsumer, topics: tuple[str, ...] = SOURCE_TOPICS
+        self,
+        admin: AIOKafkaAdminClient,
+        consumer: AIOKafkaConsumer,
+        topics: tuple[str, ...] = SOURCE_TOPICS,
     ) -> dict[Partition, tuple[int, int]]:
-        """(committed, end) offset of each partition the consumer's group committed on."""
-        await consumer.topics()  # fresh metadata: the partitions of every topic
-        wanted = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        """(committed, end) offset of each partition of `topics` the group committed on."""
+        committed = await admin.list_consumer_group_offsets(self.group)
+        wanted = {
+            TopicPartition(tp.topic, tp.partition): meta.offset
+            for tp, meta in committed.items()
+            if tp.topic in topics and meta.offset >= 0
+        }
         if not wanted:
             return {}
-        committed = {tp: await consumer.committed(tp) for tp in wanted}
-        ends = await consumer.end_offsets([tp for tp, c in committed.items() if c is not None])
-        return {
-            (tp.topic, tp.partition): (offset, ends[tp])
-            for tp, offset in committed.items()
-            if offset is not None and offset >= 0
-        }
+        ends = await consumer.end_offsets(list(wanted))
+        return {(tp.topic, tp.partition): (offset, ends[tp]) for tp, offset in wanted.items()}

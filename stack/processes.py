@@ -86,6 +86,7 @@ class Supervisor:
             cwd=cwd,
             preexec_fn=preexec_fn,
             start_new_session=True,
+            umask=0o077,  # what the children write (Kafka's own log, data) is the owner's
         )
         out.close()
         child = Child(name, popen, log_path, stop_signal)

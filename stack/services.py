@@ -513,6 +513,7 @@ def start_kafka(
             [*jvm, "kafka.tools.StorageTool", "format", "-t", cid, "-c", str(conf)],
             capture_output=True,
             text=True,
+            umask=0o077,  # its log4j opens logs/kafka-server.log first: owner only
         )
         if done.returncode != 0:
             raise ServiceError(f"kafka-storage format failed: {done.stdout}{done.stderr}")

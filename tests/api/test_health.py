@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import OffsetAndMetadata
 
 from live_api import health
@@ -49,6 +51,12 @@ def test_offsets_are_read_from_kafka(running_stack: Stack) -> None:
     topic, group = f"health-{tag()}", f"health-group-{tag()}"
 
     async def run() -> dict[tuple[str, int], tuple[int, int]]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka)  # the broker creates no topic itself
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(topic, 1, 1)])
+        finally:
+            await admin.close()
         producer = AIOKafkaProducer(bootstrap_servers=kafka)
         await producer.start()
         try:
@@ -63,12 +71,16 @@ def test_offsets_are_read_from_kafka(running_stack: Stack) -> None:
             await committer.commit({TopicPartition(topic, 0): OffsetAndMetadata(1, "")})
         finally:
             await committer.stop()
-        reader = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=group, enable_auto_commit=False)
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
+        reader = AIOKafkaConsumer(bootstrap_servers=kafka, enable_auto_commit=False)
+        await admin.start()
         await reader.start()
         try:
-            return await health.HealthMonitor.offsets(reader, (topic,))
+            monitor = health.HealthMonitor(kafka, Path("/nonexistent"), group)
+            return await monitor.offsets(admin, reader, (topic,))
         finally:
             await reader.stop()
+            await admin.close()
 
     assert asyncio.run(run()) == {(topic, 0): (1, 3)}
 
