@@ -335,6 +335,8 @@ def run_up(options: StackOptions, *, after_start: Any = None) -> int:
                 {
                     "status": "up",
                     **{k: v for k, v in stack.endpoints.items() if k != "mqtt_password"},
+                    # the whole URL (with its password) is in endpoints.json, owner-only
+                    "database": services.redacted(str(stack.endpoints["database"])),
                 }
             ),
             flush=True,
