@@ -56,7 +56,9 @@ class EligibilityOut(BaseModel):
     eligible: bool
     reasons: list[str]
     details: list[EligibilityDetail]
-    credit: dict[str, Any]
+    credit: dict[str, Any] | None = Field(
+        default=None, description="null for a regulator who may not read the engineer's credit"
+    )
 
 
 class VerifyOut(BaseModel):
@@ -273,7 +275,7 @@ async def check_eligibility(
     today = _local_today(tz)
     score = await _credit(conn, eng.id, settings, today)
     chief_of = await store.chief_projects(conn, eng.id, today=today, exclude=project.id)
-    return credit_model.eligibility(
+    answer = credit_model.eligibility(
         credit_model.EligibilityFacts(
             engineer_id=eng.id,
             project_id=project.id,
@@ -286,6 +288,16 @@ async def check_eligibility(
         ),
         credit_model.EligibilityRules(),
     )
+    try:
+        await _access(conn, caller, eng)
+    except HTTPException:
+        # the project's regulator may review the filing (the reason codes) but not read the
+        # score of an engineer of another region, which `GET .../credit` refuses them
+        answer.pop("credit", None)
+        for detail in answer["details"]:
+            if detail["code"] == "credit_tier_c":
+                detail["message"] = "The engineer's credit tier does not allow filing."
+    return answer
 
 
 # --------------------------------------------------------------------------- history

@@ -405,6 +405,21 @@ def test_eligibility_reasons(sw: StackClient, violator: dict[str, Any]) -> None:
     with sw.api(outsider) as api:
         assert api.post("/api/eligibility", json=member).status_code == 403
 
+    # the regulator of a project elsewhere reviews the filing: the reasons, not the score
+    chengdu = f"EV-CD-{tag}"
+    with sw.api() as api:
+        feature = site(chengdu, 104.06, 30.67, region_code="510104")
+        assert api.post("/api/projects", json=feature).status_code == 201
+        full = api.post("/api/eligibility", json={**bad, "project_id": chengdu}).json()
+    assert "credit" in full
+    project_regulator = token(sw, role="regulator", region_code="510000")
+    with sw.api(project_regulator) as api:
+        r = api.post("/api/eligibility", json={**bad, "project_id": chengdu})
+        assert r.status_code == 200, r.text
+        assert r.json()["reasons"] == ["credit_tier_c"] and r.json()["credit"] is None
+        assert f"{full['credit']['score']:g}" not in r.json()["details"][0]["message"]
+        assert api.get(f"/api/engineers/{bad['engineer_id']}/credit").status_code == 403
+
 
 # --------------------------------------------------------------------------- history
 
