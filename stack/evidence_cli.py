@@ -122,6 +122,7 @@ def _verify_db(engineer_id: str, database_url: str) -> dict[str, Any]:
         engine = async_engine(settings, pool_size=1)
         try:
             async with engine.connect() as conn:
+                await evidence.one_snapshot(conn)
                 known = (
                     await conn.execute(select(Engineer.id).where(Engineer.id == engineer_id))
                 ).first()

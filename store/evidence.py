@@ -292,6 +292,13 @@ async def _verify_rows(conn: AsyncConnection, engineer_id: str) -> AsyncIterator
             return
 
 
+async def one_snapshot(conn: AsyncConnection) -> None:
+    """Make the transaction of `conn` read one snapshot (call before its first query).
+    `verify` reads the entries in chunks, then the count and the head: under READ COMMITTED a
+    batch the worker commits in between made a sound chain look broken (head_mismatch)."""
+    await conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+
+
 async def verify(
     conn: AsyncConnection, engineer_id: str, *, retention_days: float | None = None
 ) -> chain.VerifyResult:

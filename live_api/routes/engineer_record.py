@@ -207,6 +207,7 @@ async def evidence_verify(
     """Recompute the chain from its genesis: ``{ok, entries, broken_at?}``; ``broken`` names
     the first broken entry and why (hash_mismatch, prev_mismatch, seq_gap, out_of_order,
     fact_mismatch, fact_missing, head_mismatch)."""
+    await store.one_snapshot(conn)
     eng = await _engineer(conn, engineer_id)
     await _access(conn, caller, eng)
     result = await store.verify(conn, engineer_id, retention_days=settings.retention_days)

@@ -184,7 +184,7 @@ def test_a_redelivered_record_neither_forks_nor_duplicates_the_chain(
     after = wait_until(
         lambda: (v := verify(sw, eng))["entries"] == 7 and v, timeout_s=WAIT, what="m5 chained"
     )
-    assert after["ok"] is True
+    assert after["ok"] is True, after
     rows = sw.sql(
         "SELECT msg_id, count(*) FROM evidence_entries WHERE engineer_id = %s GROUP BY msg_id",
         eng,
