@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass, field
 
+from devices.credentials import secret_hash
 from geofence.codes import code_covers
 
 ROLES = ("admin", "regulator", "engineer", "vendor")
@@ -16,7 +16,7 @@ def new_token() -> str:
 
 
 def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    return secret_hash(token)  # SHA-256: tokens are random, like the ingest secrets
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -68,7 +67,6 @@ class Publisher:
         self.client.max_inflight_messages_set(200)
         self.client.connect(sw.endpoints["mqtt_host"], int(sw.endpoints["mqtt_port"]))
         self.client.loop_start()
-        self.lock = threading.Lock()
 
     def publish_all(self, messages: list[tuple[str, bytes]]) -> None:
         infos = [self.client.publish(topic, payload, qos=1) for topic, payload in messages]
