@@ -7,14 +7,17 @@ PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEB_PACKAGES := postgresql-15 postgresql-15-postgis-3 mosquitto mosquitto-clients chromium fonts-wqy-microhei
+DEB_PACKAGES := postgresql-15 postgresql-15-postgis-3 mosquitto mosquitto-clients mosquitto-dev \
+  libmosquitto-dev gcc chromium fonts-wqy-microhei
 DATA_DIR ?= ./sitewatch-data
 # The embedded broker: Apache Kafka 3.9.x jars (stack/kafka/pom.xml) copied into KAFKA_LIB.
 KAFKA_LIB := .kafka/lib
 KAFKA_STAMP := .kafka/.installed
 MVN_DEPENDENCY_PLUGIN := org.apache.maven.plugins:maven-dependency-plugin:3.6.1
+# Mosquitto's journal plugin (stack/mosquitto): what it acknowledged survives a crash.
+JOURNAL_PLUGIN := .mosquitto/sitewatch_journal.so
 
-.PHONY: demo test bootstrap system python map kafka lint bench soak fuzz clean
+.PHONY: demo test bootstrap system python map kafka mosquitto-journal lint bench soak fuzz clean
 
 demo: bootstrap
 	$(BIN)/sitewatch demo --data-dir $(DATA_DIR)
@@ -46,7 +49,7 @@ fuzz: bootstrap
 	SITEWATCH_FUZZ_REPORT=artifacts/fuzz.json $(BIN)/pytest tests/fuzz -q
 	$(BIN)/python -m tests.fuzz.report artifacts/fuzz.json docs/reliability.md
 
-bootstrap: system python map kafka
+bootstrap: system python map kafka mosquitto-journal
 
 system:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -85,5 +88,11 @@ $(KAFKA_STAMP): stack/kafka/pom.xml
 	  -DincludeScope=runtime -DoutputDirectory=$(CURDIR)/$(KAFKA_LIB)
 	touch $@
 
+mosquitto-journal: $(JOURNAL_PLUGIN)
+
+$(JOURNAL_PLUGIN): stack/mosquitto/sitewatch_journal.c
+	mkdir -p $(dir $@)
+	gcc -shared -fPIC -O2 -Wall -Wextra -Werror -o $@ $<
+
 clean:
-	rm -rf $(VENV) map_ui/node_modules .kafka
+	rm -rf $(VENV) map_ui/node_modules .kafka .mosquitto

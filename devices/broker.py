@@ -19,6 +19,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 INGEST_TOPICS = ("owntracks/#", "sitewatch/checkin/#", "sitewatch/logs/#", "sitewatch/devices/#")
+# Where Mosquitto's journal plugin (stack/mosquitto) publishes again, after a crash, what it had
+# acknowledged since its last snapshot: RECOVERED_PREFIX + the original topic. Only the bridge
+# may subscribe; nobody may publish there (the plugin publishes past the ACLs).
+RECOVERED_PREFIX = "sitewatch/recovered/"
 SAFE_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
 
 
@@ -155,6 +159,7 @@ class BrokerAdmin:
     def ensure_bridge(self, username: str, password: str) -> None:
         """The bridge subscribes to every ingest topic, and clears OwnTracks' retained copies
         (ingest.bridge: an empty retained message)."""
-        acls = [{"acltype": "subscribePattern", "topic": t, "allow": True} for t in INGEST_TOPICS]
+        subscribed = (*INGEST_TOPICS, RECOVERED_PREFIX + "#")
+        acls = [{"acltype": "subscribePattern", "topic": t, "allow": True} for t in subscribed]
         acls.append({"acltype": "publishClientSend", "topic": "owntracks/#", "allow": True})
         self.ensure_client(username, password, "sitewatch-bridge", acls)

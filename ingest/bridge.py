@@ -40,7 +40,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from devices.broker import INGEST_TOPICS
+from devices.broker import INGEST_TOPICS, RECOVERED_PREFIX
 from devices.directory import DirectoryCache
 from ingest.codecs import decode_mqtt
 from ingest.counters import Counters
@@ -156,7 +156,7 @@ class Bridge:
             options = SubscribeOptions(
                 qos=1, noLocal=True, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND
             )
-            c.subscribe([(t, options) for t in INGEST_TOPICS])
+            c.subscribe([(t, options) for t in (*INGEST_TOPICS, RECOVERED_PREFIX + "#")])
 
         arrived = self.arrived
         wakeup = self.wakeup
@@ -169,7 +169,12 @@ class Bridge:
                 name = topic.decode("utf-8")
             except UnicodeDecodeError:
                 name = topic.decode("utf-8", "replace")  # rejected as unknown_topic
-            if name.startswith("owntracks/") and len(retained) < MAX_RETAINED_TOPICS:
+            if name.startswith(RECOVERED_PREFIX):
+                # Mosquitto's journal after a crash: what it may have lost, so what the bridge
+                # may have forwarded already; a replay of it is a redelivery, not a rejection.
+                name = name[len(RECOVERED_PREFIX) :]
+                dup = True
+            elif name.startswith("owntracks/") and len(retained) < MAX_RETAINED_TOPICS:
                 retained.add(name)
             arrived.append(Arrived(mid, qos, dup, name, payload, now(), client.connection_id))
             if not wakeup.is_set():

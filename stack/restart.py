@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 
 from stack import services
 from stack.processes import Child
+from stack.settings import Settings
 from stack.up import Stack
 
 log = logging.getLogger("sitewatch.stack")
@@ -81,7 +82,12 @@ def restart_mosquitto(stack: Stack, *, down_s: float = 0.0) -> Child:
     port = int(stack.endpoints["mqtt_port"])
     stack.supervisor.stop(child_named(stack, "mosquitto"), timeout_s=30)
     time.sleep(down_s)
-    child = services.start_mosquitto(stack.supervisor, stack.options.data_dir, port).child
+    child = services.start_mosquitto(
+        stack.supervisor,
+        stack.options.data_dir,
+        port,
+        bridge_username=Settings().mqtt_bridge_username,
+    ).child
     stack.services["mosquitto"] = child
     return child
 

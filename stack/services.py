@@ -28,6 +28,14 @@ log = logging.getLogger("sitewatch.stack")
 
 PG_BIN = Path(os.environ.get("SITEWATCH_PG_BIN", "/usr/lib/postgresql/15/bin"))
 DYNSEC_PLUGIN = Path("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so")
+# stack/mosquitto/sitewatch_journal.c, built by `make` (mosquitto-journal): keeps what Mosquitto
+# acknowledged until its next snapshot, and publishes it again after a crash.
+JOURNAL_PLUGIN = Path(
+    os.environ.get(
+        "SITEWATCH_MQTT_JOURNAL_PLUGIN",
+        Path(__file__).resolve().parents[1] / ".mosquitto" / "sitewatch_journal.so",
+    )
+)
 DB_NAME = "sitewatch"
 DB_USER = "sitewatch"  # the cluster's superuser: migrations and roles
 APP_USER = "sitewatch_app"  # what the services log in as
@@ -310,7 +318,13 @@ class Mosquitto:
     admin_password: str
 
 
-def start_mosquitto(sup: Supervisor, data_dir: Path, port: int | None = None) -> Mosquitto:
+def start_mosquitto(
+    sup: Supervisor,
+    data_dir: Path,
+    port: int | None = None,
+    *,
+    bridge_username: str = "sitewatch-bridge",
+) -> Mosquitto:
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(exe).exists():
         raise ServiceError("mosquitto not found: apt-get install mosquitto mosquitto-clients")
@@ -334,6 +348,20 @@ def start_mosquitto(sup: Supervisor, data_dir: Path, port: int | None = None) ->
     port = port or free_port()
     conf = mqtt_dir / "mosquitto.conf"
     user_line = "user root\n" if os.geteuid() == 0 else ""
+    if JOURNAL_PLUGIN.exists():
+        journal = (
+            f"plugin {JOURNAL_PLUGIN}\n"
+            f"plugin_opt_journal_dir {mqtt_dir / 'journal'}\n"
+            f"plugin_opt_snapshot_file {mqtt_dir / 'mosquitto.db'}\n"
+            f"plugin_opt_skip_username {bridge_username}\n"
+        )
+    else:
+        journal = ""
+        log.warning(
+            "%s is missing (make mosquitto-journal): a crash of Mosquitto loses what it "
+            "acknowledged in the second before",
+            JOURNAL_PLUGIN,
+        )
     conf.write_text(
         f"{user_line}"
         "per_listener_settings false\n"
@@ -341,6 +369,7 @@ def start_mosquitto(sup: Supervisor, data_dir: Path, port: int | None = None) ->
         "allow_anonymous false\n"
         f"plugin {DYNSEC_PLUGIN}\n"
         f"plugin_opt_config_file {dynsec}\n"
+        f"{journal}"
         "persistence true\n"
         f"persistence_location {mqtt_dir}/\n"
         "autosave_interval 1\n"

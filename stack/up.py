@@ -98,9 +98,12 @@ class Stack:
             mqtt_url = base.mqtt_url
             admin_password = base.mqtt_admin_password.get_secret_value()
         else:
-            mq = services.start_mosquitto(sup, data, self.options.mqtt_port)
+            bridge = base.mqtt_bridge_username
+            mq = services.start_mosquitto(sup, data, self.options.mqtt_port, bridge_username=bridge)
             self.add_service(
-                "mosquitto", mq.child, lambda: services.start_mosquitto(sup, data, mq.port).child
+                "mosquitto",
+                mq.child,
+                lambda: services.start_mosquitto(sup, data, mq.port, bridge_username=bridge).child,
             )
             admin_password = mq.admin_password
             service_password = _secret_file(
