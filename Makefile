@@ -28,7 +28,7 @@ test: bootstrap lint
 lint: bootstrap
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy geofence ingest
+	$(BIN)/mypy config gm rules wire geofence ingest
 
 bench: bootstrap
 	$(BIN)/sitewatch bench --write docs/BENCHMARKS.md
@@ -37,7 +37,7 @@ bench: bootstrap
 # bounded and the run must reconcile exactly; writes its section of docs/BENCHMARKS.md.
 SOAK_MINUTES ?= 10
 soak: bootstrap
-	$(BIN)/python -m stack.soak --minutes $(SOAK_MINUTES) --write-docs
+	$(BIN)/python -m measure.soak --minutes $(SOAK_MINUTES) --write-docs
 
 # Hostile input end to end against one private stack: 20,000 MQTT messages and 10,000 ingest
 # and 10,000 API requests, every invariant of tests/fuzz checked; figures into

@@ -25,7 +25,7 @@ def secret_hash(secret: str) -> str:
 
 
 def new_osmand_id() -> str:
-    """A phone's OsmAnd id: matches ingest.fields.ID_PATTERN (url-safe base64 after `ph`)."""
+    """A phone's OsmAnd id: matches wire.fields.ID_PATTERN (url-safe base64 after `ph`)."""
     return PHONE_ID_PREFIX + secrets.token_urlsafe(18)
 
 

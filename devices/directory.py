@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ingest.gm import sm4_decrypt
-from ingest.verify import DeviceIdentity, EngineerIdentity
+from gm.algorithms import sm4_decrypt
+from rules.verify import DeviceIdentity, EngineerIdentity
 from store.models import Device, Engineer
 
 REFRESH_S = 30.0
@@ -21,7 +21,7 @@ MAX_ENTRIES = 200_000  # per kind: unknown ids (anyone may send OsmAnd requests)
 
 
 class DirectoryCache:
-    """Implements ingest.verify.Directory over a cache filled by `prefetch`."""
+    """Implements rules.verify.Directory over a cache filled by `prefetch`."""
 
     def __init__(self, engine: AsyncEngine, personal_key: bytes) -> None:
         self._engine = engine

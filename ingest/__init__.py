@@ -2,10 +2,10 @@
 
 Pure layers (no network, no database):
 
-* :mod:`ingest.records` - the normalised records and :class:`~ingest.records.Rejected`.
-* :mod:`ingest.gm` - national algorithms (SM2 signatures, SM3 hashes/HMAC, SM4 at rest).
-* :mod:`ingest.codecs` - wire formats (MQTT topics, OwnTracks HTTP, Traccar OsmAnd).
-* :mod:`ingest.verify` - identity, signature and MAC checks against a directory.
+* :mod:`wire.records` - the normalised records and :class:`~wire.records.Rejected`.
+* :mod:`gm.algorithms` - national algorithms (SM2 signatures, SM3 hashes/HMAC, SM4 at rest).
+* :mod:`wire.codecs` - wire formats (MQTT topics, OwnTracks HTTP, Traccar OsmAnd).
+* :mod:`rules.verify` - identity, signature and MAC checks against a directory.
 
 See ``docs/ingest.md``.
 """

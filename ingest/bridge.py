@@ -40,17 +40,17 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from config import gc_tuning
+from config.settings import Settings
 from devices.broker import INGEST_TOPICS, RECOVERED_PREFIX
 from devices.directory import DirectoryCache
-from ingest.codecs import decode_mqtt
 from ingest.counters import Counters
 from ingest.gate import Gate, Incoming
 from ingest.mqtt_async import AsyncMqttClient
-from ingest.records import Reason, Record, Rejected
 from ingest.sm2pool import Sm2Pool
-from stack import gc_tuning
-from stack.settings import Settings
 from store.db import async_engine
+from wire.codecs import decode_mqtt
+from wire.records import Reason, Record, Rejected
 
 log = logging.getLogger("sitewatch.bridge")
 

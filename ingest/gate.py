@@ -41,14 +41,14 @@ from aiokafka.partitioner import DefaultPartitioner
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from config import topics
 from devices.directory import DirectoryCache
+from gm.algorithms import verify_sm2
 from ingest.counters import Counters
-from ingest.gm import verify_sm2
-from ingest.records import Fix, Reason, Record, Rejected, Telemetry, to_json
 from ingest.sm2pool import Sm2Pool, Triple
-from ingest.verify import check_many, sm2_work
-from stack import topics
+from rules.verify import check_many, sm2_work
 from store.retry import is_poison, pg_text, retry_db
+from wire.records import Fix, Reason, Record, Rejected, Telemetry, to_json
 
 log = logging.getLogger("sitewatch.ingest")
 

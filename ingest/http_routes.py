@@ -17,9 +17,9 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from devices.credentials import HttpCredentials
-from ingest.codecs import decode_osmand, decode_owntracks_http
 from ingest.gate import Gate, Incoming
-from ingest.records import Fix, Reason, Record, Rejected
+from wire.codecs import decode_osmand, decode_owntracks_http
+from wire.records import Fix, Reason, Record, Rejected
 
 router = APIRouter(tags=["ingest"])
 

@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 
-from ingest.gm import verify_sm2
+from gm.algorithms import verify_sm2
 
 __all__ = ["INLINE_MAX", "Sm2Pool", "Triple", "verify_chunk"]
 
@@ -116,7 +116,7 @@ class Sm2Pool:
 
 def pool_rate(n: int = 4000, workers: int | None = None, batch: int = 500) -> float:
     """SM2 verifications per second through :class:`Sm2Pool` (``workers=0``: inline)."""
-    from ingest.gm import canonical_bytes, generate_sm2_keypair, sign_sm2
+    from gm.algorithms import canonical_bytes, generate_sm2_keypair, sign_sm2
 
     priv, pub = generate_sm2_keypair()
     triples = []

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
+from config.settings import Settings
 from devices.broker import BrokerAdmin
 from devices.credentials import HttpCredentials
 from devices.directory import DirectoryCache
@@ -31,7 +32,6 @@ from live_api.health import HealthMonitor
 from live_api.hub import Hub
 from live_api.routes import facts, live, map_data, registry
 from live_api.routes.engineer_record import router as engineer_record_router
-from stack.settings import Settings
 from store.db import async_engine
 from store.fence_cache import FenceCache
 from store.retry import is_poison

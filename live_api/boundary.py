@@ -1,5 +1,5 @@
 """The HTTP boundary: every request's path, query and JSON body is checked once, before any
-route sees it, with the same text rules as the ingest codecs (ingest.fields.check_text).
+route sees it, with the same text rules as the ingest codecs (wire.fields.check_text).
 
 - path and query parameters holding control characters, lone surrogates or non-characters:
   422 naming the parameter (the ingest routes check their own, so the rejection is logged);
@@ -19,8 +19,8 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from ingest.fields import check_strings, check_text
-from ingest.records import Rejected
+from wire.fields import check_strings, check_text
+from wire.records import Rejected
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -11,10 +12,12 @@ from sqlalchemy import false, func, or_, select
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from config.env import dataclass_from_env
+from config.settings import Settings
 from geofence.codes import code_covers, code_prefix, normalise_code
 from live_api.auth import Caller, hash_token
 from live_api.schemas import ErrorOut
-from stack.settings import Settings
+from rules.credit import CreditModel, EligibilityRules
 from store.models import Token
 
 bearer = HTTPBearer(
@@ -103,6 +106,24 @@ async def get_admin(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
             403, f"this call needs the admin role; your token has role {caller.role}"
         )
     return caller
+
+
+@functools.cache
+def credit_rules() -> tuple[CreditModel, EligibilityRules]:
+    """The credit model and filing rules of this deployment (environment
+    ``SITEWATCH_CREDIT_*``, ``SITEWATCH_ELIGIBILITY_*``), read once."""
+    return (
+        dataclass_from_env(CreditModel, "SITEWATCH_CREDIT_"),
+        dataclass_from_env(EligibilityRules, "SITEWATCH_ELIGIBILITY_"),
+    )
+
+
+def unknown(caller: Caller, kind: str, ident: str) -> HTTPException:
+    """An id that does not exist: 404 for an admin; for anyone else the very 403 of an id
+    outside their scope, so a token cannot learn which ids exist."""
+    if caller.role == "admin":
+        return HTTPException(404, f"no {kind} {ident!r}")
+    return HTTPException(403, f"{kind} {ident!r} is outside your region or role")
 
 
 def get_settings(request: Request) -> Settings:

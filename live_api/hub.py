@@ -11,9 +11,9 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from config import topics
 from geofence.codes import code_covers
 from live_api.auth import Caller
-from stack import topics
 
 log = logging.getLogger("sitewatch.api")
 

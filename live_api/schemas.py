@@ -8,9 +8,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from geofence.codes import normalise_code
-from ingest.fields import ID_PATTERN as FIELDS_ID_PATTERN
+from wire.fields import ID_PATTERN as FIELDS_ID_PATTERN
 
-# ingest.fields owns the pattern: what the registry takes, the ingest codecs take.
+# wire.fields owns the pattern: what the registry takes, the ingest codecs take.
 ID_PATTERN = FIELDS_ID_PATTERN
 IdStr = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
 CODE_PATTERN = r"^(156)?[0-9]{6}$"

@@ -260,7 +260,7 @@ def run_replay(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from simulators.cli import replay_arguments
+    from simulators.arguments import replay_arguments
 
     p = argparse.ArgumentParser(prog="sitewatch replay")
     replay_arguments(p)

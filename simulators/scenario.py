@@ -41,7 +41,7 @@ import shapely
 from shapely.geometry import Point, Polygon
 from shapely.strtree import STRtree
 
-from ingest.gm import canonical_bytes, generate_sm2_keypair, sign_sm2, sm3_hmac_hex
+from gm.algorithms import canonical_bytes, generate_sm2_keypair, sign_sm2, sm3_hmac_hex
 from simulators import world
 from simulators.world import PLACE, Site, haversine_m, offset
 

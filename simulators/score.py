@@ -427,7 +427,7 @@ def run_score(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from simulators.cli import score_arguments
+    from simulators.arguments import score_arguments
 
     p = argparse.ArgumentParser(prog="sitewatch score")
     score_arguments(p)

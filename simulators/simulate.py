@@ -340,7 +340,7 @@ def run_simulate(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from simulators.cli import simulate_arguments
+    from simulators.arguments import simulate_arguments
 
     p = argparse.ArgumentParser(prog="sitewatch simulate")
     simulate_arguments(p)

@@ -62,7 +62,7 @@ class Rules:
     @classmethod
     def from_settings(cls) -> Rules:
         """Read the monitor's SITEWATCH_* settings from the environment (same defaults)."""
-        from stack.settings import Settings
+        from config.settings import Settings
 
         s = Settings()
         return cls(

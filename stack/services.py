@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stack.processes import Child, Supervisor, free_port, wait_for_port
+from stack.tls import TlsFiles
 
 log = logging.getLogger("sitewatch.stack")
 
@@ -236,7 +237,7 @@ def _reload(pg: Postgres) -> None:
 
 def migrated(pg: Postgres) -> str:
     """Migrate the schema as its owner, grant the application role; the application's URL."""
-    from stack.settings import Settings
+    from config.settings import Settings
     from store.migrate import upgrade
 
     upgrade(Settings(database_url=pg.owner_url).sync_database_url)
@@ -324,6 +325,7 @@ def start_mosquitto(
     port: int | None = None,
     *,
     bridge_username: str = "sitewatch-bridge",
+    tls: TlsListener | None = None,
 ) -> Mosquitto:
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(exe).exists():
@@ -362,10 +364,18 @@ def start_mosquitto(
             "acknowledged in the second before",
             JOURNAL_PLUGIN,
         )
+    public = ""
+    if tls is not None:  # MQTT over TLS on the public address; the same accounts and ACLs
+        public = (
+            f"listener {tls.port} {tls.host}\n"
+            f"certfile {tls.files.cert}\nkeyfile {tls.files.key}\n"
+            "tls_version tlsv1.2\n"
+        )
     conf.write_text(
         f"{user_line}"
         "per_listener_settings false\n"
         f"listener {port} 127.0.0.1\n"
+        f"{public}"
         "allow_anonymous false\n"
         f"plugin {DYNSEC_PLUGIN}\n"
         f"plugin_opt_config_file {dynsec}\n"
@@ -375,7 +385,7 @@ def start_mosquitto(
         "autosave_interval 1\n"
         "max_queued_messages 0\n"
         "max_inflight_messages 0\n"
-        # Ingest payloads are at most 64 KiB (ingest.fields.MAX_PAYLOAD); bigger ones up to this
+        # Ingest payloads are at most 64 KiB (wire.fields.MAX_PAYLOAD); bigger ones up to this
         # size still reach the bridge, so the sender's mistake is in the rejected log.
         "max_packet_size 2000000\n"
         "log_type error\nlog_type warning\nlog_type notice\n"
@@ -392,12 +402,19 @@ KAFKA_LIB = Path(
     os.environ.get("SITEWATCH_KAFKA_LIB", Path(__file__).resolve().parents[1] / ".kafka" / "lib")
 )
 KAFKA_HEAP = "256m"
-# The broker's retention for a topic created without its own (stack.topics gives SiteWatch's
+# The broker's retention for a topic created without its own (config.topics gives SiteWatch's
 # topics theirs): fixes are in PostGIS seconds after they arrive, so Kafka's log only has to
 # cover a stream worker that is down or behind: a day, or 512 MiB per partition, first reached.
 KAFKA_RETENTION_HOURS = 24
 KAFKA_RETENTION_BYTES = 512 * 1024 * 1024
 KAFKA_SEGMENT_BYTES = 64 * 1024 * 1024  # retention deletes whole segments: keep them small
+
+
+@dataclass(frozen=True)
+class TlsListener:
+    host: str
+    port: int
+    files: TlsFiles
 
 
 @dataclass
@@ -445,7 +462,7 @@ def _kafka_properties(data: Path, port: int, cport: int) -> str:
         # session expired: 9 s by default, most of the restart time (measured: 14 s -> 8 s)
         "broker.session.timeout.ms": "4000",
         "broker.heartbeat.interval.ms": "1000",
-        # stack.topics and Faust declare every topic with its partition count; a topic made
+        # config.topics and Faust declare every topic with its partition count; a topic made
         # up by a typo should fail, not appear with some default count
         "auto.create.topics.enable": "false",
         "num.partitions": "8",

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from config.settings import Settings
 from devices.broker import BrokerAdmin
-from stack import services, topics
+from stack import services, tls, topic_setup
 from stack.processes import Backoff, Child, Supervisor, free_port, wait_for_port
-from stack.settings import Settings
 
 log = logging.getLogger("sitewatch.stack")
 
@@ -44,6 +44,11 @@ class StackOptions:
     mqtt_port: int | None = None
     kafka_port: int | None = None
     workers: int = 1
+    listen: str | None = None  # HTTPS and MQTT over TLS on this address (docs/security.md)
+    https_port: int | None = None
+    mqtts_port: int | None = None
+    tls_cert: str = ""  # the operator's certificate (chain) and key; else a private CA's
+    tls_key: str = ""
 
 
 @dataclass
@@ -75,10 +80,24 @@ class Stack:
         sup = self.supervisor
         base = Settings()
         env: dict[str, str] = {"SITEWATCH_DATA_DIR": str(data)}
-        env["SITEWATCH_PERSONAL_DATA_KEY"] = (
-            base.personal_data_key.get_secret_value()
-            or _secret_file(data / "secrets" / "personal-data.key", lambda: secrets.token_hex(16))
-        )
+        env["SITEWATCH_PERSONAL_DATA_KEY"] = personal_data_key(base, data)
+        listen = self.options.listen or base.listen
+        tls_files = None
+        if listen:
+            tls_files = tls.ensure_certificates(
+                data / "secrets",
+                listen,
+                self.options.tls_cert or base.tls_cert_file,
+                self.options.tls_key or base.tls_key_file,
+            )
+            mqtts_port = self.options.mqtts_port or base.mqtts_port or free_port(listen)
+            https_port = self.options.https_port or base.https_port or free_port(listen)
+            env.update(
+                SITEWATCH_LISTEN=listen,
+                SITEWATCH_HTTPS_PORT=str(https_port),
+                SITEWATCH_TLS_CERT_FILE=str(tls_files.cert),
+                SITEWATCH_TLS_KEY_FILE=str(tls_files.key),
+            )
 
         database_url = base.database_url
         if database_url:
@@ -99,11 +118,18 @@ class Stack:
             admin_password = base.mqtt_admin_password.get_secret_value()
         else:
             bridge = base.mqtt_bridge_username
-            mq = services.start_mosquitto(sup, data, self.options.mqtt_port, bridge_username=bridge)
+            mqtt_tls = services.TlsListener(listen, mqtts_port, tls_files) if tls_files else None
+            mq = services.start_mosquitto(
+                sup, data, self.options.mqtt_port, bridge_username=bridge, tls=mqtt_tls
+            )
             self.add_service(
                 "mosquitto",
                 mq.child,
-                lambda: services.start_mosquitto(sup, data, mq.port, bridge_username=bridge).child,
+                lambda: (
+                    services.start_mosquitto(
+                        sup, data, mq.port, bridge_username=bridge, tls=mqtt_tls
+                    ).child
+                ),
             )
             admin_password = mq.admin_password
             service_password = _secret_file(
@@ -132,7 +158,7 @@ class Stack:
                 "kafka", kafka.child, lambda: services.start_kafka(sup, data, kafka.port).child
             )
             kafka_url = kafka.url
-        topics.ensure_topics_sync(kafka_url, base.kafka_partitions)
+        topic_setup.ensure_topics_sync(kafka_url, base.kafka_partitions)
         env["SITEWATCH_KAFKA_URL"] = kafka_url
 
         http_port = self.options.http_port or base.http_port or free_port()
@@ -152,6 +178,16 @@ class Stack:
         wait_for_port("127.0.0.1", http_port, timeout_s=60, child=self.components["api"])
         _wait_healthy(http + "/healthz", timeout_s=90, stack=self)
         _wait_workers_ready(run_dir, timeout_s=120, stack=self)
+        public: dict[str, Any] = {}
+        if listen and tls_files:
+            wait_for_port(listen, https_port, timeout_s=30, child=self.components["api"])
+            host_part = f"[{listen}]" if ":" in listen else listen
+            public = {
+                "https": f"https://{host_part}:{https_port}",
+                "mqtts_host": listen,
+                "mqtts_port": mqtts_port if not base.mqtt_url else None,
+                "ca_file": str(tls_files.ca) if tls_files.ca else None,
+            }
         self.endpoints = {
             "http": http,
             "map": http + "/map/",
@@ -163,6 +199,7 @@ class Stack:
             "database": database_url,
             "data_dir": str(data),
             "pid": os.getpid(),
+            **public,
         }
         services.write_json(data / "endpoints.json", self.endpoints)
         token_file = data / "admin.token"
@@ -280,6 +317,31 @@ class Stack:
         self.supervisor.stop_all()
 
 
+class KeyFileError(RuntimeError):
+    """SITEWATCH_PERSONAL_DATA_KEY_FILE is missing, malformed or readable by others."""
+
+
+def personal_data_key(base: Settings, data: Path) -> str:
+    """The SM4 key of personal data: SITEWATCH_PERSONAL_DATA_KEY, else the file named by
+    SITEWATCH_PERSONAL_DATA_KEY_FILE (made if missing; owner-only), else one kept in
+    DATA_DIR/secrets (made on the first start)."""
+    if base.personal_data_key.get_secret_value():
+        return base.personal_data_key.get_secret_value()
+    if not base.personal_data_key_file:
+        return _secret_file(data / "secrets" / "personal-data.key", lambda: secrets.token_hex(16))
+    path = Path(base.personal_data_key_file).expanduser().resolve()
+    if not path.exists():
+        log.info("making the personal-data key %s (keep a copy apart from backups)", path)
+    key = _secret_file(path, lambda: secrets.token_hex(16))
+    if path.stat().st_mode & 0o077:
+        raise KeyFileError(f"{path} is readable by others: chmod 600 {path}")
+    if len(key) != 32 or any(c not in "0123456789abcdefABCDEF" for c in key):
+        raise KeyFileError(f"{path} must hold 32 hexadecimal characters (a 128-bit SM4 key)")
+    if path.is_relative_to(data.resolve()):
+        log.warning("%s is inside the data directory: a copy of it carries the key", path)
+    return key
+
+
 def _secret_file(path: Path, make: Any) -> str:
     if path.exists():
         return path.read_text().strip()
@@ -348,6 +410,14 @@ def run_up(options: StackOptions, *, after_start: Any = None) -> int:
             f"SiteWatch is up: map {stack.endpoints['map']}  (admin token in {options.data_dir / 'admin.token'})",
             flush=True,
         )
+        ep = stack.endpoints
+        if ep.get("https"):
+            print(
+                f"phones: {ep['https']}/osmand (Traccar Client), {ep['https']}/owntracks "
+                f"(OwnTracks HTTP), mqtts://{ep['mqtts_host']}:{ep['mqtts_port']} (OwnTracks "
+                f"MQTT); CA to install: {ep['ca_file'] or 'your certificate'} (docs/security.md)",
+                flush=True,
+            )
         if after_start is not None:
             after_start(stack)
         stack.watch(stop)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from stack.settings import Settings
+from config.settings import Settings
 
 # Every statement is planned for its actual parameters. asyncpg prepares statements, and after
 # five executions PostgreSQL may switch to a generic plan: for our joins against `unnest` of

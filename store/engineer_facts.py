@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from streams.engineer_batch import EngineerFacts
+from rules.engineer_batch import EngineerFacts
 
 MAX_AGE_S = 60.0
 MAX_ENGINEERS = 200_000  # beyond this the cache starts over

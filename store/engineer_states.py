@@ -1,4 +1,4 @@
-"""The stream worker's state per engineer (streams.engineer_batch.EngineerState: the track's
+"""The stream worker's state per engineer (rules.engineer_batch.EngineerState: the track's
 event-time window and the `missing_log` clock), kept in PostgreSQL: per engineer a head row
 (`engineer_states`: the anchor and the clock) and a row per fix of the window
 (`engineer_track_window`), added and removed as the window moves.
@@ -24,7 +24,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from streams.engineer_batch import EngineerState
+from rules.engineer_batch import EngineerState
 
 __all__ = ["MAX_CACHED", "EngineerStates", "load", "save"]
 

@@ -1,5 +1,5 @@
 """Evidence chains, credit facts and engineer history in PostGIS (the computations are pure, in
-`streams.evidence` and `streams.credit`; this module only reads and writes)."""
+`rules.evidence_chain` and `rules.credit`; this module only reads and writes)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ingest.records import Record
+from rules import credit as credit_model
+from rules import evidence_chain as chain
 from store.models import EvidenceHead
 from store.queries import ATTENDANCE_SQL
-from streams import credit as credit_model
-from streams import evidence as chain
+from wire.records import Record
 
 VERIFY_CHUNK = 5000
 
@@ -303,7 +303,7 @@ async def verify(
     conn: AsyncConnection, engineer_id: str, *, retention_days: float | None = None
 ) -> chain.VerifyResult:
     """Recompute the engineer's chain from the genesis and check it against the stored head
-    and fact rows (streams.evidence.ChainVerifier). Fact rows older than ``retention_days``
+    and fact rows (rules.evidence_chain.ChainVerifier). Fact rows older than ``retention_days``
     may be missing (trimmed); younger ones must be there."""
     cutoff = (
         -math.inf
@@ -398,7 +398,7 @@ async def credit_facts(
 async def chief_projects(
     conn: AsyncConnection, engineer_id: str, *, today: dt.date, exclude: str
 ) -> list[str]:
-    """Active projects (streams.credit.is_active_project) the engineer leads as chief."""
+    """Active projects (rules.credit.is_active_project) the engineer leads as chief."""
     rows = (
         await conn.execute(
             text("SELECT id, properties FROM projects WHERE chief_engineer_id = :e AND id <> :p"),

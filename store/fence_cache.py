@@ -7,7 +7,6 @@ rebuilt and swapped in one assignment when it moved, never per fix.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import shapely
 from sqlalchemy import func, select
@@ -16,17 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from geofence.fences import Fence, FenceIndex
 from geofence.regions import Region as RegionShape
 from geofence.regions import RegionIndex
+from rules.fences import Fences
 from store.models import ChangeLog, Project, Region
 
 log = logging.getLogger("sitewatch.store")
-
-
-@dataclass(frozen=True)
-class Fences:
-    version: int
-    projects: FenceIndex
-    regions: RegionIndex
-    project_region: dict[str, str]
 
 
 class FenceCache:

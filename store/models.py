@@ -269,7 +269,7 @@ Index("ix_alerts_device_type", Alert.device_id, Alert.type)
 
 
 class EvidenceEntry(Base):
-    """One link of an engineer's evidence chain (streams.evidence): seq 1..n in event order,
+    """One link of an engineer's evidence chain (rules.evidence_chain): seq 1..n in event order,
     hash = SM3(prev_hash || canonical). Never trimmed by retention."""
 
     __tablename__ = "evidence_entries"
@@ -305,7 +305,7 @@ class EvidenceHead(Base):
 
 
 class EngineerStateRow(Base):
-    """The stream worker's state of one engineer (streams.engineer_batch.EngineerState: the
+    """The stream worker's state of one engineer (rules.engineer_batch.EngineerState: the
     track's anchor and the `missing_log` clock, as JSON; the window's fixes are rows of
     `engineer_track_window`), written in the same transaction as the facts derived from it
     (store.engineer_states)."""
@@ -319,7 +319,7 @@ class EngineerStateRow(Base):
 
 class EngineerTrackWindowFix(Base):
     """One fix of an engineer's track window (the compact list of
-    streams.engineer_batch.EngineerState), kept while the fix is in the window."""
+    rules.engineer_batch.EngineerState), kept while the fix is in the window."""
 
     __tablename__ = "engineer_track_window"
     engineer_id: Mapped[str] = mapped_column(String(64), primary_key=True)

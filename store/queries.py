@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from streams.attendance import Tally, to_us
+from rules.attendance import Tally, to_us
 
 ATTENDANCE_SQL = """
 WITH on_site AS (
@@ -60,7 +60,7 @@ async def attendance_tallies(
     conn: AsyncConnection, *, max_gap_s: float, keys: list[tuple[str, str, dt.date]]
 ) -> list[tuple[tuple[str, str, dt.date], Tally]]:
     """The stored-fixes attendance of `keys` as the stream worker's live tallies
-    (streams.attendance)."""
+    (rules.attendance)."""
     if not keys:
         return []
     return [

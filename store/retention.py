@@ -27,7 +27,7 @@ import logging
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from stack.settings import Settings
+from config.settings import Settings
 
 log = logging.getLogger("sitewatch.retention")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from stack import gc_tuning
-from stack.settings import Settings
+from config import gc_tuning
+from config.settings import Settings
 from streams.worker import build_app
 
 

@@ -14,11 +14,11 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ingest.records import Record, to_json
 from store.models import RejectedMessage
 from store.retry import is_transient, pg_text
 from streams import sinks
 from streams.rejected_log import tally_and_sample
+from wire.records import Record, to_json
 
 log = logging.getLogger("sitewatch.streams")
 

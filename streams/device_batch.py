@@ -32,10 +32,10 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ingest.records import Record, Telemetry
-from stack.settings import Settings
+from config.settings import Settings
+from rules.alerts import alert, point_wkt, utc
 from store.models import AlertHistory, Device, DeviceLastSeen, Project
-from streams.common import alert, point_wkt, utc
+from wire.records import Record, Telemetry
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 
-from stack import topics
+from config import topics
 from streams.progress import Progress
 
 log = logging.getLogger("sitewatch.streams")

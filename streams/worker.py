@@ -4,7 +4,7 @@
 - `device_telemetry` (telemetry.v1, key = device id): thresholds, persist, push live;
 - `rejected_sink` (rejected.v1): the dead letters, kept with their reason;
 - a timer for `device_offline` (wall clock live, stream time on replay: streams.device_batch);
-- `missing_log` when an engineer's stream time closes a day (streams.day_close).
+- `missing_log` when an engineer's stream time closes a day (rules.day_close).
 
 What goes where: docs/streams.md.
 
@@ -33,13 +33,12 @@ import orjson
 from faust.streams import _current_event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ingest.records import Fix as FixRecord
-from ingest.records import OwnTracksEvent as OwnTracksRecord
-from ingest.records import Record, from_dict
-from ingest.records import SupervisionLog as LogRecord
-from ingest.records import Telemetry as TelemetryRecord
-from stack import topics
-from stack.settings import Settings
+from config import topics
+from config.settings import Settings
+from rules.alerts import live_alert
+from rules.attendance import AttendanceBook, Key, on_site_fixes
+from rules.day_close import missing_log_alerts
+from rules.engineer_batch import EngineerState, process_engineer_batch
 from store import evidence as evidence_chain
 from store.db import async_engine
 from store.engineer_facts import EngineerFactsCache
@@ -57,12 +56,13 @@ from store.queries import attendance_tallies, unlogged_days
 from store.retention import trim as trim_old_rows
 from store.retry import retry_db, skip_while_db_down
 from streams import dead_letters, device_batch, faust_fixes, rejected_log, sinks
-from streams.attendance import AttendanceBook, Key, on_site_fixes
-from streams.common import live_alert
-from streams.day_close import missing_log_alerts
-from streams.engineer_batch import EngineerState, process_engineer_batch
 from streams.isolate import write_isolating
 from streams.stats import StepTimes
+from wire.records import Fix as FixRecord
+from wire.records import OwnTracksEvent as OwnTracksRecord
+from wire.records import Record, from_dict
+from wire.records import SupervisionLog as LogRecord
+from wire.records import Telemetry as TelemetryRecord
 
 log = logging.getLogger("sitewatch.streams")
 
@@ -72,7 +72,7 @@ ENGINEER_RECORDS = (FixRecord, LogRecord, OwnTracksRecord)
 def _short_fetch_wait() -> None:
     """Faust builds its consumer with ``fetch_max_wait_ms=1500`` (hard-coded in its aiokafka
     driver); it only bounds idle polling (Kafka answers as soon as a record is there), and one
-    value for every consumer is simpler to reason about (stack.topics.FETCH_MAX_WAIT_MS). The
+    value for every consumer is simpler to reason about (config.topics.FETCH_MAX_WAIT_MS). The
     consumer reads the value when it starts, so setting it on the new consumer is enough."""
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
@@ -126,7 +126,7 @@ def build_app(settings: Settings) -> faust.App:
     device_table = app.Table("device-state", partitions=p, key_type=str)
     ctx: dict[str, Any] = {}
     tz = ZoneInfo(settings.timezone)
-    # live attendance (streams.attendance): tallies kept as fixes are written, pushed for the
+    # live attendance (rules.attendance): tallies kept as fixes are written, pushed for the
     # keys that changed since the last push
     book = AttendanceBook(settings.max_gap_s)
     attendance_due: set[Key] = set()
@@ -234,7 +234,7 @@ def build_app(settings: Settings) -> faust.App:
                 conn, max_gap_s=settings.max_gap_s, keys=sorted(plan.recompute)
             )
             timing.lap("sinks")
-            # Evidence chain (streams.evidence): same transaction, idempotent.
+            # Evidence chain (rules.evidence_chain): same transaction, idempotent.
             await evidence_chain.append(
                 conn,
                 records,

@@ -26,7 +26,8 @@ os.environ.setdefault("SITEWATCH_WS_TOKEN_RECHECK_S", "2")
 @pytest.fixture(scope="session")
 def running_stack() -> Iterator[Stack]:
     data_dir = Path(tempfile.mkdtemp(prefix="sitewatch-test-"))
-    stack = Stack(StackOptions(data_dir))
+    # phones over TLS on a second loopback address, as `sitewatch up --listen` (tests/security)
+    stack = Stack(StackOptions(data_dir, listen="127.0.0.2"))
     try:
         stack.start()
         yield stack

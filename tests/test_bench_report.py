@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from ingest.gm import canonical_bytes, sign_sm2, verify_sm2
-from stack.bench import (
+from gm.algorithms import canonical_bytes, sign_sm2, verify_sm2
+from measure.bench import (
     MachineCpu,
     Signing,
     machine_cpu,

@@ -9,7 +9,7 @@ import asyncio
 
 from sqlalchemy import text
 
-from stack.settings import Settings
+from config.settings import Settings
 from store.db import async_engine
 from tests.stack_client import StackClient
 

@@ -1,4 +1,4 @@
-"""The collector settings of the long-running processes (stack.gc_tuning), checked in a fresh
+"""The collector settings of the long-running processes (config.gc_tuning), checked in a fresh
 interpreter so the test run's own collector is left alone, and wired into each entry point."""
 
 from __future__ import annotations
@@ -9,14 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from stack import gc_tuning
+from config import gc_tuning
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_tune_freezes_the_start_up_objects_and_sets_the_thresholds() -> None:
     code = (
-        "import gc; from stack import gc_tuning; before = gc.get_freeze_count(); "
+        "import gc; from config import gc_tuning; before = gc.get_freeze_count(); "
         "gc_tuning.tune(); print(before, gc.get_freeze_count(), *gc.get_threshold())"
     )
     out = subprocess.run(

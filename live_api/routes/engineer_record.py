@@ -24,11 +24,11 @@ from sqlalchemy import select, text
 
 from geofence.codes import code_prefix
 from live_api.auth import Caller
-from live_api.deps import Conn, CurrentCaller, SettingsDep
+from live_api.deps import Conn, CurrentCaller, SettingsDep, credit_rules, unknown
+from rules import credit as credit_model
+from rules import evidence_chain as chain
 from store import evidence as store
 from store.models import Engineer, Project
-from streams import credit as credit_model
-from streams import evidence as chain
 
 router = APIRouter(prefix="/api")
 
@@ -88,10 +88,10 @@ def _covers(caller: Caller, region: str | None) -> bool:
         return False
 
 
-async def _engineer(conn: Any, engineer_id: str) -> Any:
+async def _engineer(conn: Any, caller: Caller, engineer_id: str) -> Any:
     row = (await conn.execute(select(Engineer).where(Engineer.id == engineer_id))).first()
     if row is None:
-        raise HTTPException(404, f"no engineer {engineer_id!r}")
+        raise unknown(caller, "engineer", engineer_id)
     return row
 
 
@@ -149,7 +149,7 @@ async def evidence_entries(
 ) -> dict[str, Any]:
     """The engineer's chain entries (of one local day, or a page after ``after_seq``), in chain
     order, with the bytes they cover so anyone can recompute the hashes."""
-    eng = await _engineer(conn, engineer_id)
+    eng = await _engineer(conn, caller, engineer_id)
     access = await _access(conn, caller, eng)
     h = await store.head(conn, engineer_id) or chain.Head.empty(engineer_id)
     horizon = h.horizon(settings.allowed_lateness_s)
@@ -208,7 +208,7 @@ async def evidence_verify(
     the first broken entry and why (hash_mismatch, prev_mismatch, seq_gap, out_of_order,
     fact_mismatch, fact_missing, head_mismatch)."""
     await store.one_snapshot(conn)
-    eng = await _engineer(conn, engineer_id)
+    eng = await _engineer(conn, caller, engineer_id)
     await _access(conn, caller, eng)
     result = await store.verify(conn, engineer_id, retention_days=settings.retention_days)
     return result.as_dict()
@@ -220,7 +220,7 @@ async def evidence_verify(
 async def _credit(
     conn: Any, engineer_id: str, settings: Any, as_of: dt.date | None
 ) -> dict[str, Any]:
-    model = credit_model.CreditModel()
+    model = credit_rules()[0]
     tz = ZoneInfo(settings.timezone)
     facts = await store.credit_facts(
         conn,
@@ -244,7 +244,7 @@ async def credit(
 ) -> dict[str, Any]:
     """``{score, tier, breakdown}``: computed on request from the stored facts (a handful of
     indexed queries), so it always reflects every fact that has arrived."""
-    eng = await _engineer(conn, engineer_id)
+    eng = await _engineer(conn, caller, engineer_id)
     await _access(conn, caller, eng)
     return await _credit(conn, engineer_id, settings, date)
 
@@ -256,10 +256,14 @@ async def check_eligibility(
     """May this engineer be filed to this project in this role? Every failing condition is
     a reason code with a sentence: cert_not_valid, credit_tier_c, too_many_chief_projects,
     ce_hours_insufficient."""
-    eng = await _engineer(conn, body.engineer_id)
+    refused = HTTPException(
+        403, "eligibility needs the admin role, the project's or the engineer's regulator"
+    )
+    eng = (await conn.execute(select(Engineer).where(Engineer.id == body.engineer_id))).first()
     project = (await conn.execute(select(Project).where(Project.id == body.project_id))).first()
-    if project is None:
-        raise HTTPException(404, f"no project {body.project_id!r}")
+    if eng is None or project is None:  # to anyone but an admin, as if not theirs
+        what = ("engineer", body.engineer_id) if eng is None else ("project", body.project_id)
+        raise unknown(caller, *what) if caller.role == "admin" else refused
     allowed = (
         caller.role == "admin"
         or (caller.role == "engineer" and caller.engineer_id == eng.id)
@@ -269,9 +273,7 @@ async def check_eligibility(
         )
     )
     if not allowed:
-        raise HTTPException(
-            403, "eligibility needs the admin role, the project's or the engineer's regulator"
-        )
+        raise refused
     tz = ZoneInfo(settings.timezone)
     today = _local_today(tz)
     score = await _credit(conn, eng.id, settings, today)
@@ -287,7 +289,7 @@ async def check_eligibility(
             tier=score["tier"],
             chief_of=chief_of,
         ),
-        credit_model.EligibilityRules(),
+        credit_rules()[1],
     )
     try:
         await _access(conn, caller, eng)
@@ -340,7 +342,7 @@ async def engineer_history(
     positions), supervision logs, site entries/exits and alerts with their handling, between
     two local days (default: the last 30), as JSON, CSV (one row per event, time order) or
     GeoJSON (a FeatureCollection)."""
-    eng = await _engineer(conn, engineer_id)
+    eng = await _engineer(conn, caller, engineer_id)
     access = await _access(conn, caller, eng)
     tz = ZoneInfo(settings.timezone)
     last = _day(to, "to") or _local_today(tz)

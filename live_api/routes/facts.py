@@ -14,14 +14,14 @@ from fastapi import APIRouter, BackgroundTasks, HTTPException, Query, Request, R
 from geoalchemy2.shape import to_shape
 from sqlalchemy import insert, select, update
 
+from config import topics
 from geofence.codes import code_prefix
 from live_api import schemas
 from live_api.auth import Caller
-from live_api.deps import Conn, CurrentCaller, SettingsDep, in_region, scope_region
-from stack import topics
+from live_api.deps import Conn, CurrentCaller, SettingsDep, in_region, scope_region, unknown
+from rules.alerts import live_alert
 from store.models import Alert, AlertHistory, Engineer, Fix, Project, RejectedMessage
 from store.queries import attendance
-from streams.common import live_alert
 
 router = APIRouter(prefix="/api")
 log = logging.getLogger("sitewatch.api")
@@ -102,7 +102,7 @@ async def _transition(
 ) -> dict[str, Any]:
     row = (await conn.execute(select(Alert).where(Alert.id == alert_id))).first()
     if row is None:
-        raise HTTPException(404, f"no alert {alert_id!r}")
+        raise unknown(caller, "alert", alert_id)
     if caller.role not in ("admin", "regulator") or not caller.sees_region(row.region_code):
         raise HTTPException(403, f"alert {alert_id!r} is outside your region or role")
     if row.status == "resolved":
@@ -197,7 +197,7 @@ async def track(
         await conn.execute(select(Engineer.registered_region).where(Engineer.id == engineer_id))
     ).first()
     if eng is None:
-        raise HTTPException(404, f"no engineer {engineer_id!r}")
+        raise unknown(caller, "engineer", engineer_id)
     rows = (
         await conn.execute(
             select(Fix)

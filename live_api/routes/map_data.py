@@ -22,7 +22,7 @@ from sqlalchemy import text
 
 from geofence.codes import code_covers, code_prefix, normalise_code
 from live_api.auth import Caller
-from live_api.deps import Conn, CurrentCaller, SettingsDep
+from live_api.deps import Conn, CurrentCaller, SettingsDep, unknown
 
 router = APIRouter(prefix="/api", tags=["map"])
 
@@ -288,7 +288,7 @@ async def engineer_card(engineer_id: str, conn: Conn, caller: CurrentCaller) -> 
         )
     ).first()
     if row is None:
-        raise HTTPException(404, f"no engineer {engineer_id!r}")
+        raise unknown(caller, "engineer", engineer_id)
     scope = (
         "registered" if caller.sees(region_code=row.registered_region, engineer_id=row.id) else None
     )

@@ -26,10 +26,18 @@ from devices.credentials import new_osmand_id, secret_hash
 from geofence.codes import normalise_code
 from geofence.coords import geometry_to_wgs84
 from geofence.regions import regions_from_geojson
-from ingest.gm import normalize_public_key, sm4_encrypt
+from gm.algorithms import normalize_public_key, sm4_encrypt
 from live_api import schemas
 from live_api.auth import Caller, hash_token, new_token
-from live_api.deps import Admin, Conn, CurrentCaller, error_response, in_region, scope_region
+from live_api.deps import (
+    Admin,
+    Conn,
+    CurrentCaller,
+    error_response,
+    in_region,
+    scope_region,
+    unknown,
+)
 from store.models import (
     ChangeLog,
     Device,
@@ -552,7 +560,7 @@ async def list_projects(
 async def get_project(project_id: str, conn: Conn, caller: CurrentCaller) -> dict[str, Any]:
     row = (await conn.execute(select(Project).where(Project.id == project_id))).first()
     if row is None:
-        raise HTTPException(404, f"no project {project_id!r}")
+        raise unknown(caller, "project", project_id)
     if not _may_see_project(caller, row, await _vendor_projects(conn, caller)):
         raise HTTPException(403, f"project {project_id!r} is outside your region or role")
     return feature_of(row)
@@ -752,7 +760,7 @@ async def get_engineer(engineer_id: str, conn: Conn, caller: CurrentCaller) -> s
     """The engineer, personal fields masked."""
     row = (await conn.execute(select(Engineer).where(Engineer.id == engineer_id))).first()
     if row is None:
-        raise HTTPException(404, f"no engineer {engineer_id!r}")
+        raise unknown(caller, "engineer", engineer_id)
     if not await _may_see_engineer(conn, caller, row):
         raise HTTPException(403, f"engineer {engineer_id!r} is outside your region or role")
     return engineer_out(row)
@@ -913,7 +921,7 @@ async def list_devices(
 async def get_device(device_id: str, conn: Conn, caller: CurrentCaller) -> schemas.DeviceOut:
     exists = (await conn.execute(select(Device.id).where(Device.id == device_id))).first()
     if exists is None:
-        raise HTTPException(404, f"no device {device_id!r}")
+        raise unknown(caller, "device", device_id)
     row = (await conn.execute(_device_query(caller).where(Device.id == device_id))).first()
     if row is None:
         raise HTTPException(403, f"device {device_id!r} is outside your region or role")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ingest.gm import canonical_bytes, sm3_hmac_hex
+from gm.algorithms import canonical_bytes, sm3_hmac_hex
 from stack.up import Stack
 from tests.api.conftest import NANSHAN, feature, mosquitto_pub, register_engineer, spot, tag
 from tests.stack_client import StackClient, wait_until

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import random
 
-from ingest.gm import sm4_decrypt
+from gm.algorithms import sm4_decrypt
 from stack.up import Stack
 from tests.api.conftest import register_engineer, tag, token
 from tests.stack_client import StackClient

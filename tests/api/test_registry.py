@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from geofence.coords import bd09_to_wgs84, gcj02_to_wgs84
-from ingest.gm import generate_sm2_keypair
+from gm.algorithms import generate_sm2_keypair
 from tests.api.conftest import FUTIAN, NANSHAN, TIANHE, feature, register_engineer, spot, tag
 from tests.stack_client import StackClient
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from stack.settings import Settings
+from config.settings import Settings
 from store.db import async_engine
 from streams.rejected_log import tally_and_sample
 from tests.api.conftest import tag

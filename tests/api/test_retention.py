@@ -11,7 +11,7 @@ import inspect
 
 import psycopg
 
-from stack.settings import Settings
+from config.settings import Settings
 from store.db import async_engine
 from store.retention import trim
 from streams import worker

@@ -31,8 +31,8 @@ from schemathesis.checks import (  # type: ignore[attr-defined]  # registered ch
     status_code_conformance,
 )
 
+from config.settings import Settings
 from live_api.app import create_app
-from stack.settings import Settings
 from tests.stack_client import StackClient
 
 CHECKS = [

@@ -13,10 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.codecs import decode_mqtt, decode_osmand
-from ingest.owntracks import decode_owntracks_obj
-from ingest.records import Fix
-from streams.evidence import (
+from rules.evidence_chain import (
     Candidate,
     ChainVerifier,
     Entry,
@@ -30,6 +27,9 @@ from streams.evidence import (
     link,
     plan,
 )
+from wire.codecs import decode_mqtt, decode_osmand
+from wire.owntracks import decode_owntracks_obj
+from wire.records import Fix
 
 ENG = "EV-UNIT-1"
 L = 3600.0

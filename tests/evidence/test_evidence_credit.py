@@ -6,7 +6,8 @@ import datetime as dt
 
 import pytest
 
-from streams.credit import (
+from config.env import dataclass_from_env
+from rules.credit import (
     AlertFact,
     CreditFacts,
     CreditModel,
@@ -119,7 +120,7 @@ def test_score_is_clamped_and_model_is_configurable(monkeypatch: pytest.MonkeyPa
     assert (worst["score"], worst["tier"]) == (0.0, "C")
     monkeypatch.setenv("SITEWATCH_CREDIT_TIER_B_MIN", "50")
     monkeypatch.setenv("SITEWATCH_CREDIT_CROSS_REGION_UNFILED_POINTS", "1")
-    model = CreditModel()
+    model = dataclass_from_env(CreditModel, "SITEWATCH_CREDIT_")
     result = credit_score(facts(alerts=[alert(1, "cross_region_unfiled", "resolved")]), model)
     assert result["score"] == 99.0 and result["model"]["tier_b_min"] == 50
 
@@ -185,7 +186,7 @@ def test_all_failing_conditions_are_listed_and_members_have_no_chief_limit() -> 
 def test_rules_are_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SITEWATCH_ELIGIBILITY_MAX_CHIEF_PROJECTS", "5")
     monkeypatch.setenv("SITEWATCH_ELIGIBILITY_CE_HOURS_PER_YEAR", "48")
-    rules = EligibilityRules()
+    rules = dataclass_from_env(EligibilityRules, "SITEWATCH_ELIGIBILITY_")
     assert eligibility(elig(chief_of=("a", "b", "c", "d")), rules)["eligible"] is False
     assert eligibility(elig(ce_hours=50, chief_of=("a", "b", "c", "d")), rules)["eligible"]
 

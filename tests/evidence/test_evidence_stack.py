@@ -23,11 +23,11 @@ import psycopg
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from ingest.codecs import decode_mqtt
-from ingest.records import to_dict
-from stack import topics
+from config import topics
 from stack.up import Stack
 from tests.stack_client import StackClient, site, wait_until
+from wire.codecs import decode_mqtt
+from wire.records import to_dict
 
 pytestmark = pytest.mark.stack
 
@@ -81,7 +81,7 @@ def verify(sw: StackClient, engineer_id: str, tok: str | None = None) -> dict[st
 
 def cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "stack.cli", "evidence", "verify", *args],
+        [sys.executable, "-m", "commands.main", "evidence", "verify", *args],
         capture_output=True,
         text=True,
         timeout=300,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from stack import loadgen
+from measure import loadgen
 from stack.up import Stack, StackOptions
 from tests.fault.harness import ENGINEERS, PREFIX, FaultStack, check
 

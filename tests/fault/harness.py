@@ -19,8 +19,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
-from stack import loadgen, topics
-from stack.loadgen import Load, LoadConfig, Plan, Reconciliation
+from config import topics
+from measure import loadgen
+from measure.loadgen import Load, LoadConfig, Plan, Reconciliation
 from stack.up import Stack
 
 RATE = 1200.0  # fixes/s offered by the publishers together

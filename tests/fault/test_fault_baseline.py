@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stack import loadgen
+from measure import loadgen
 from tests.fault.harness import PREFIX, FaultStack
 
 pytestmark = pytest.mark.stack

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from stack import loadgen, restart
-from stack.loadgen import Load
+from measure import faults as restart
+from measure import loadgen
+from measure.loadgen import Load
 from tests.fault.harness import PREFIX, FaultStack, check
 from tests.fault.wsclient import ResyncingClient
 

@@ -21,15 +21,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import box
 
+from config.settings import Settings
 from geofence.fences import Fence, FenceIndex
 from geofence.regions import Region, RegionIndex
-from ingest.codecs import decode_mqtt, decode_osmand, decode_owntracks_http
-from ingest.records import Record, Rejected, Telemetry, from_dict, to_dict, to_json
-from stack.settings import Settings
-from store.fence_cache import Fences
+from rules.engineer_batch import EngineerFacts, EngineerState, process_engineer_batch
+from rules.fences import Fences
 from streams import device_batch
-from streams.engineer_batch import EngineerFacts, EngineerState, process_engineer_batch
 from streams.worker import _json_default
+from wire.codecs import decode_mqtt, decode_osmand, decode_owntracks_http
+from wire.records import Record, Rejected, Telemetry, from_dict, to_dict, to_json
 
 NOW = 1_700_000_300.0
 SETTINGS = Settings()

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from stack import restart
-from stack.loadgen import Load
+from measure import faults as restart
+from measure.loadgen import Load
 from stack.up import Stack, StackOptions
 from tests.fault.harness import FaultStack, _locate, check
 from tests.fault.test_faults import _growing

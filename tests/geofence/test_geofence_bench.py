@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import shapely
 
-from geofence.bench import fixes_per_second, random_fences
 from geofence.regions import Region
+from measure.geofence_bench import fixes_per_second, random_fences
 
 
 def test_bench_small_run_returns_figures() -> None:

@@ -34,7 +34,6 @@ def test_package_has_modules() -> None:
         "fences.py",
         "regions.py",
         "tracking.py",
-        "bench.py",
     }
 
 

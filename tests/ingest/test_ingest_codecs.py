@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from geofence.coords import wgs84_to_bd09, wgs84_to_gcj02
-from ingest.codecs import decode_mqtt, decode_owntracks_http
-from ingest.gm import canonical_bytes
-from ingest.records import Fix, OwnTracksEvent, Rejected, SupervisionLog, Telemetry
+from gm.algorithms import canonical_bytes
+from wire.codecs import decode_mqtt, decode_owntracks_http
+from wire.records import Fix, OwnTracksEvent, Rejected, SupervisionLog, Telemetry
 
 NOW = 1_700_000_300.0
 TS = 1_700_000_000

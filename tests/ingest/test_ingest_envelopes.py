@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ingest import gate
-from ingest.records import Fix, Telemetry, to_json
 from streams.worker import decode_events
+from wire.records import Fix, Telemetry, to_json
 
 
 def fix(i: int, engineer: str = "E1") -> Fix:

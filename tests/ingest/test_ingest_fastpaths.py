@@ -21,11 +21,13 @@ from paho.mqtt import _packet as paho_packet
 from paho.mqtt.enums import MQTTProtocolVersion
 
 from geofence import coords
+from gm.algorithms import _json_canonical, canonical_bytes, generate_sm2_keypair, sign_sm2
 from ingest.gate import Incoming, Partitions, SeenCache, rejection_id, rejection_record
-from ingest.gm import _json_canonical, canonical_bytes, generate_sm2_keypair, sign_sm2
-from ingest.loadgen import _read_packets, encode_connect, encode_publish
 from ingest.mqtt_async import AsyncMqttClient
-from ingest.records import (
+from ingest.sm2pool import Sm2Pool
+from measure.mqtt_publishers import _read_packets, encode_connect, encode_publish
+from rules.verify import EngineerIdentity, check_many, sm2_work
+from wire.records import (
     Fix,
     OwnTracksEvent,
     Reason,
@@ -36,8 +38,6 @@ from ingest.records import (
     to_dict,
     to_json,
 )
-from ingest.sm2pool import Sm2Pool
-from ingest.verify import EngineerIdentity, check_many, sm2_work
 
 # --- canonical bytes ------------------------------------------------------------------------
 
@@ -315,7 +315,7 @@ def _v5_publish(topic: bytes, payload: bytes, mid: int, qos: int, props: bytes =
     if qos:
         rest += struct.pack("!H", mid)
     rest += props + payload
-    from ingest.loadgen import _varint
+    from measure.mqtt_publishers import _varint
 
     return bytes([0x30 | (qos << 1)]) + _varint(len(rest)) + rest
 

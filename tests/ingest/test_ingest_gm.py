@@ -7,7 +7,7 @@ from gmssl import sm2 as pure_sm2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest import gm
+from gm import algorithms as gm
 
 JSON_LEAF = (
     st.none()

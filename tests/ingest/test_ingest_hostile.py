@@ -9,8 +9,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.codecs import decode_mqtt, decode_osmand, decode_owntracks_http
-from ingest.records import (
+from wire.codecs import decode_mqtt, decode_osmand, decode_owntracks_http
+from wire.records import (
     Fix,
     OwnTracksEvent,
     Reason,

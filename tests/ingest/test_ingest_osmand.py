@@ -7,8 +7,8 @@ from urllib.parse import parse_qsl, urlencode
 import pytest
 
 from geofence.coords import wgs84_to_gcj02
-from ingest.codecs import decode_osmand
-from ingest.records import Fix, Rejected
+from wire.codecs import decode_osmand
+from wire.records import Fix, Rejected
 
 NOW = 1_700_000_300.0
 TS = 1_700_000_000
@@ -204,7 +204,7 @@ def test_roundtrip_urlencode() -> None:
 @pytest.mark.parametrize(
     ("params", "why"),
     [
-        ({"id": "张工"}, "bad_value"),  # ids are ASCII (ingest.fields.ID_PATTERN), as registered
+        ({"id": "张工"}, "bad_value"),  # ids are ASCII (wire.fields.ID_PATTERN), as registered
         ({"id": ".."}, "bad_value"),
         ({"id": "E1\x00"}, "bad_text"),
         ({"id": "E1\x1b[2J"}, "bad_text"),

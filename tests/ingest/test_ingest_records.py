@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest.records import (
+from wire.records import (
     REASON_DESCRIPTIONS,
     Fix,
     OwnTracksEvent,

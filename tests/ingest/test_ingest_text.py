@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.codecs import decode_mqtt, decode_owntracks_http
-from ingest.fields import check_text
-from ingest.records import Rejected
+from wire.codecs import decode_mqtt, decode_owntracks_http
+from wire.fields import check_text
+from wire.records import Rejected
 
 NOW = 1_700_000_000.0
 FORBIDDEN = [chr(c) for c in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F, 0x85)]

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field, replace
 import pytest
 from gmssl import sm2 as pure_sm2
 
-from ingest import gm
-from ingest.codecs import decode_mqtt, decode_osmand
-from ingest.records import Fix, Rejected
-from ingest.verify import DeviceIdentity, EngineerIdentity, check, check_many
+from gm import algorithms as gm
+from rules.verify import DeviceIdentity, EngineerIdentity, check, check_many
+from wire.codecs import decode_mqtt, decode_osmand
+from wire.records import Fix, Rejected
 
 NOW = 1_700_000_300.0
 TS = 1_700_000_000

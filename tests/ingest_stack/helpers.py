@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from ingest.gm import canonical_bytes, sign_sm2, sm3_hmac_hex
+from gm.algorithms import canonical_bytes, sign_sm2, sm3_hmac_hex
 from tests.stack_client import StackClient, site, wait_until
 
 LON, LAT = 113.9415, 22.5405  # Nanshan, Shenzhen

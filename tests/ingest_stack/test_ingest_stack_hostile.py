@@ -18,8 +18,6 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ingest.codecs import decode_mqtt
-from ingest.records import Reason, Rejected
 from stack.up import Stack
 from tests.ingest_stack.helpers import (
     LAT,
@@ -33,6 +31,8 @@ from tests.ingest_stack.helpers import (
     wait_fixes,
 )
 from tests.stack_client import StackClient, wait_until
+from wire.codecs import decode_mqtt
+from wire.records import Reason, Rejected
 
 WRONG_VALUES: list[Any] = ["22.5", "", True, False, None, [], {}, [1, 2], {"a": 1}, "NaN"]
 FIELDS = ["msg_id", "engineer_id", "ts", "lat", "lon", "acc", "kind", "crs"]

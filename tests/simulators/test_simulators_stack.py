@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 import gpxpy
 import pytest
 
+from commands.main import main as sitewatch
 from geofence.coords import wgs84_to_gcj02
-from stack.cli import main as sitewatch
 from stack.up import Stack
 from tests.stack_client import StackClient, wait_until
 

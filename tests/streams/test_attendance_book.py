@@ -1,4 +1,4 @@
-"""The worker's live attendance tallies (streams.attendance) against the stored-fixes
+"""The worker's live attendance tallies (rules.attendance) against the stored-fixes
 definition (CONTRACT section 4, store.queries.ATTENDANCE_SQL), whatever the batches, the
 arrival order and the redeliveries."""
 
@@ -9,7 +9,7 @@ import datetime as dt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.attendance import AttendanceBook, Key, Tally, from_us, on_site_fixes, to_us
+from rules.attendance import AttendanceBook, Key, Tally, from_us, on_site_fixes, to_us
 
 DAY = dt.date(2026, 3, 2)
 T0 = to_us(dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
-from stack.settings import Settings
+from config.settings import Settings
 from store.db import async_engine
 from store.engineer_facts import EngineerFactsCache
 from tests.stack_client import StackClient

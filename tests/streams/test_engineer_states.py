@@ -12,13 +12,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from config.settings import Settings
 from geofence.tracking import TrackFix, TrackState, advance
-from stack.settings import Settings
+from rules.day_close import EngineerClock
+from rules.engineer_batch import EngineerState
 from store import engineer_states
 from store.db import async_engine
 from store.engineer_states import EngineerStates
-from streams.day_close import EngineerClock
-from streams.engineer_batch import EngineerState
 from tests.stack_client import StackClient
 from tests.streams.scenario import local, tag
 

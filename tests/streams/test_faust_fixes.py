@@ -13,7 +13,7 @@ from faust.transport.consumer import Consumer
 from faust.types import TP
 from intervaltree import IntervalTree
 
-from stack import topics
+from config import topics
 from streams import faust_fixes
 
 FIXES_0 = TP(topics.FIXES, 0)
@@ -114,7 +114,7 @@ def test_stream_partitions_resume_only_after_the_seek_and_the_queue_clear() -> N
 def test_the_worker_installs_the_corrections(tmp_path: Any) -> None:
     from faust.tables.recovery import Recovery
 
-    from stack.settings import Settings
+    from config.settings import Settings
     from streams.worker import build_app
 
     build_app(Settings(data_dir=tmp_path))

@@ -1,7 +1,7 @@
 """Attendance and tracks on the real stack, with hand-computed minutes (CONTRACT section 4):
 a fix on the polygon edge counts, a gap of exactly max_gap_s (900 s) counts and 901 s does
 not, an inaccurate fix is not on site, and out-of-order delivery gives the same result, on
-REST (from the stored fixes) and live (the worker's tallies, streams.attendance)."""
+REST (from the stored fixes) and live (the worker's tallies, rules.attendance)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The worker's Kafka consumer uses stack.topics.FETCH_MAX_WAIT_MS, not Faust's hard-coded
+"""The worker's Kafka consumer uses config.topics.FETCH_MAX_WAIT_MS, not Faust's hard-coded
 ``fetch_max_wait_ms=1500`` (one fetch wait for every consumer of SiteWatch)."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from stack import topics
-from stack.settings import Settings
+from config import topics
+from config.settings import Settings
 from streams.worker import build_app
 
 

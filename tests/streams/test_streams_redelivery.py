@@ -11,10 +11,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
-from ingest.gm import canonical_bytes
-from ingest.records import SupervisionLog, Telemetry, to_dict
-from stack import topics
-from stack.settings import Settings
+from config import topics
+from config.settings import Settings
+from gm.algorithms import canonical_bytes
 from tests.stack_client import StackClient, wait_until
 from tests.streams.scenario import (
     alert_ids,
@@ -31,6 +30,7 @@ from tests.streams.scenario import (
     wait_rows,
 )
 from tests.streams.test_streams_devices import make_device
+from wire.records import SupervisionLog, Telemetry, to_dict
 
 
 async def _records(bootstrap: str, topic: str, key: str) -> tuple[list[bytes], list[bytes]]:
@@ -42,7 +42,7 @@ async def _records(bootstrap: str, topic: str, key: str) -> tuple[list[bytes], l
     )
     await consumer.start()
     try:
-        # every topic has kafka_partitions partitions (stack.topics); the consumer's own
+        # every topic has kafka_partitions partitions (config.topics); the consumer's own
         # metadata knows only the topics it tracks, so partitions_for_topic would say None
         parts = [TopicPartition(topic, p) for p in range(Settings().kafka_partitions)]
         consumer.assign(parts)

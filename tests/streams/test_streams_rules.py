@@ -11,14 +11,11 @@ from zoneinfo import ZoneInfo
 import pytest
 import shapely
 
+from config.settings import Settings
 from geofence.fences import Fence, FenceIndex
 from geofence.regions import RegionIndex
-from ingest.records import Fix, SupervisionLog, Telemetry
-from stack.settings import Settings
-from store.fence_cache import Fences
-from streams import device_batch
-from streams.attendance import on_site_fixes
-from streams.day_close import (
+from rules.attendance import on_site_fixes
+from rules.day_close import (
     MIN_DATE,
     DayCheck,
     EngineerClock,
@@ -27,12 +24,15 @@ from streams.day_close import (
     last_closed_day,
     missing_log_alerts,
 )
-from streams.device_batch import DeviceFacts, clock_of, offline_due, outside
-from streams.engineer_batch import (
+from rules.engineer_batch import (
     EngineerFacts,
     EngineerState,
     process_engineer_batch,
 )
+from rules.fences import Fences
+from streams import device_batch
+from streams.device_batch import DeviceFacts, clock_of, offline_due, outside
+from wire.records import Fix, SupervisionLog, Telemetry
 
 TZ = ZoneInfo("Asia/Shanghai")
 S = Settings()

@@ -16,7 +16,7 @@ measures two figures:
 ``bridge_msgs_per_s`` in the returned dict is the live figure. Every message must be accepted
 (nothing in ``rejected.v1``), or the run raises.
 
-Command line: ``python -m ingest.bench [--n N] [--publishers P] [--mode live|backlog|both]``.
+Command line: ``python -m measure.ingest_bench [--n N] [--publishers P] [--mode live|backlog|both]``.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class BenchStack:
 
 def start_bench_stack(data_dir: Path) -> BenchStack:
     from devices.broker import BrokerAdmin
-    from stack import services, topics
+    from stack import services, topic_setup
     from stack.processes import Supervisor
 
     sup = Supervisor(data_dir / "logs")
@@ -83,7 +83,7 @@ def start_bench_stack(data_dir: Path) -> BenchStack:
         admin.ensure_bridge("sitewatch-bridge", bridge_password)
         admin.ensure_service("sitewatch-service", service_password)
         kafka = services.start_kafka(sup, data_dir)
-        topics.ensure_topics_sync(kafka.url, 8)
+        topic_setup.ensure_topics_sync(kafka.url, 8)
     except BaseException:
         sup.stop_all()
         raise
@@ -131,7 +131,7 @@ def checkin_messages(
 ) -> list[tuple[str, bytes]]:
     """``n`` valid check-ins with msg_ids ``{tag}-{k}`` (the tag must not contain ``-``),
     SM2-signed with ``sign_with`` = (private, public) hex when given."""
-    from ingest.gm import canonical_bytes, sign_sm2
+    from gm.algorithms import canonical_bytes, sign_sm2
 
     ts = time.time() - 60
     out = []
@@ -162,7 +162,7 @@ def _publisher_main(
     out: Any,
     client: str = "raw",
 ) -> None:
-    from ingest.loadgen import publish_qos1
+    from measure.mqtt_publishers import publish_qos1
 
     if client == "paho":
         out.put(_paho_publish(host, port, user, password, messages, start_at))
@@ -305,7 +305,7 @@ class KafkaCounter:
         import orjson
         from aiokafka import AIOKafkaConsumer
 
-        from stack import topics
+        from config import topics
 
         consumer = AIOKafkaConsumer(
             topics.FIXES,
@@ -403,7 +403,7 @@ def _wait_bridge_ready(
     engineer: str,
     sign_with: tuple[str, str] | None = None,
 ) -> None:
-    from ingest.loadgen import publish_qos1
+    from measure.mqtt_publishers import publish_qos1
 
     tag = f"probe{uuid.uuid4().hex[:6]}"
     deadline = time.time() + 120
@@ -441,7 +441,7 @@ def bridge_msgs_per_s(
 ) -> dict[str, Any]:
     """Measure the bridge (see the module docstring). Returns a dict of figures, with
     ``bridge_msgs_per_s`` = the live figure (or the backlog one when ``mode='backlog'``).
-    ``client='paho'`` publishes with paho-mqtt instead of ingest.loadgen (then the publishers
+    ``client='paho'`` publishes with paho-mqtt instead of measure.mqtt_publishers (then the publishers
     need more CPU than the broker and the bridge together on a 2-core machine)."""
     own_dir = data_dir is None
     data = Path(tempfile.mkdtemp(prefix="sitewatch-bridge-bench-")) if own_dir else data_dir
@@ -529,7 +529,7 @@ def bridge_signed_msgs_per_s(
     """Rate of SM2-signed check-ins (every message verified) through the bridge: published
     at once by one fast publisher, timed until the last is read back from Kafka. The bridge's
     SM2 verification runs in a process pool of ``sm2_workers`` (None: default, 0: inline)."""
-    from ingest.gm import generate_sm2_keypair
+    from gm.algorithms import generate_sm2_keypair
 
     own_dir = data_dir is None
     data = Path(tempfile.mkdtemp(prefix="sitewatch-bridge-bench-")) if own_dir else data_dir
@@ -581,7 +581,7 @@ def sm2_verifies_per_s(n: int = 4000) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ingest.bench")
+    parser = argparse.ArgumentParser(prog="python -m measure.ingest_bench")
     parser.add_argument("--n", type=int, default=60_000)
     parser.add_argument("--publishers", type=int, default=2)
     parser.add_argument("--engineers", type=int, default=500)

@@ -1,11 +1,11 @@
 """Wire formats to records: MQTT topics, OwnTracks HTTP mode, Traccar OsmAnd.
 
-Every ``decode_*`` returns one record or raises :class:`~ingest.records.Rejected`; no other
+Every ``decode_*`` returns one record or raises :class:`~wire.records.Rejected`; no other
 exception escapes, whatever the bytes (tested with hypothesis).
 
 MQTT topics (CONTRACT.md section 3):
 
-* ``owntracks/{engineer_id}/{device}`` - OwnTracks JSON (``ingest.owntracks``); the
+* ``owntracks/{engineer_id}/{device}`` - OwnTracks JSON (``wire.owntracks``); the
   ``.../event`` sub-topic carries transitions; other sub-topics are ``ignored_type``.
 * ``sitewatch/checkin/{engineer_id}`` - ``{msg_id, engineer_id, ts, lat, lon, acc?, crs?,
   kind?, sig?}``; ``kind`` defaults to ``position``.
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ingest.fields import (
+from wire.fields import (
     MAX_ID_LEN,
     MAX_NAME_LEN,
     accuracy,
@@ -35,9 +35,9 @@ from ingest.fields import (
     reject,
     req,
 )
-from ingest.osmand import decode_osmand
-from ingest.owntracks import decode_owntracks_obj
-from ingest.records import Fix, Reason, Record, SupervisionLog, Telemetry
+from wire.osmand import decode_osmand
+from wire.owntracks import decode_owntracks_obj
+from wire.records import Fix, Reason, Record, SupervisionLog, Telemetry
 
 __all__ = ["decode_mqtt", "decode_osmand", "decode_owntracks_http"]
 

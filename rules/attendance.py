@@ -43,7 +43,7 @@ def on_site_fixes(
     fixes: Iterable[dict[str, Any]], project_region: dict[str, str]
 ) -> list[tuple[Key, int, str]]:
     """(key, time in microseconds, project region) of each on-site fix of a batch's fix rows
-    (streams.engineer_batch): one per project whose fence the fix is in."""
+    (rules.engineer_batch): one per project whose fence the fix is in."""
     return [
         ((f["engineer_id"], pid, f["local_date"]), to_us(f["ts"]), project_region.get(pid, ""))
         for f in fixes
@@ -102,8 +102,8 @@ class AttendanceBook:
         stored, e.g. retention trimmed the day) is dropped, so it is recomputed next time."""
         for key in plan.recompute:
             self.tallies.pop(key, None)
-        for key, tally in recomputed:
-            self.tallies[key] = tally
+        for key, fresh in recomputed:
+            self.tallies[key] = fresh
         for key, ts in plan.increments.items():
             tally = self.tallies.get(key)
             if tally is None:  # forgotten while the batch was being written: partitions moved

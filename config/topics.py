@@ -1,17 +1,12 @@
 """Kafka topics of SiteWatch, declared with explicit partition counts and retention.
 
 Faust stops with PartitionsMismatch when a topic has another partition count than the app
-declares, so every topic is created here (the embedded broker does not auto-create topics).
+declares, so every topic is declared here and created by stack.topic_setup (the embedded broker does not
+auto-create topics).
 Faust creates its table changelogs itself, compacted (`cleanup.policy=compact`).
 """
 
 from __future__ import annotations
-
-import asyncio
-import logging
-
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 
 FIXES = "fixes.v1"  # engineer records (fixes, logs, OwnTracks events), key = engineer id
 TELEMETRY = "telemetry.v1"  # device telemetry, key = device id
@@ -42,37 +37,6 @@ SEGMENT = {"segment.bytes": str(64 * MIB), "cleanup.policy": "delete"}
 # bounds the idle polling (Faust's default is 1,500 ms, aiokafka's 500 ms).
 FETCH_MAX_WAIT_MS = 500
 
-log = logging.getLogger("sitewatch.stack")
-
 
 def topic_configs(topic: str) -> dict[str, str]:
     return {**SEGMENT, **RETENTION[topic]}
-
-
-async def ensure_topics(bootstrap: str, partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [
-            NewTopic(
-                t,
-                num_partitions=partitions,
-                replication_factor=1,
-                topic_configs=topic_configs(t),
-            )
-            for t in ALL
-            if t not in existing
-        ]
-        if missing:
-            try:
-                await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass
-            log.info("created topics %s with %d partitions", [t.name for t in missing], partitions)
-    finally:
-        await admin.close()
-
-
-def ensure_topics_sync(bootstrap: str, partitions: int) -> None:
-    asyncio.run(ensure_topics(bootstrap, partitions))

@@ -2,7 +2,7 @@
 persist, alerts, day checks for `missing_log` and messages to push live. Pure: the worker does
 the I/O. Rules (CONTRACT section 4) decided here: geofencing (accuracy, boundary included),
 `cross_region_unfiled`, `impossible_travel` (via `geofence.tracking`), transitions, and the
-engineer's stream time (`streams.day_close`).
+engineer's stream time (`rules.day_close`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -25,11 +25,25 @@ from geofence.tracking import (
     TrackState,
     advance,
 )
-from ingest.records import Fix, OwnTracksEvent, Record, SupervisionLog
-from stack.settings import Settings
-from store.fence_cache import Fences
-from streams.common import alert, point_wkt, utc
-from streams.day_close import DayCheck, EngineerClock, advance_clock
+from rules.alerts import alert, point_wkt, utc
+from rules.day_close import DayCheck, EngineerClock, advance_clock
+from rules.fences import Fences
+from wire.records import Fix, OwnTracksEvent, Record, SupervisionLog
+
+
+class Thresholds(Protocol):
+    """What the engineer rules read from the deployment's settings (config.Settings has it)."""
+
+    @property
+    def timezone(self) -> str: ...
+    @property
+    def allowed_lateness_s(self) -> float: ...
+    @property
+    def max_accuracy_m(self) -> float: ...
+    @property
+    def max_speed_kmh(self) -> float: ...
+    @property
+    def min_jump_m(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -66,7 +80,7 @@ def _same_city(a: str, b: str) -> bool:
 @dataclass(frozen=True)
 class EngineerState:
     """What the worker keeps per engineer (store.engineer_states, written once per batch): the
-    track (geofence.tracking) and the clock of `missing_log` (streams.day_close).
+    track (geofence.tracking) and the clock of `missing_log` (rules.day_close).
 
     Stored compactly (`format: 2`): each fix of the track's window is a list
     `[msg_id, ts, lon, lat, acc_m, project_ids]`, about 7x cheaper to write than the
@@ -132,7 +146,7 @@ def process_engineer_batch(
     fences: Fences,
     states: Mapping[str, EngineerState | None],
     facts: Mapping[str, EngineerFacts],
-    settings: Settings,
+    settings: Thresholds,
 ) -> BatchOutput:
     tz = ZoneInfo(settings.timezone)
     out = BatchOutput()
@@ -198,7 +212,7 @@ def _geofence(
     fixes: list[Fix],
     fences: Fences,
     facts: Mapping[str, EngineerFacts],
-    settings: Settings,
+    settings: Thresholds,
     tz: ZoneInfo,
     per_engineer: dict[str, list[TrackFix]],
     on_site_days: dict[str, set[dt.date]],
@@ -275,7 +289,7 @@ def _advance_track(
     fences: Fences,
     facts: Mapping[str, EngineerFacts],
     fix_region: Mapping[tuple[str, str], str],
-    settings: Settings,
+    settings: Thresholds,
 ) -> TrackState:
     """Transitions and `impossible_travel` of one engineer's fixes (geofence.tracking)."""
     new_track, result = advance(

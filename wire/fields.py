@@ -1,7 +1,7 @@
 """Field validation shared by the codecs: JSON parsing, numbers, timestamps, coordinates.
 
-Every helper raises :class:`~ingest.records.Rejected` with a reason from
-:class:`~ingest.records.Reason` and a message naming the field; nothing else escapes.
+Every helper raises :class:`~wire.records.Rejected` with a reason from
+:class:`~wire.records.Reason` and a message naming the field; nothing else escapes.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from ingest.gm import canonical_bytes
-from ingest.records import Reason, Rejected
+from gm.algorithms import canonical_bytes
+from wire.records import Reason, Rejected
 
 MAX_PAYLOAD = 64 * 1024
 MAX_DEPTH = 16

@@ -37,11 +37,11 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from ingest.codecs import decode_mqtt, decode_osmand
-from ingest.fields import parse_json_object
-from ingest.gm import sm3_hex
-from ingest.owntracks import decode_owntracks_obj
-from ingest.records import Fix, Record, Rejected, SupervisionLog
+from gm.algorithms import sm3_hex
+from wire.codecs import decode_mqtt, decode_osmand
+from wire.fields import parse_json_object
+from wire.owntracks import decode_owntracks_obj
+from wire.records import Fix, Record, Rejected, SupervisionLog
 
 __all__ = [
     "COORD_TOLERANCE_DEG",

@@ -1,10 +1,10 @@
 """`make soak`: the whole stack under a steady load for ten minutes, proving memory and lag stay
 bounded, then the same exact reconciliation as the fault tests.
 
-    python -m stack.soak [--minutes 10] [--rate 1000] [--interval 5] [--write-docs]
+    python -m measure.soak [--minutes 10] [--rate 1000] [--interval 5] [--write-docs]
 
 Starts a private stack (like the fault tests), registers two sites and the engineers of a
-`stack.loadgen.Plan`, and runs several publisher processes (paho, QoS 1, the service identity)
+`measure.loadgen.Plan`, and runs several publisher processes (paho, QoS 1, the service identity)
 at `--rate` fixes/s. Every `--interval` seconds it samples, per component, the resident set
 size (VmRSS from /proc/PID/status; for PostgreSQL the private memory, RssAnon, of the
 postmaster and every backend) and CPU, and the lag: fixes the broker acknowledged minus fixes
@@ -40,7 +40,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stack import loadgen, restart
+from measure import faults as restart
+from measure import loadgen
 from stack.up import Stack, StackOptions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -407,7 +408,7 @@ def write_docs(result: SoakResult, docs: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m stack.soak", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m measure.soak", description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--rate", type=float, default=1000.0, help="offered fixes/s")
     ap.add_argument("--interval", type=float, default=5.0, help="seconds between samples")
@@ -427,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so the embedded stack is stopped (run_soak's finally)
-    from stack.bench import exit_once
+    from measure.bench import exit_once
 
     signal.signal(signal.SIGTERM, exit_once)
     if args.render is not None:

@@ -16,7 +16,7 @@ Rules (CONTRACT.md section 3):
   unsigned telemetry) and is ``unsigned`` with ``require_mac=True``. A device without a key
   (empty) is never checked.
 
-Nothing here raises anything but :class:`~ingest.records.Rejected` (from :func:`check`).
+Nothing here raises anything but :class:`~wire.records.Rejected` (from :func:`check`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ingest.gm import canonical_bytes, verify_mac, verify_sm2
-from ingest.records import Fix, OwnTracksEvent, Reason, Record, Rejected, SupervisionLog, Telemetry
+from gm.algorithms import canonical_bytes, verify_mac, verify_sm2
+from wire.records import Fix, OwnTracksEvent, Reason, Record, Rejected, SupervisionLog, Telemetry
 
 __all__ = [
     "APP_SOURCES",

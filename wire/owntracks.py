@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ingest.fields import (
+from wire.fields import (
     accuracy,
     as_number,
     canonical,
@@ -27,7 +27,7 @@ from ingest.fields import (
     req,
     soft,
 )
-from ingest.records import Fix, OwnTracksEvent, Reason, Record
+from wire.records import Fix, OwnTracksEvent, Reason, Record
 
 EVENT_TYPES = ("transition", "lwt")
 

@@ -1,4 +1,4 @@
-"""Small helpers shared by the batch modules: time, WKT and the alert row."""
+"""Alert rows and the live messages of alerts, with the time and WKT helpers the batch rules share."""
 
 from __future__ import annotations
 

@@ -27,8 +27,15 @@ class Settings(BaseSettings):
     mqtt_admin_password: SecretStr = SecretStr("")
     http_host: str = "127.0.0.1"
     http_port: int = 0
+    # `sitewatch up --listen ADDR`: HTTPS (and MQTT over TLS, in Mosquitto) on ADDR; the plain
+    # listeners stay on loopback. Certificate and key: the operator's, or a private CA's.
+    listen: str = ""
+    https_port: int = 0
+    mqtts_port: int = 0
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
 
-    # Kafka topics: explicit partition counts (Faust stops on a mismatch: stack.topics).
+    # Kafka topics: explicit partition counts (Faust stops on a mismatch: config.topics).
     kafka_partitions: int = 8
     # Idempotent Kafka producers (bridge, HTTP ingest): a retried request is not written twice.
     # The sinks dedupe by msg_id either way.
@@ -42,6 +49,9 @@ class Settings(BaseSettings):
 
     # Secrets: SM4 key for personal data at rest (32 hex chars); never stored in the database.
     personal_data_key: SecretStr = SecretStr("")
+    # Or a file holding it, best outside the data directory (docs/security.md): a copy of the
+    # data directory (a backup, a disk image) then carries ciphertext without its key.
+    personal_data_key_file: str = ""
 
     # Rules (CONTRACT section 4).
     timezone: str = "Asia/Shanghai"

@@ -13,7 +13,6 @@ from urllib.parse import urlparse
 
 from stack import services
 from stack.processes import Child
-from stack.settings import Settings
 from stack.up import Stack
 
 log = logging.getLogger("sitewatch.stack")
@@ -79,15 +78,9 @@ def restart_postgres(stack: Stack, *, down_s: float = 0.0) -> Child:
 def restart_mosquitto(stack: Stack, *, down_s: float = 0.0) -> Child:
     """SIGTERM (Mosquitto writes its persistence file: sessions and queued messages), then
     the same configuration on the same port."""
-    port = int(stack.endpoints["mqtt_port"])
     stack.supervisor.stop(child_named(stack, "mosquitto"), timeout_s=30)
     time.sleep(down_s)
-    child = services.start_mosquitto(
-        stack.supervisor,
-        stack.options.data_dir,
-        port,
-        bridge_username=Settings().mqtt_bridge_username,
-    ).child
+    child = stack.service_starters["mosquitto"]()  # as `up` would start it again
     stack.services["mosquitto"] = child
     return child
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from streams.common import alert
+from rules.alerts import alert
 
 MIN_DATE = dt.date(2000, 1, 1)  # ingest refuses timestamps before 2000-01-01
 

@@ -1,4 +1,4 @@
-"""Traccar OsmAnd protocol (``GET/POST /osmand``) to a :class:`~ingest.records.Fix`.
+"""Traccar OsmAnd protocol (``GET/POST /osmand``) to a :class:`~wire.records.Fix`.
 
 Follows Traccar's ``OsmAndProtocolDecoder`` (traccar/traccar,
 ``src/main/java/org/traccar/protocol/OsmAndProtocolDecoder.java``):
@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-from ingest.fields import (
+from wire.fields import (
     MAX_PAYLOAD,
     accuracy,
     as_id,
@@ -44,7 +44,7 @@ from ingest.fields import (
     soft,
     to_wgs,
 )
-from ingest.records import Fix, Reason
+from wire.records import Fix, Reason
 
 __all__ = ["KNOT_KMH", "MPS_KMH", "decode_osmand"]
 

@@ -111,7 +111,7 @@ def _verify_http(engineer_id: str, data_dir: Path) -> dict[str, Any]:
 def _verify_db(engineer_id: str, database_url: str) -> dict[str, Any]:
     from sqlalchemy import select
 
-    from stack.settings import Settings
+    from config.settings import Settings
     from store import evidence
     from store.db import async_engine
     from store.models import Engineer

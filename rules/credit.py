@@ -21,12 +21,11 @@ B at ``tier_b_min`` or more, else C.
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
     "AlertFact",
@@ -45,10 +44,10 @@ VIOLATIONS = ("cross_region_unfiled", "impossible_travel", "missing_log")
 INACTIVE_STATUSES = ("completed", "closed", "cancelled", "canceled", "suspended", "finished")
 
 
-class CreditModel(BaseSettings):
-    """Weights of the credit score; environment ``SITEWATCH_CREDIT_<NAME>``."""
-
-    model_config = SettingsConfigDict(env_prefix="SITEWATCH_CREDIT_", frozen=True)
+@dataclass(frozen=True)
+class CreditModel:
+    """Weights of the credit score; environment ``SITEWATCH_CREDIT_<NAME>``
+    (config.env.dataclass_from_env, in the API)."""
 
     window_days: int = 90
     attendance_weight: float = 40.0
@@ -64,10 +63,9 @@ class CreditModel(BaseSettings):
     tier_b_min: float = 60.0
 
 
-class EligibilityRules(BaseSettings):
+@dataclass(frozen=True)
+class EligibilityRules:
     """Filing rules; environment ``SITEWATCH_ELIGIBILITY_<NAME>``."""
-
-    model_config = SettingsConfigDict(env_prefix="SITEWATCH_ELIGIBILITY_", frozen=True)
 
     max_chief_projects: int = 3
     ce_hours_per_year: float = 24.0
@@ -192,7 +190,7 @@ def credit_score(facts: CreditFacts, model: CreditModel) -> dict[str, Any]:
         "tier": tier,
         "breakdown": breakdown,
         "window": {"from": facts.start.isoformat(), "to": facts.end.isoformat()},
-        "model": model.model_dump(),
+        "model": dataclasses.asdict(model),
     }
 
 

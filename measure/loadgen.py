@@ -12,7 +12,7 @@ engineers walk around a Shenzhen site, and a few of them trigger known alerts:
 - ``k % 10 == 4`` reports one far-away fix with a 500 m accuracy: ignored by the rules.
 
 `expected_alerts(plan)` is what a fault-free run produces (the baseline fault test checks that
-on the real stack). Publishers are separate processes (`python -m stack.loadgen publish
+on the real stack). Publishers are separate processes (`python -m measure.loadgen publish
 CONFIG INDEX`): paho-mqtt, QoS 1, the service identity, a fixed client id and a persistent
 session, so a broker restart makes paho resend what was not acknowledged. Each publisher writes
 the msg_ids the broker acknowledged (PUBACK received) to `acked-INDEX.txt` at the end, and its
@@ -371,7 +371,7 @@ class Load:
                     [
                         sys.executable,
                         "-m",
-                        "stack.loadgen",
+                        "measure.loadgen",
                         "publish",
                         str(out / "load.json"),
                         str(i),
@@ -558,7 +558,7 @@ def reconcile(database_url: str, plan: Plan, acked: set[str]) -> Reconciliation:
 def main(argv: list[str]) -> int:
     if len(argv) == 3 and argv[0] == "publish":
         return publish_main(LoadConfig.from_json(Path(argv[1]).read_text()), int(argv[2]))
-    print("usage: python -m stack.loadgen publish CONFIG.json INDEX", file=sys.stderr)
+    print("usage: python -m measure.loadgen publish CONFIG.json INDEX", file=sys.stderr)
     return 2
 
 

