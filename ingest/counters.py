@@ -5,7 +5,7 @@ The bridge is its own process, so its counters cannot live in the API's memory. 
 ``redelivered``) in memory and adds the deltas to the ``ingest_counters`` table
 (``source``, ``outcome`` -> ``total``): the bridge about every second, the API's HTTP ingest
 at most every ``FLUSH_S`` seconds while requests come and at every ``/metrics`` scrape. The
-API's ``/metrics`` reads the table (:func:`prometheus_lines`).
+API's ``/metrics`` reads the table (:func:`totals`, live_api.metrics).
 
 How exact: counts are taken when a batch is acknowledged. A bridge killed between an
 acknowledgement and the next flush loses up to a second of counts; a message that
@@ -27,7 +27,7 @@ log = logging.getLogger("sitewatch.ingest")
 
 FLUSH_S = 1.0
 
-__all__ = ["FLUSH_S", "Counters", "prometheus_lines"]
+__all__ = ["FLUSH_S", "Counters", "totals"]
 
 
 _LIVE: weakref.WeakSet[Counters] = weakref.WeakSet()  # this process's counters
@@ -81,9 +81,9 @@ async def _add(conn: AsyncConnection, source: str, deltas: dict[str, int]) -> No
     )
 
 
-async def prometheus_lines(conn: AsyncConnection) -> list[str]:
-    """``sitewatch_ingest_messages_total{source, outcome}`` from the shared table, after
-    adding what this process (the API: HTTP ingest) counted since its last flush."""
+async def totals(conn: AsyncConnection) -> list[tuple[str, str, int]]:
+    """(source, outcome, total) from the shared table, after adding what this process (the
+    API: HTTP ingest) counted since its last flush."""
     for counters in list(_LIVE):
         pending, counters._pending = counters._pending, {}
         if pending:
@@ -97,12 +97,4 @@ async def prometheus_lines(conn: AsyncConnection) -> list[str]:
     rows = await conn.execute(
         text("SELECT source, outcome, total FROM ingest_counters ORDER BY source, outcome")
     )
-    lines = [
-        "# HELP sitewatch_ingest_messages_total Ingest outcomes (accepted, each rejection "
-        "reason, redelivered) per source (mqtt = the bridge, http = /osmand and /owntracks)",
-        "# TYPE sitewatch_ingest_messages_total counter",
-    ]
-    lines += [
-        f'sitewatch_ingest_messages_total{{source="{r[0]}",outcome="{r[1]}"}} {r[2]}' for r in rows
-    ]
-    return lines
+    return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]

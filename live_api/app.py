@@ -14,8 +14,9 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from config.settings import Settings
@@ -24,8 +25,8 @@ from devices.credentials import HttpCredentials
 from devices.directory import DirectoryCache
 from ingest import http_routes
 from ingest.bridge import mqtt_target
-from ingest.counters import prometheus_lines as ingest_counter_lines
 from ingest.gate import Gate
+from live_api import metrics as metrics_text
 from live_api import openapi as api_docs
 from live_api.boundary import Boundary
 from live_api.health import HealthMonitor
@@ -131,26 +132,11 @@ def create_app(settings: Settings) -> FastAPI:
         )
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
-    async def metrics(request: Request) -> str:
-        gate: Gate = request.app.state.gate
-        hub: Hub = request.app.state.hub
-        lines = ["# TYPE sitewatch_http_ingest_total counter"]
-        for reason, n in sorted(gate.counts.items()):
-            lines.append(f'sitewatch_http_ingest_total{{outcome="{reason}"}} {n}')
-        lines += [
-            "# TYPE sitewatch_ws_clients gauge",
-            f"sitewatch_ws_clients {len(hub.subscribers)}",
-            "# TYPE sitewatch_ws_delivered_total counter",
-            f"sitewatch_ws_delivered_total {hub.delivered}",
-        ]
-        async with request.app.state.engine.connect() as conn:
-            rows = await conn.execute(
-                text("SELECT reason, count(*) FROM rejected_messages GROUP BY reason")
-            )
-            lines.append("# TYPE sitewatch_rejected_messages gauge")
-            lines += [f'sitewatch_rejected_messages{{reason="{r[0]}"}} {r[1]}' for r in rows]
-            lines += await ingest_counter_lines(conn)  # the bridge's and HTTP ingest's outcomes
-        return "\n".join(lines) + "\n"
+    async def metrics(request: Request) -> Response:
+        state = request.app.state
+        async with state.engine.connect() as conn:
+            body = await metrics_text.exposition(state.gate, state.hub, conn)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(registry.router)
     app.include_router(facts.router)

@@ -253,7 +253,7 @@ def _ingest_counters(sw: StackClient) -> dict[tuple[str, str], int]:
             labels, value = line.rsplit(" ", 1)
             source = labels.split('source="')[1].split('"')[0]
             outcome = labels.split('outcome="')[1].split('"')[0]
-            out[(source, outcome)] = int(value)
+            out[(source, outcome)] = int(float(value))
     return out
 
 
