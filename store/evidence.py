@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rules import credit as credit_model
 from rules import evidence_chain as chain
+from rules import evidence_verify as checks
 from store.models import EvidenceHead
 from store.queries import ATTENDANCE_SQL
 from wire.records import Record
@@ -261,10 +262,10 @@ LIMIT :limit
 """
 
 
-def _verify_row(r: Any) -> chain.VerifyRow:
+def _verify_row(r: Any) -> checks.VerifyRow:
     fact = None
     if r.has_fact:
-        fact = chain.StoredFact(
+        fact = checks.StoredFact(
             ts=r.fact_ts.timestamp(),
             lon=float(r.fact_lon),
             lat=float(r.fact_lat),
@@ -272,7 +273,7 @@ def _verify_row(r: Any) -> chain.VerifyRow:
             text=r.fact_text,
             project_id=r.fact_project_id,
         )
-    return chain.VerifyRow(_entry(r), fact)
+    return checks.VerifyRow(_entry(r), fact)
 
 
 async def _verify_rows(conn: AsyncConnection, engineer_id: str) -> AsyncIterator[Sequence[Any]]:
@@ -301,16 +302,16 @@ async def one_snapshot(conn: AsyncConnection) -> None:
 
 async def verify(
     conn: AsyncConnection, engineer_id: str, *, retention_days: float | None = None
-) -> chain.VerifyResult:
+) -> checks.VerifyResult:
     """Recompute the engineer's chain from the genesis and check it against the stored head
-    and fact rows (rules.evidence_chain.ChainVerifier). Fact rows older than ``retention_days``
+    and fact rows (rules.evidence_verify.ChainVerifier). Fact rows older than ``retention_days``
     may be missing (trimmed); younger ones must be there."""
     cutoff = (
         -math.inf
         if retention_days is None
         else dt.datetime.now(dt.UTC).timestamp() - retention_days * 86400.0
     )
-    verifier = chain.ChainVerifier(engineer_id, facts_required_after=cutoff)
+    verifier = checks.ChainVerifier(engineer_id, facts_required_after=cutoff)
     async for rows in _verify_rows(conn, engineer_id):
         verifier.feed(_verify_row(r) for r in rows)
         if verifier.done:

@@ -15,18 +15,15 @@ from hypothesis import strategies as st
 
 from rules.evidence_chain import (
     Candidate,
-    ChainVerifier,
     Entry,
     Head,
-    StoredFact,
-    VerifyRow,
     build_chain,
     candidates,
-    decode_canonical,
     genesis_hash,
     link,
     plan,
 )
+from rules.evidence_verify import ChainVerifier, StoredFact, VerifyRow, decode_canonical
 from wire.codecs import decode_mqtt, decode_osmand
 from wire.owntracks import decode_owntracks_obj
 from wire.records import Fix
