@@ -11,7 +11,7 @@ import signal
 import time
 from urllib.parse import urlparse
 
-from stack import services
+from stack import postgres
 from stack.processes import Child
 from stack.up import Stack
 
@@ -70,7 +70,7 @@ def restart_postgres(stack: Stack, *, down_s: float = 0.0) -> Child:
     port = urlparse(stack.env["SITEWATCH_DATABASE_URL"]).port
     stack.supervisor.stop(child_named(stack, "postgres"), timeout_s=60)
     time.sleep(down_s)
-    child = services.start_postgres(stack.supervisor, stack.options.data_dir, port).child
+    child = postgres.start_postgres(stack.supervisor, stack.options.data_dir, port).child
     stack.services["postgres"] = child
     return child
 

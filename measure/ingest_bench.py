@@ -69,20 +69,20 @@ class BenchStack:
 
 def start_bench_stack(data_dir: Path) -> BenchStack:
     from devices.broker import BrokerAdmin
-    from stack import services, topic_setup
+    from stack import kafka_broker, mosquitto_broker, postgres, topic_setup
     from stack.processes import Supervisor
 
     sup = Supervisor(data_dir / "logs")
     try:
-        pg = services.start_postgres(sup, data_dir)
-        services.migrated(pg)
-        mq = services.start_mosquitto(sup, data_dir)
+        pg = postgres.start_postgres(sup, data_dir)
+        postgres.migrated(pg)
+        mq = mosquitto_broker.start_mosquitto(sup, data_dir)
         admin = BrokerAdmin("127.0.0.1", mq.port, "sitewatch-admin", mq.admin_password)
         bridge_password = secrets.token_urlsafe(18)
         service_password = secrets.token_urlsafe(18)
         admin.ensure_bridge("sitewatch-bridge", bridge_password)
         admin.ensure_service("sitewatch-service", service_password)
-        kafka = services.start_kafka(sup, data_dir)
+        kafka = kafka_broker.start_kafka(sup, data_dir)
         topic_setup.ensure_topics_sync(kafka.url, 8)
     except BaseException:
         sup.stop_all()

@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 
 from config.settings import Settings
 from devices.broker import BrokerAdmin
-from stack import services, tls, topic_setup
+from stack import kafka_broker, mosquitto_broker, postgres, services, tls, topic_setup
 from stack.processes import Backoff, Child, Supervisor, free_port, wait_for_port
 
 log = logging.getLogger("sitewatch.stack")
@@ -105,12 +105,12 @@ class Stack:
 
             upgrade(Settings(database_url=database_url).sync_database_url)
         else:
-            pg = services.start_postgres(self.supervisor, data)
+            pg = postgres.start_postgres(self.supervisor, data)
             self.add_service(
-                "postgres", pg.child, lambda: services.start_postgres(sup, data, pg.port).child
+                "postgres", pg.child, lambda: postgres.start_postgres(sup, data, pg.port).child
             )
-            database_url = services.migrated(pg)
-        log.info("database %s", services.redacted(database_url))
+            database_url = postgres.migrated(pg)
+        log.info("database %s", postgres.redacted(database_url))
         env["SITEWATCH_DATABASE_URL"] = database_url
 
         if base.mqtt_url:
@@ -118,15 +118,17 @@ class Stack:
             admin_password = base.mqtt_admin_password.get_secret_value()
         else:
             bridge = base.mqtt_bridge_username
-            mqtt_tls = services.TlsListener(listen, mqtts_port, tls_files) if tls_files else None
-            mq = services.start_mosquitto(
+            mqtt_tls = (
+                mosquitto_broker.TlsListener(listen, mqtts_port, tls_files) if tls_files else None
+            )
+            mq = mosquitto_broker.start_mosquitto(
                 sup, data, self.options.mqtt_port, bridge_username=bridge, tls=mqtt_tls
             )
             self.add_service(
                 "mosquitto",
                 mq.child,
                 lambda: (
-                    services.start_mosquitto(
+                    mosquitto_broker.start_mosquitto(
                         sup, data, mq.port, bridge_username=bridge, tls=mqtt_tls
                     ).child
                 ),
@@ -153,9 +155,9 @@ class Stack:
 
         kafka_url = base.kafka_url
         if not kafka_url:
-            kafka = services.start_kafka(sup, data, self.options.kafka_port)
+            kafka = kafka_broker.start_kafka(sup, data, self.options.kafka_port)
             self.add_service(
-                "kafka", kafka.child, lambda: services.start_kafka(sup, data, kafka.port).child
+                "kafka", kafka.child, lambda: kafka_broker.start_kafka(sup, data, kafka.port).child
             )
             kafka_url = kafka.url
         topic_setup.ensure_topics_sync(kafka_url, base.kafka_partitions)
@@ -401,7 +403,7 @@ def run_up(options: StackOptions, *, after_start: Any = None) -> int:
                     "status": "up",
                     **{k: v for k, v in stack.endpoints.items() if k != "mqtt_password"},
                     # the whole URL (with its password) is in endpoints.json, owner-only
-                    "database": services.redacted(str(stack.endpoints["database"])),
+                    "database": postgres.redacted(str(stack.endpoints["database"])),
                 }
             ),
             flush=True,

@@ -19,11 +19,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from devices.broker import INGEST_TOPICS, RECOVERED_PREFIX, BrokerAdmin
-from stack import services
+from stack import mosquitto_broker
 from stack.processes import Child, Supervisor
 
 pytestmark = pytest.mark.skipif(
-    not services.JOURNAL_PLUGIN.exists(), reason="make mosquitto-journal builds the plugin"
+    not mosquitto_broker.JOURNAL_PLUGIN.exists(), reason="make mosquitto-journal builds the plugin"
 )
 
 BRIDGE = "sitewatch-bridge"
@@ -46,13 +46,13 @@ class Broker:
         self.child.popen.wait(20)
 
     def start_again(self) -> None:
-        self.child = services.start_mosquitto(self.sup, self.data, self.port).child
+        self.child = mosquitto_broker.start_mosquitto(self.sup, self.data, self.port).child
 
 
 @pytest.fixture
 def b(tmp_path: Path) -> Iterator[Broker]:
     sup = Supervisor(tmp_path / "logs")
-    mq = services.start_mosquitto(sup, tmp_path)
+    mq = mosquitto_broker.start_mosquitto(sup, tmp_path)
     admin = BrokerAdmin("127.0.0.1", mq.port, "sitewatch-admin", mq.admin_password)
     passwords = {BRIDGE: secrets.token_urlsafe(12), "phone": secrets.token_urlsafe(12)}
     admin.ensure_bridge(BRIDGE, passwords[BRIDGE])

@@ -161,11 +161,11 @@ def test_up_uses_a_kafka_started_separately(tmp_path: Path) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-    from stack import services
+    from stack import kafka_broker
     from stack.processes import Supervisor
 
     sup = Supervisor(tmp_path / "external" / "logs")
-    kafka = services.start_kafka(sup, tmp_path / "external")
+    kafka = kafka_broker.start_kafka(sup, tmp_path / "external")
     data, log_path = tmp_path / "data", tmp_path / "up.log"
     proc = _start_up(data, log_path, {"SITEWATCH_KAFKA_URL": kafka.url})
     try:

@@ -25,7 +25,7 @@ from measure.ingest_bench import (
     start_bench_stack,
 )
 from measure.mqtt_publishers import publish_qos1
-from stack import services, topic_setup
+from stack import kafka_broker, topic_setup
 
 ENGINEER = "KD-E-1"
 
@@ -102,7 +102,7 @@ def test_bridge_exits_without_acking_when_kafka_fails(private_stack: BenchStack)
 
     # Kafka back on the same data, a new bridge: what Kafka confirmed before the kill is
     # still there, and every message published meanwhile arrives
-    services.start_kafka(bs.supervisor, bs.data_dir, port)
+    kafka_broker.start_kafka(bs.supervisor, bs.data_dir, port)
     topic_setup.ensure_topics_sync(bs.kafka_url, 8)
     counter = KafkaCounter(bs.kafka_url)
     try:
