@@ -31,7 +31,7 @@ from live_api import openapi as api_docs
 from live_api.boundary import Boundary
 from live_api.health import HealthMonitor
 from live_api.hub import Hub
-from live_api.routes import facts, live, map_data, registry
+from live_api.routes import devices, engineers, facts, live, map_data, projects, regions, tokens
 from live_api.routes.engineer_record import router as engineer_record_router
 from store.db import async_engine
 from store.fence_cache import FenceCache
@@ -138,7 +138,8 @@ def create_app(settings: Settings) -> FastAPI:
             body = await metrics_text.exposition(state.gate, state.hub, conn)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    app.include_router(registry.router)
+    for resource in (tokens, regions, projects, engineers, devices):
+        app.include_router(resource.router)
     app.include_router(facts.router)
     app.include_router(live.router)
     app.include_router(map_data.router)

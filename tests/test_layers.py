@@ -141,3 +141,12 @@ def test_the_walk_sees_imports_inside_functions(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from store import db\n")
     assert "store.db" in set(_imported(module))
+
+
+def test_every_package_is_installed() -> None:
+    """pyproject's package list names every package: an editable install maps only those."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    include = config["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert {p.rstrip("*") for p in include} >= set(_packages())

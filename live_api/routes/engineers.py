@@ -1,0 +1,262 @@
+"""Engineers (their MQTT identity, phones, credentials) and filings.
+
+Scoping (docs/registry.md): single resources answer 403 outside the caller's role or region;
+lists are filtered to what the caller may see."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from devices.credentials import new_osmand_id, secret_hash
+from gm.algorithms import normalize_public_key, sm4_encrypt
+from live_api import schemas
+from live_api.auth import Caller
+from live_api.deps import (
+    Admin,
+    Conn,
+    CurrentCaller,
+    in_region,
+    scope_region,
+    unknown,
+)
+from live_api.routes.registry import (
+    BROKER_DOWN,
+    IDENTITY_KINDS,
+    RegionQuery,
+    _new_identity,
+    _personal_key,
+    already_exists,
+    identity_taken,
+    masked,
+)
+from store.models import (
+    Engineer,
+    Filing,
+    Phone,
+    Project,
+)
+
+router = APIRouter(prefix="/api")
+
+
+def engineer_out(row: Any) -> schemas.EngineerOut:
+    return schemas.EngineerOut(
+        id=row.id,
+        name=row.name,
+        registered_region=row.registered_region,
+        cert_status=row.cert_status,
+        id_number=masked(14, row.id_number_last4, row.id_number_enc),
+        phone=masked(7, row.phone_last4, row.phone_enc),
+        sm2_public_key=row.sm2_public_key,
+        ce_hours=row.ce_hours,
+    )
+
+
+def _last4(value: str | None) -> str | None:
+    """The part kept in clear for masking: the last 4 characters, nothing for short values."""
+    return value[-4:] if value and len(value) > 6 else None
+
+
+@router.post(
+    "/engineers",
+    status_code=201,
+    response_model=schemas.EngineerCreated,
+    tags=["engineers"],
+    responses=BROKER_DOWN,
+)
+async def create_engineer(
+    body: schemas.EngineerCreate, request: Request, conn: Conn, _admin: Admin
+) -> schemas.EngineerCreated:
+    """Admin only. id_number and phone are stored SM4-encrypted and come back masked. Creates
+    the engineer's MQTT identity (username = id) in the running broker; `mqtt_password` is
+    returned only here."""
+    key = _personal_key(request)
+    public_key = None
+    if body.sm2_public_key:
+        point = normalize_public_key(body.sm2_public_key)
+        if point is None:
+            raise HTTPException(
+                422,
+                "sm2_public_key must be the hex of the 64-byte x||y point (optionally 04-prefixed)",
+            )
+        public_key = point.hex()
+    taken = await identity_taken(conn, body.id, kinds=IDENTITY_KINDS)
+    if taken:
+        raise HTTPException(409, already_exists(body.id, taken))
+    result = await conn.execute(
+        pg_insert(Engineer)
+        .values(
+            id=body.id,
+            name=body.name,
+            registered_region=body.registered_region,
+            cert_status=body.cert_status,
+            id_number_enc=sm4_encrypt(key, body.id_number) if body.id_number else None,
+            id_number_last4=_last4(body.id_number),
+            phone_enc=sm4_encrypt(key, body.phone) if body.phone else None,
+            phone_last4=_last4(body.phone),
+            sm2_public_key=public_key,
+            ce_hours=body.ce_hours,
+        )
+        .on_conflict_do_nothing()
+        .returning(Engineer)
+    )
+    row = result.first()
+    if row is None:
+        raise HTTPException(409, f"engineer {body.id!r} already exists")
+    password = await _engineer_password(request, conn, body.id)
+    osmand_id = await _new_phone(conn, body.id, "first phone")
+    return schemas.EngineerCreated(
+        **engineer_out(row).model_dump(), mqtt_password=password, osmand_id=osmand_id
+    )
+
+
+async def _engineer_password(request: Request, conn: Any, engineer_id: str) -> str:
+    """A new MQTT password on the broker; its hash for OwnTracks HTTP's Basic auth."""
+    password = await _new_identity(request, "engineer", engineer_id)
+    await conn.execute(
+        update(Engineer)
+        .where(Engineer.id == engineer_id)
+        .values(ingest_password_hash=secret_hash(password))
+    )
+    return password
+
+
+async def _new_phone(conn: Any, engineer_id: str, label: str | None) -> str:
+    osmand_id = new_osmand_id()
+    await conn.execute(
+        insert(Phone).values(
+            osmand_id_hash=secret_hash(osmand_id), engineer_id=engineer_id, label=label
+        )
+    )
+    return osmand_id
+
+
+@router.post(
+    "/engineers/{engineer_id}/phones",
+    status_code=201,
+    response_model=schemas.PhoneOut,
+    tags=["engineers"],
+)
+async def add_phone(
+    engineer_id: str, body: schemas.PhoneCreate, conn: Conn, caller: CurrentCaller
+) -> schemas.PhoneOut:
+    """Admin, or the engineer for themselves: a secret OsmAnd id for one more phone (Traccar
+    Client's device identifier; OsmAnd requests carry no other secret). Returned only here."""
+    if caller.role != "admin" and not (
+        caller.role == "engineer" and caller.engineer_id == engineer_id
+    ):
+        raise HTTPException(403, "only an admin or the engineer may add the engineer's phones")
+    if (await conn.execute(select(Engineer.id).where(Engineer.id == engineer_id))).first() is None:
+        raise HTTPException(404, f"no engineer {engineer_id!r}")
+    osmand_id = await _new_phone(conn, engineer_id, body.label)
+    return schemas.PhoneOut(engineer_id=engineer_id, label=body.label, osmand_id=osmand_id)
+
+
+async def _regulated_engineers(conn: Any, code: str) -> tuple[set[str], Any]:
+    """Engineers a regulator of `code` may see: registered there or filed there (the SQL
+    condition returned), or on a project there (the ids returned)."""
+    condition = or_(
+        in_region(Engineer.registered_region, code),
+        Engineer.id.in_(select(Filing.engineer_id).where(in_region(Filing.region_code, code))),
+    )
+    on_project = select(Project.chief_engineer_id, Project.engineer_ids).where(
+        in_region(Project.region_code, code)
+    )
+    ids: set[str] = set()
+    for chief, members in await conn.execute(on_project):
+        if chief:
+            ids.add(chief)
+        ids.update(members or [])
+    return ids, condition
+
+
+@router.get("/engineers", response_model=list[schemas.EngineerOut], tags=["engineers"])
+async def list_engineers(
+    conn: Conn,
+    caller: CurrentCaller,
+    region: str | None = RegionQuery,
+    cert_status: str | None = Query(default=None, pattern="^(valid|suspended|expired)$"),
+) -> list[schemas.EngineerOut]:
+    """The engineers the caller may see (personal fields masked): all (admin); those registered
+    in, filed for or working on a project in its region (regulator; `region` narrows it to
+    engineers registered there); itself (engineer); none (vendor)."""
+    code = scope_region(caller, region)
+    q = select(Engineer).order_by(Engineer.id)
+    if caller.role == "regulator":
+        ids, condition = await _regulated_engineers(conn, caller.region_code or "")
+        q = q.where(or_(condition, Engineer.id.in_(ids)) if ids else condition)
+    elif caller.role == "engineer":
+        q = q.where(Engineer.id == caller.engineer_id)
+    elif caller.role == "vendor":
+        return []
+    if code:
+        q = q.where(in_region(Engineer.registered_region, code))
+    if cert_status:
+        q = q.where(Engineer.cert_status == cert_status)
+    return [engineer_out(r) for r in await conn.execute(q)]
+
+
+async def _may_see_engineer(conn: Any, caller: Caller, row: Any) -> bool:
+    if caller.role != "regulator":
+        return caller.sees(region_code=row.registered_region, engineer_id=row.id)
+    if caller.sees_region(row.registered_region):
+        return True
+    ids, condition = await _regulated_engineers(conn, caller.region_code or "")
+    if row.id in ids:
+        return True
+    found = await conn.execute(select(Engineer.id).where(and_(Engineer.id == row.id, condition)))
+    return found.first() is not None
+
+
+@router.get(
+    "/engineers/{engineer_id}",
+    response_model=schemas.EngineerOut,
+    tags=["engineers"],
+)
+async def get_engineer(engineer_id: str, conn: Conn, caller: CurrentCaller) -> schemas.EngineerOut:
+    """The engineer, personal fields masked."""
+    row = (await conn.execute(select(Engineer).where(Engineer.id == engineer_id))).first()
+    if row is None:
+        raise unknown(caller, "engineer", engineer_id)
+    if not await _may_see_engineer(conn, caller, row):
+        raise HTTPException(403, f"engineer {engineer_id!r} is outside your region or role")
+    return engineer_out(row)
+
+
+@router.post(
+    "/engineers/{engineer_id}/credentials",
+    response_model=schemas.Credentials,
+    tags=["engineers"],
+    responses=BROKER_DOWN,
+)
+async def reset_engineer_credentials(
+    engineer_id: str, request: Request, conn: Conn, _admin: Admin
+) -> schemas.Credentials:
+    """Admin only. A new MQTT password for the engineer (the old one stops working)."""
+    if (await conn.execute(select(Engineer.id).where(Engineer.id == engineer_id))).first() is None:
+        raise HTTPException(404, f"no engineer {engineer_id!r}")
+    return schemas.Credentials(
+        id=engineer_id, mqtt_password=await _engineer_password(request, conn, engineer_id)
+    )
+
+
+@router.post("/filings", status_code=201, response_model=schemas.FilingOut, tags=["engineers"])
+async def create_filing(body: schemas.FilingCreate, conn: Conn, _admin: Admin) -> schemas.FilingOut:
+    """Admin only. A filing (备案) lets an engineer practise in `region_code` from `valid_from`
+    to `valid_to` (inclusive), optionally for one project."""
+    if (
+        await conn.execute(select(Engineer.id).where(Engineer.id == body.engineer_id))
+    ).first() is None:
+        raise HTTPException(422, f"no engineer {body.engineer_id!r}: register the engineer first")
+    if (
+        body.project_id is not None
+        and (await conn.execute(select(Project.id).where(Project.id == body.project_id))).first()
+        is None
+    ):
+        raise HTTPException(422, f"no project {body.project_id!r}: register the project first")
+    result = await conn.execute(insert(Filing).values(**body.model_dump()).returning(Filing.id))
+    return schemas.FilingOut(id=result.scalar_one(), **body.model_dump())
