@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 COMMANDS = ("simulate", "replay", "score")
-SCENARIO_NAMES = ("city", "clean", "day", "smoke", "week")  # simulators.scenario.SCENARIOS
+SCENARIO_NAMES = ("city", "clean", "day", "smoke", "week")  # simulators.plans.SCENARIOS
 FORMATS = ("gpx", "csv", "owntracks", "geojson")  # simulators.tracks.FORMATS
 
 

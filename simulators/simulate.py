@@ -29,9 +29,10 @@ from typing import Any
 from shapely.geometry import mapping
 
 from simulators import truth as truth_mod
+from simulators.plans import SCENARIOS, Config, Scenario
 from simulators.publish import Progress, Publisher, pace_and_publish
 from simulators.registry import api_client, existing_projects, load_endpoints, post, wait_visible
-from simulators.scenario import SCENARIOS, Config, Scenario, build
+from simulators.scenario import build
 
 log = logging.getLogger("sitewatch.simulate")
 

@@ -14,7 +14,7 @@ import pytest
 from shapely.geometry import Point, shape
 
 from gm.algorithms import canonical_bytes, verify_mac, verify_sm2
-from simulators import arguments, scenario, tracks, world
+from simulators import arguments, plans, tracks, world
 from simulators.scenario import Config, build
 from simulators.simulate import compute_truth
 from simulators.truth import Rules
@@ -25,7 +25,7 @@ START = dt.datetime(2026, 3, 2, tzinfo=ZoneInfo("Asia/Shanghai"))  # a Monday
 
 
 @pytest.fixture(scope="module")
-def small() -> scenario.Scenario:
+def small() -> plans.Scenario:
     return build(Config(engineers=24, devices=8, days=3, seed=5, start=START), "T")
 
 
@@ -43,7 +43,7 @@ def test_places_lie_well_inside_their_real_districts() -> None:
 
 
 def test_names_in_the_cli_match_the_modules() -> None:
-    assert sorted(arguments.SCENARIO_NAMES) == sorted(scenario.SCENARIOS)
+    assert sorted(arguments.SCENARIO_NAMES) == sorted(plans.SCENARIOS)
     assert arguments.FORMATS == tracks.FORMATS
 
 
@@ -57,14 +57,14 @@ def test_same_seed_same_scenario() -> None:
     assert [f.msg_id for f in c.fixes] != [f.msg_id for f in a.fixes]
 
 
-def test_sites_are_apart_and_walkable(small: scenario.Scenario) -> None:
+def test_sites_are_apart_and_walkable(small: plans.Scenario) -> None:
     for i, s in enumerate(small.sites):
         assert not s.inner.is_empty and s.polygon.covers(s.inner)
         for t in small.sites[i + 1 :]:
             assert s.polygon.distance(t.polygon) * world.M_PER_DEG_LAT > world.MIN_SITE_GAP_M
 
 
-def test_every_message_decodes_and_verifies(small: scenario.Scenario) -> None:
+def test_every_message_decodes_and_verifies(small: plans.Scenario) -> None:
     by_id = {e.id: e for e in small.engineers}
     keys = {d.id: bytes.fromhex(d.hmac_key) for d in small.devices}
     counts: Counter[str] = Counter()
@@ -95,7 +95,7 @@ def test_every_message_decodes_and_verifies(small: scenario.Scenario) -> None:
     assert [m.ts for m in small.messages] == sorted(m.ts for m in small.messages)
 
 
-def test_gcj02_phones_send_gcj02_that_decodes_to_the_fact(small: scenario.Scenario) -> None:
+def test_gcj02_phones_send_gcj02_that_decodes_to_the_fact(small: plans.Scenario) -> None:
     facts = {f.msg_id: f for f in small.fixes}
     gcj = [
         m
@@ -119,7 +119,7 @@ def test_truth_has_every_kind_of_violation_and_no_borderline_case() -> None:
     for kind, alerts in t.alerts.items():
         assert alerts, f"the week scenario has no {kind}"
     # spoofed fixes have accurate neighbours (both readings of "consecutive" agree)
-    by_eng: dict[str, list[scenario.FixFact]] = {}
+    by_eng: dict[str, list[plans.FixFact]] = {}
     for f in sc.fixes:
         by_eng.setdefault(f.engineer_id, []).append(f)
     spoofs = 0
