@@ -10,14 +10,8 @@ import time
 from pathlib import Path
 
 from gm.algorithms import canonical_bytes, sign_sm2, verify_sm2
-from measure.bench import (
-    MachineCpu,
-    Signing,
-    machine_cpu,
-    proc_stats,
-    slowest_seconds,
-    write_markdown,
-)
+from measure.bench import slowest_seconds, write_markdown
+from measure.bench_probes import MachineCpu, Signing, machine_cpu, proc_stats
 
 RUN = {"date": "D", "machine": "M", "workers": 1, "bench_seconds": 1.0, "e2e_fixes_per_s": 2.0}
 
