@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from measure import faults as restart
-from measure import loadgen
+from measure import loadgen, reconciliation
 from stack.up import Stack, StackOptions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,7 +161,7 @@ def run_soak(
                     t=round(now - t0, 1),
                     acked=int(progress["acked"]),
                     published=int(progress["published"]),
-                    persisted=loadgen.persisted_count(db, plan),
+                    persisted=reconciliation.persisted_count(db, plan),
                     rss_mib={n: round(memory_mib(n, p), 1) for n, p in pids.items()},
                     cpu={n: round((cpu_now[n] - last_cpu[n]) / (now - last_t), 2) for n in pids},
                     load1=round(os.getloadavg()[0], 2),
@@ -185,7 +185,7 @@ def run_soak(
             acked = load.acked()
             # the backlog is drained before reconciling (sampling goes on meanwhile): the lag
             # verdict judges the backlog, the reconciliation what finally arrived
-            persisted = loadgen.wait_persisted(
+            persisted = reconciliation.wait_persisted(
                 db, plan, len(acked), timeout_s=drain_s, stall_s=120.0
             )
         finally:
@@ -195,7 +195,7 @@ def run_soak(
         if died:
             raise RuntimeError(f"components died during the soak: {sorted(set(died))}")
         result.drained_after_s = round(time.monotonic() - t0 - duration, 1)
-        rec = loadgen.reconcile(db, plan, acked)
+        rec = reconciliation.reconcile(db, plan, acked)
         # every engineer sent at least `sent` fixes (publishers go round-robin by sequence)
         sent = int(result.totals["published"]) // engineers
         expected = loadgen.expected_alerts(plan, fixes_per_engineer=sent)
@@ -215,7 +215,7 @@ def run_soak(
 
 def judge(
     result: SoakResult,
-    rec: loadgen.Reconciliation,
+    rec: reconciliation.Reconciliation,
     expected: set[str],
     *,
     interval_s: float,

@@ -20,8 +20,9 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from config import topics
-from measure import loadgen
-from measure.loadgen import Load, LoadConfig, Plan, Reconciliation
+from measure import loadgen, reconciliation
+from measure.loadgen import Load, LoadConfig, Plan
+from measure.reconciliation import Reconciliation
 from stack.up import Stack
 
 RATE = 1200.0  # fixes/s offered by the publishers together
@@ -99,7 +100,7 @@ class FaultStack:
         return Load(cfg)
 
     def persisted(self, plan: Plan) -> int:
-        return loadgen.persisted_count(self.database, plan)
+        return reconciliation.persisted_count(self.database, plan)
 
     def wait_processing(self, plan: Plan, *, at_least: int = 1, timeout_s: float = 60) -> int:
         """Wait until the worker persisted `at_least` fixes of the run and is still going."""
@@ -128,7 +129,9 @@ class FaultStack:
         finally:
             load.stop()
         acked = load.acked()
-        n = loadgen.wait_persisted(self.database, plan, len(acked), timeout_s=drain_timeout_s)
+        n = reconciliation.wait_persisted(
+            self.database, plan, len(acked), timeout_s=drain_timeout_s
+        )
         persisted_after = time.monotonic() - t0
         notes["persisted_when_checked"] = n
         notes["exited"] = sorted(
@@ -138,7 +141,7 @@ class FaultStack:
             name,
             plan,
             totals,
-            loadgen.reconcile(self.database, plan, acked),
+            reconciliation.reconcile(self.database, plan, acked),
             persisted_after,
             notes,
         )
