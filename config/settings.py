@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     # The sinks dedupe by msg_id either way.
     kafka_idempotence: bool = True
     bridge_client_id: str = "sitewatch-bridge"
+    # How long Kafka may take to confirm a batch before the bridge gives up (and exits).
+    bridge_kafka_timeout_ms: int = 30_000
+    # How often the bridge clears the retained copies of OwnTracks topics (ingest.bridge).
+    bridge_retained_sweep_s: float = 60.0
+    # SM2 verification processes of the bridge; None: as many as cores, 0: on the event loop.
+    bridge_sm2_workers: int | None = None
     # v1 OsmAnd clients send the engineer id as `id`: anyone could post any engineer's
     # position. Since v1.1 the id is a phone's secret id; true accepts the old form too.
     osmand_engineer_ids: bool = False

@@ -67,9 +67,7 @@ HIGH_WATER = 2 * MAX_BATCH  # arrived but not yet in a batch: stop reading MQTT 
 RECEIVE_MAXIMUM = 65_000  # unacknowledged QoS 1 messages Mosquitto may send us (MQTT 5)
 SESSION_EXPIRY_S = 7 * 24 * 3600
 # How long Kafka may take to confirm a batch before the bridge gives up (and exits).
-KAFKA_TIMEOUT_MS = int(os.environ.get("SITEWATCH_BRIDGE_KAFKA_TIMEOUT_MS", "30000"))
 STATS_S = 10.0
-RETAINED_SWEEP_S = float(os.environ.get("SITEWATCH_BRIDGE_RETAINED_SWEEP_S", "60"))
 MAX_RETAINED_TOPICS = 100_000  # per sweep: a flood of topics cannot grow the bridge either
 
 
@@ -114,9 +112,8 @@ class Bridge:
         self.background: set[asyncio.Task[None]] = set()
         self._reporter: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
-        env_workers = os.environ.get("SITEWATCH_BRIDGE_SM2_WORKERS")
-        if sm2_workers is None and env_workers:
-            sm2_workers = int(env_workers)  # 0: verify on the event loop (for measurements)
+        if sm2_workers is None:
+            sm2_workers = settings.bridge_sm2_workers  # 0: verify on the event loop
         self.sm2_workers = sm2_workers
         self.forwarded = 0
         self.batches = 0
@@ -213,7 +210,7 @@ class Bridge:
             acks="all",
             linger_ms=2,
             max_batch_size=1 << 20,
-            request_timeout_ms=KAFKA_TIMEOUT_MS,
+            request_timeout_ms=settings.bridge_kafka_timeout_ms,
             enable_idempotence=settings.kafka_idempotence,
         )
         await producer.start()
@@ -253,7 +250,8 @@ class Bridge:
         """On a clean stop let in-flight batches finish (they acknowledge) and their accepted
         ids be remembered; then stop the helpers."""
         if self.tasks and self.fatal is None:
-            await asyncio.wait(self.tasks, timeout=KAFKA_TIMEOUT_MS / 1000 + 5)
+            timeout = self.settings.bridge_kafka_timeout_ms / 1000 + 5
+            await asyncio.wait(self.tasks, timeout=timeout)
         helpers = (self._reporter, self._sweeper)
         writes = [t for t in self.background if t not in helpers and not t.done()]
         if writes and self.fatal is None:
@@ -301,11 +299,11 @@ class Bridge:
 
     async def _sweep_retained(self) -> None:
         """OwnTracks publishes with the retain flag: the broker would keep the last message of
-        every topic a phone ever used, whatever its size, for good. Every RETAINED_SWEEP_S the
+        every topic a phone ever used, whatever its size, for good. Every bridge_retained_sweep_s the
         bridge clears the retained copies of the topics it received (an empty retained
         message), so the broker's store stays bounded by the topics of one interval."""
         while True:
-            await asyncio.sleep(RETAINED_SWEEP_S)
+            await asyncio.sleep(self.settings.bridge_retained_sweep_s)
             client = self.client
             topics_seen = list(self.retained_topics)  # the receive callback holds this set
             self.retained_topics.clear()
