@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sys
 
 import uvicorn
 
@@ -11,12 +13,19 @@ from config.settings import Settings
 from live_api.app import create_app
 
 
-async def serve(servers: list[uvicorn.Server]) -> None:
-    """Every server until one stops (a signal stops the one that took it, the rest follow)."""
-    tasks = [asyncio.create_task(s.serve()) for s in servers]
+async def serve(plain: uvicorn.Server, public: uvicorn.Server | None) -> None:
+    """The loopback server, and once its lifespan has started the app, the public one; until
+    either stops (a signal stops the one that took it, the other follows)."""
+    tasks = [asyncio.create_task(plain.serve())]
+    if public is not None:
+        while not plain.started and not tasks[0].done():
+            await asyncio.sleep(0.05)
+        if plain.started:
+            tasks.append(asyncio.create_task(public.serve()))
     await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    for s in servers:
-        s.should_exit = True
+    for server in (plain, public):
+        if server is not None:
+            server.should_exit = True
     await asyncio.gather(*tasks)
 
 
@@ -31,8 +40,10 @@ def main() -> None:
         "access_log": False,
         "ws": "websockets-sansio",
     }
-    plain = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, **common)
-    servers = [uvicorn.Server(plain)]
+    plain = uvicorn.Server(
+        uvicorn.Config(app, host=settings.http_host, port=settings.http_port, **common)
+    )
+    public = None
     if settings.listen and settings.https_port:
         # the same app over HTTPS on the public address; its lifespan runs once, in `plain`
         tls = uvicorn.Config(
@@ -44,8 +55,11 @@ def main() -> None:
             ssl_keyfile=settings.tls_key_file,
             **common,
         )
-        servers.append(uvicorn.Server(tls))
-    asyncio.run(serve(servers))
+        public = uvicorn.Server(tls)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C of a foreground run: no traceback
+        asyncio.run(serve(plain, public))
+    if not plain.started:
+        sys.exit(3)  # as uvicorn.run: the app did not start
 
 
 if __name__ == "__main__":

@@ -133,6 +133,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     async def metrics(request: Request) -> Response:
+        if request.scope.get("server", ("",))[0] != settings.http_host:
+            # on the public address (--listen) as if absent: each scrape queries the database
+            return JSONResponse({"detail": "Not Found"}, status_code=404)
         state = request.app.state
         async with state.engine.connect() as conn:
             body = await metrics_text.exposition(state.gate, state.hub, conn)

@@ -349,8 +349,9 @@ def _secret_file(path: Path, make: Any) -> str:
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
     value = str(make())
-    path.write_text(value)
-    path.chmod(0o600)
+    # owner-only from the first byte: never readable by others, not even for a moment
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+        f.write(value)
     return value
 
 

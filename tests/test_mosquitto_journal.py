@@ -165,3 +165,28 @@ def test_nobody_but_the_plugin_publishes_on_the_recovered_topics(b: Broker) -> N
     c.loop_stop()
     got = _bridge_session(b, seconds=1.0)
     assert not got, got
+
+
+def test_a_topic_too_long_to_publish_again_is_refused(b: Broker) -> None:
+    """A recovered topic is the prefix plus the original: one that would then pass MQTT's
+    65,535 bytes is refused when it arrives, never journalled nor acknowledged as kept."""
+    _bridge_session(b)
+    _snapshot_written(b)
+    c = _client(b, "phone", "phone-long-topic")
+    c.connect("127.0.0.1", b.port)
+    c.loop_start()
+    codes: list[int] = []
+    c.on_publish = lambda _c, _u, _mid, reason, _p: codes.append(reason.value)
+    long_topic = "sitewatch/checkin/" + "x" * (65_535 - len("sitewatch/checkin/"))
+    c.publish(long_topic, b'{"msg_id": "long"}', qos=1).wait_for_publish(10)
+    ok = _publish_acknowledged(b, 5)
+    c.disconnect()
+    c.loop_stop()
+    assert codes and codes[0] == 135  # MQTT 5: not authorized
+    b.kill9()
+    b.start_again()
+    got = _bridge_session(b, seconds=3.0)
+    assert set(ok) <= {p for _t, p in got}
+    assert all(len(t) < 65_536 for t, _p in got) and b'{"msg_id": "long"}' not in {
+        p for _t, p in got
+    }

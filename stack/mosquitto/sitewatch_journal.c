@@ -14,11 +14,14 @@
  * killed, not the machine losing power.
  *
  * Files: <journal_dir>/<start ms, 20 digits>.journal, a new one every segment_s seconds and at
- * every start; one is deleted once the segment after it is older than keep_s. A record, in host byte order:
+ * every start; one is deleted once the segment after it is older than keep_s and than the
+ * snapshot (so a Mosquitto that fails to save keeps its journal). A record, in host byte order:
  *   u32 n | u8 kind ('M' message, 'C' clean stop) | u8 qos | u16 topic_len | u64 at_ms |
  *   topic | payload | u32 n
  * where n counts the bytes from kind to the end of the payload. A record cut short by a crash
- * fails the trailer check and ends the segment.
+ * fails the trailer check and ends the segment; a failed write is cut off again (or the segment
+ * is closed), so nothing is appended behind a partial record. Topics longer than MAX_TOPIC
+ * (they could not be published again with the prefix) are refused.
  *
  * Options (plugin_opt_*): journal_dir (required), snapshot_file (required: mosquitto.db),
  * skip_username (the bridge: its own empty retained messages need no journal),
@@ -43,6 +46,9 @@
 #define HEAD_BYTES 12u /* kind, qos, topic_len, at_ms */
 #define MAX_BODY (16u * 1024u * 1024u)
 #define MAX_SEGMENTS 4096
+/* a recovered message's topic is RECOVERED_PREFIX + its topic, and MQTT topics are at most
+ * 65,535 bytes: a longer one is refused when it arrives */
+#define MAX_TOPIC (65535u - (sizeof(RECOVERED_PREFIX) - 1u))
 
 static mosquitto_plugin_id_t *plugin_id;
 static char journal_dir[1024];
@@ -53,6 +59,7 @@ static long long segment_ms = 60000;
 static long long keep_ms = 600000;
 static int fd = -1;
 static long long segment_started_ms;
+static long long last_append_ms;
 
 static long long now_ms(void)
 {
@@ -131,9 +138,26 @@ static int append(char kind, uint8_t qos, const char *topic, const void *payload
 	if(payloadlen) memcpy(p, payload, payloadlen);
 	p += payloadlen;
 	memcpy(p, &n, 4);
-	rc = full_write(fd, buf, total); /* one write: a crash leaves a whole or a torn record */
+	{
+		off_t before = lseek(fd, 0, SEEK_END);
+		rc = full_write(fd, buf, total); /* one write: a crash leaves a whole or a torn record */
+		if(rc != 0 && (before < 0 || ftruncate(fd, before) != 0)){
+			/* a partial record would hide every later one: never append behind it */
+			close(fd);
+			fd = -1;
+		}
+	}
+	if(rc == 0) last_append_ms = (long long)at;
 	if(buf != stack_buf) free(buf);
 	return rc;
+}
+
+/* The snapshot's mtime in ms, or -1 without one. */
+static long long snapshot_ms(void)
+{
+	struct stat st;
+	if(stat(snapshot_file, &st) != 0) return -1;
+	return (long long)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
 }
 
 static void drop_old_segments(void)
@@ -141,8 +165,12 @@ static void drop_old_segments(void)
 	int count;
 	char **names = segments(&count);
 	char path[1100];
-	if(names == NULL) return;
 	long long horizon = now_ms() - keep_ms;
+	long long saved = snapshot_ms();
+	if(names == NULL) return;
+	/* never what the last snapshot may lack, however old: Mosquitto may fail to save */
+	if(saved < 0) horizon = 0;
+	else if(saved - recover_margin_ms < horizon) horizon = saved - recover_margin_ms;
 	for(int i = 0; i + 1 < count && atoll(names[i + 1]) < horizon; i++){
 		snprintf(path, sizeof(path), "%s/%s", journal_dir, names[i]);
 		unlink(path);
@@ -155,8 +183,11 @@ static int open_segment(void)
 	char path[1100];
 	if(fd >= 0) close(fd);
 	segment_started_ms = now_ms();
-	snprintf(path, sizeof(path), "%s/%020lld.journal", journal_dir, segment_started_ms);
-	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	for(int tries = 0; tries < 1000; tries++, segment_started_ms++){ /* a fresh file, always */
+		snprintf(path, sizeof(path), "%s/%020lld.journal", journal_dir, segment_started_ms);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+		if(fd >= 0 || errno != EEXIST) break;
+	}
 	if(fd < 0){
 		mosquitto_log_printf(MOSQ_LOG_ERR, "sitewatch_journal: cannot open %s: %s", path, strerror(errno));
 		return -1;
@@ -201,7 +232,6 @@ static int stopped_cleanly(const char *newest)
 
 static void recover(void)
 {
-	struct stat st;
 	long long cutoff = 0;
 	int count, republished = 0;
 	char **names = segments(&count);
@@ -215,9 +245,7 @@ static void recover(void)
 		free_segments(names, count);
 		return;
 	}
-	if(stat(snapshot_file, &st) == 0){
-		cutoff = (long long)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000 - recover_margin_ms;
-	}
+	if(snapshot_ms() >= 0) cutoff = snapshot_ms() - recover_margin_ms;
 	for(int i = 0; i < count; i++){
 		char *body = NULL;
 		uint32_t cap = 0, n = 0;
@@ -234,6 +262,7 @@ static void recover(void)
 			memcpy(&at, body + 4, 8);
 			if(body[0] != 'M' || (long long)at < cutoff) continue;
 			if(HEAD_BYTES + (uint32_t)topic_len > n) break;
+			if(topic_len > MAX_TOPIC) continue; /* written by an older build: cannot be sent */
 			snprintf(topic, sizeof(topic), "%s%.*s", RECOVERED_PREFIX, (int)topic_len, body + HEAD_BYTES);
 			if(mosquitto_broker_publish_copy(NULL, topic, (int)(n - HEAD_BYTES - topic_len),
 					body + HEAD_BYTES + topic_len, body[1] ? body[1] : 1, false, NULL) == MOSQ_ERR_SUCCESS){
@@ -256,6 +285,9 @@ static int on_message(int event, void *event_data, void *userdata)
 	(void)event;
 	(void)userdata;
 	if(ed->qos == 0) return MOSQ_ERR_SUCCESS; /* nothing was promised */
+	if(strlen(ed->topic) > MAX_TOPIC || ed->payloadlen > MAX_BODY - HEAD_BYTES - MAX_TOPIC){
+		return MOSQ_ERR_ACL_DENIED; /* could not be recovered */
+	}
 	username = mosquitto_client_username(ed->client);
 	if(skip_username[0] && username && strcmp(username, skip_username) == 0) return MOSQ_ERR_SUCCESS;
 	if(fd < 0 || now_ms() - segment_started_ms >= segment_ms){
@@ -312,7 +344,8 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int 
 	(void)option_count;
 	mosquitto_callback_unregister(plugin_id, MOSQ_EVT_MESSAGE, on_message, NULL);
 	if(fd >= 0){
-		append('C', 0, "", NULL, 0); /* after Mosquitto's final save: nothing to recover */
+		/* after Mosquitto's final save, if it happened: then nothing is left to recover */
+		if(snapshot_ms() >= last_append_ms) append('C', 0, "", NULL, 0);
 		close(fd);
 		fd = -1;
 	}

@@ -87,6 +87,14 @@ def test_plain_http_and_unknown_certificates_fail_on_the_public_address(
     assert httpx.get(sw.http + "/healthz", timeout=10).status_code == 200
 
 
+def test_metrics_only_on_loopback(sw: StackClient, public: dict[str, str]) -> None:
+    """Each scrape queries the database: not a page for strangers."""
+    with httpx.Client(verify=ssl.create_default_context(cafile=public["ca"]), timeout=30) as c:
+        assert c.get(public["https"] + "/metrics").status_code == 404
+        assert c.get(public["https"] + "/healthz").status_code in (200, 503)
+    assert httpx.get(sw.http + "/metrics", timeout=30).status_code == 200
+
+
 def test_the_private_ca_key_is_kept_private(running_stack: Stack) -> None:
     tls_dir = Path(running_stack.options.data_dir) / "secrets"
     assert running_stack.endpoints["ca_file"] == str(tls_dir / "ca.pem")
