@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -113,31 +113,56 @@ class Plan:
         return dt.datetime.fromtimestamp(self.base_ts, ZoneInfo("Asia/Shanghai")).date().isoformat()
 
 
-def expected_alerts(plan: Plan, fixes_per_engineer: int | None = None) -> set[str]:
-    """Alert ids of a fault-free run of `plan` (every engineer sent `fixes_per_engineer`):
-    cross-region alerts once per engineer, site and local date, two impossible-travel alerts
-    per jump."""
-    n = plan.per_engineer if fixes_per_engineer is None else fixes_per_engineer
+def expected_alerts(
+    plan: Plan, fixes_per_engineer: int | Mapping[int, int] | None = None
+) -> set[str]:
+    """Alert ids of a fault-free run of `plan` (engineer k sent `fixes_per_engineer` fixes, or
+    `fixes_per_engineer[k]`): cross-region alerts once per engineer, site and local date, two
+    impossible-travel alerts per jump."""
     tz = ZoneInfo("Asia/Shanghai")
-    days = {
-        dt.datetime.fromtimestamp(plan.base_ts + j * plan.step_s, tz).date().isoformat()
-        for j in range(n)
-    }
+
+    def sent_by(k: int) -> int:
+        if fixes_per_engineer is None:
+            return plan.per_engineer
+        if isinstance(fixes_per_engineer, int):
+            return fixes_per_engineer
+        return fixes_per_engineer.get(k, 0)
+
+    def day(j: int) -> str:
+        return dt.datetime.fromtimestamp(plan.base_ts + j * plan.step_s, tz).date().isoformat()
+
     j = plan.jump_seq
-    jump_day = dt.datetime.fromtimestamp(plan.base_ts + j * plan.step_s, tz).date().isoformat()
     out: set[str] = set()
     for k in range(plan.engineers):
+        n = sent_by(k)
         e = plan.engineer(k)
         cls = k % 10
-        if cls == 0:
-            out.update(f"cross_region_unfiled:{e}:LOAD-SZ:{day}" for day in days)
+        if cls == 0 and n:
+            # the local dates of fixes 0 .. n-1: every day boundary crossed, and the last day
+            first, last = day(0), day(n - 1)
+            d = dt.date.fromisoformat(first)
+            while d.isoformat() <= last:
+                out.add(f"cross_region_unfiled:{e}:LOAD-SZ:{d.isoformat()}")
+                d += dt.timedelta(days=1)
         if cls in (1, 2) and n > j:
             out.add(f"impossible_travel:{e}:travel:{plan.msg_id(k, j - 1)}:{plan.msg_id(k, j)}")
             if n > j + 1:
                 out.add(f"impossible_travel:{e}:travel:{plan.msg_id(k, j)}:{plan.msg_id(k, j + 1)}")
             if cls == 1:
-                out.add(f"cross_region_unfiled:{e}:LOAD-BJ:{jump_day}")
+                out.add(f"cross_region_unfiled:{e}:LOAD-BJ:{day(j)}")
     return out
+
+
+def sent_per_engineer(plan: Plan, acked: Iterable[str]) -> dict[int, int]:
+    """Per engineer index, one more than the highest fix sequence acknowledged (fixes go out in
+    sequence per engineer, so that is how many it sent)."""
+    sent: dict[int, int] = {}
+    prefix = plan.run + "-"
+    for msg_id in acked:
+        if msg_id.startswith(prefix):
+            k, j = msg_id[len(prefix) :].split("-")
+            sent[int(k)] = max(sent.get(int(k), 0), int(j) + 1)
+    return sent
 
 
 def normalise(alert_ids: set[str], plan: Plan) -> set[str]:
