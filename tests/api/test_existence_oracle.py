@@ -23,7 +23,12 @@ def elsewhere(sw: StackClient, regions: dict[str, Any]) -> dict[str, str]:
         assert r.status_code == 201, r.text
         r = api.post(
             "/api/devices",
-            json={"id": ids["device"], "project_id": ids["project"], "kind": "env"},
+            json={
+                "id": ids["device"],
+                "project_id": ids["project"],
+                "kind": "env",
+                "report_interval_s": 60,
+            },
         )
         assert r.status_code == 201, r.text
     return ids
