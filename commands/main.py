@@ -70,20 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "up":
         from stack.up import StackOptions, run_up
 
-        return run_up(
-            StackOptions(
-                args.data_dir,
-                args.http_port,
-                args.mqtt_port,
-                args.kafka_port,
-                args.workers,
-                listen=args.listen,
-                https_port=args.https_port,
-                mqtts_port=args.mqtts_port,
-                tls_cert=args.tls_cert or "",
-                tls_key=args.tls_key or "",
-            )
-        )
+        return run_up(StackOptions.from_args(args))
     if args.command == "demo":
         from simulators.demo import run_demo
 

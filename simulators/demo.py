@@ -197,18 +197,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     try:
         return run_up(
-            StackOptions(
-                args.data_dir,
-                args.http_port,
-                args.mqtt_port,
-                args.kafka_port,
-                args.workers,
-                listen=args.listen,
-                https_port=args.https_port,
-                mqtts_port=args.mqtts_port,
-                tls_cert=args.tls_cert or "",
-                tls_key=args.tls_key or "",
-            ),
+            StackOptions.from_args(args),
             after_start=after_start,
         )
     finally:

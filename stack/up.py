@@ -50,6 +50,22 @@ class StackOptions:
     tls_cert: str = ""  # the operator's certificate (chain) and key; else a private CA's
     tls_key: str = ""
 
+    @classmethod
+    def from_args(cls, args: Any) -> StackOptions:
+        """From the parsed arguments of `sitewatch up` / `sitewatch demo` (commands.main)."""
+        return cls(
+            args.data_dir,
+            args.http_port,
+            args.mqtt_port,
+            args.kafka_port,
+            args.workers,
+            listen=args.listen,
+            https_port=args.https_port,
+            mqtts_port=args.mqtts_port,
+            tls_cert=args.tls_cert or "",
+            tls_key=args.tls_key or "",
+        )
+
 
 @dataclass
 class Stack:

@@ -1,7 +1,5 @@
 """Devices: registration with their MQTT identity and HMAC key, read in scope.
-
-Scoping (docs/registry.md): single resources answer 403 outside the caller's role or region;
-lists are filtered to what the caller may see."""
+Scoping: live_api.routes.registry."""
 
 from __future__ import annotations
 

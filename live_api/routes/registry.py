@@ -1,5 +1,9 @@
 """What the registry routes share (live_api.routes: tokens, regions, projects, engineers,
-devices): one namespace of identities, masking of personal fields, the scope query."""
+devices): one namespace of identities, masking of personal fields, the scope query.
+
+Scoping (docs/registry.md): single resources answer 403 outside the caller's role or region
+(an unknown id too, to anyone but an admin); lists are filtered to what the caller may see.
+"""
 
 from __future__ import annotations
 
