@@ -142,7 +142,9 @@ class Fix(Base):
     msg_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     ts: Mapped[dt.datetime] = mapped_column(TS)
     local_date: Mapped[dt.date] = mapped_column(Date)
-    geom: Mapped[Any] = mapped_column(Geometry("POINT", srid=4326, spatial_index=True))
+    geom: Mapped[Any] = mapped_column(
+        Geometry("POINT", srid=4326, spatial_index=False)
+    )  # no query filters fixes by space
     acc_m: Mapped[float | None] = mapped_column(Float, nullable=True)
     kind: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(16))
