@@ -52,6 +52,16 @@ class Settings(BaseSettings):
     osmand_engineer_ids: bool = False
     # How often an open WebSocket's token is checked again (revoked or expired: closed).
     ws_token_recheck_s: float = 30.0
+    # Accounts: how long a login's token lasts.
+    login_token_ttl_s: int = 8 * 3600
+    # Rate limits per API process, in `limits` notation (ingest.rate_limits); over them: 429
+    # with Retry-After. HTTP ingest per identity and per source address (a phone sends about
+    # one fix a second, a backlog after a tunnel faster); failed logins per username, and
+    # login attempts per address.
+    ingest_rate_per_identity: str = "20/second"
+    ingest_rate_per_address: str = "200/second"
+    login_failures_per_username: str = "5/minute"
+    login_attempts_per_address: str = "30/minute"
 
     # Secrets: SM4 key for personal data at rest (32 hex chars); never stored in the database.
     personal_data_key: SecretStr = SecretStr("")

@@ -3,7 +3,9 @@
 OsmAnd requests carry no other secret than their id, as in Traccar: since v1.1 the id is the
 phone's secret OsmAnd id, not the engineer id. OwnTracks HTTP needs Basic auth. A request is
 answered 200 only once Kafka holds the record; a rejection is answered 400 with its
-reason (and kept in the rejected log like every other).
+reason (and kept in the rejected log like every other). More requests than
+`SITEWATCH_INGEST_RATE_PER_ADDRESS` from one address, or `..._PER_IDENTITY` for one engineer,
+are answered 429 with Retry-After (phones send them again later) and not kept.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from fastapi.responses import JSONResponse
 
 from devices.credentials import HttpCredentials
 from ingest.gate import Gate, Incoming
+from ingest.rate_limits import RateLimits
 from wire.codecs import decode_osmand, decode_owntracks_http
 from wire.records import Fix, Reason, Record, Rejected
 
@@ -32,6 +35,22 @@ async def _admit(request: Request, path: str, payload: bytes, decoded: Record | 
     if verdict is not None:
         raise HTTPException(400, {"reason": verdict.reason, "message": verdict.message})
     return decoded
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def limit(request: Request, name: str, key: str) -> None:
+    """429 with Retry-After once `key` has used up the limit `name` (ingest.rate_limits)."""
+    limits: RateLimits = request.app.state.rate_limits
+    refused = limits.take(name, key)
+    if refused is not None:
+        raise HTTPException(
+            429,
+            {"reason": "rate_limited", "message": refused.message},
+            headers={"Retry-After": str(refused.retry_after_s)},
+        )
 
 
 async def _body(request: Request, path: str) -> bytes:
@@ -49,6 +68,7 @@ async def osmand(request: Request) -> JSONResponse:
     """Traccar OsmAnd: query string, form body or the JSON body of Traccar Client 9. The `id`
     is the phone's secret OsmAnd id (`POST /api/engineers/{id}/phones`); the engineer's own id
     only where `SITEWATCH_OSMAND_ENGINEER_IDS=true` (v1 clients, for migration)."""
+    limit(request, "ingest_address", client_address(request))
     body = await _body(request, "/osmand") if request.method == "POST" else b""
     params = dict(request.query_params)
     try:
@@ -60,6 +80,8 @@ async def osmand(request: Request) -> JSONResponse:
         )
     except Rejected as why:
         decoded = why
+    if isinstance(decoded, Fix):
+        limit(request, "ingest_identity", decoded.engineer_id)
     payload = (
         (str(request.url.query).encode() + b"\n" + body)
         if body
@@ -96,6 +118,7 @@ async def owntracks(request: Request) -> JSONResponse:
     """OwnTracks HTTP mode: HTTP Basic auth with the engineer id and its MQTT password (as the
     app sends them); the user of X-Limit-U or ?u=, when given, must be the same; device from
     X-Limit-D or ?d=. Answers `[]` (no friends' locations) as the app expects."""
+    limit(request, "ingest_address", client_address(request))
     body = await _body(request, "/owntracks")
     user = await _basic_user(request)
     if user is None:
@@ -109,6 +132,7 @@ async def owntracks(request: Request) -> JSONResponse:
             {"reason": why.reason, "message": why.message},
             headers={"WWW-Authenticate": 'Basic realm="SiteWatch"'},
         )
+    limit(request, "ingest_identity", user)
     device = request.headers.get("x-limit-d") or request.query_params.get("d")
     named = request.headers.get("x-limit-u") or request.query_params.get("u")
     try:

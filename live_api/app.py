@@ -26,12 +26,23 @@ from devices.directory import DirectoryCache
 from ingest import http_routes
 from ingest.bridge import mqtt_target
 from ingest.gate import Gate
+from ingest.rate_limits import RateLimits
 from live_api import metrics as metrics_text
 from live_api import openapi as api_docs
 from live_api.boundary import Boundary
 from live_api.health import HealthMonitor
 from live_api.hub import Hub
-from live_api.routes import devices, engineers, facts, live, map_data, projects, regions, tokens
+from live_api.routes import (
+    accounts,
+    devices,
+    engineers,
+    facts,
+    live,
+    map_data,
+    projects,
+    regions,
+    tokens,
+)
 from live_api.routes.engineer_record import router as engineer_record_router
 from store.db import async_engine
 from store.fence_cache import FenceCache
@@ -43,6 +54,13 @@ MAP_DIR = Path(__file__).resolve().parent.parent / "map_ui"
 
 
 def create_app(settings: Settings) -> FastAPI:
+    rate_limits = RateLimits(  # a limit that does not parse stops the start here
+        ingest_identity=settings.ingest_rate_per_identity,
+        ingest_address=settings.ingest_rate_per_address,
+        login_username=settings.login_failures_per_username,
+        login_address=settings.login_attempts_per_address,
+    )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = async_engine(settings, pool_size=10)
@@ -67,6 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
         app.state.gate = Gate(producer, engine, DirectoryCache(engine, key))
         app.state.http_credentials = HttpCredentials(engine)
+        app.state.rate_limits = rate_limits
         app.state.hub = Hub()
         consumer = asyncio.create_task(app.state.hub.consume(settings.kafka_url))
         app.state.health = HealthMonitor(settings.kafka_url, settings.data_dir / "run")
@@ -141,7 +160,7 @@ def create_app(settings: Settings) -> FastAPI:
             body = await metrics_text.exposition(state.gate, state.hub, conn)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    for resource in (tokens, regions, projects, engineers, devices):
+    for resource in (accounts, tokens, regions, projects, engineers, devices):
         app.include_router(resource.router)
     app.include_router(facts.router)
     app.include_router(live.router)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from config.env import dataclass_from_env
 from config.settings import Settings
 from geofence.codes import code_covers, code_prefix, normalise_code
-from live_api.auth import Caller, hash_token
+from live_api.auth import Caller, actor_name, hash_token
 from live_api.schemas import ErrorOut
 from rules.credit import CreditModel, EligibilityRules
 from store.models import Token
@@ -86,7 +86,13 @@ async def caller_for_token(engine: AsyncEngine, token: str | None) -> Caller | N
         ).first()
     if row is None:
         return None
-    return Caller(row.role, row.region_code, row.engineer_id, tuple(row.device_ids or ()))
+    return Caller(
+        row.role,
+        row.region_code,
+        row.engineer_id,
+        tuple(row.device_ids or ()),
+        actor=actor_name(account=row.account, token_id=row.id),
+    )
 
 
 async def get_caller(

@@ -27,6 +27,7 @@ INGEST_ERRORS = {
     "401": "OwnTracks HTTP without valid Basic auth (the engineer id and its MQTT password)",
     "413": "body too large",
     "422": "invalid query parameters",
+    "429": "too many requests from this address or for this identity; retry after Retry-After",
 }
 
 

@@ -256,6 +256,8 @@ def grant_app_role(pg: Postgres) -> None:
             "GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {app}",
             "REVOKE ALL ON TABLE alembic_version FROM {app}",
             "GRANT SELECT ON TABLE alembic_version TO {app}",
+            # the application appends to the audit log and never rewrites it
+            "REVOKE UPDATE, DELETE, TRUNCATE ON TABLE audit_log FROM {app}",
         ):
             conn.execute(
                 sql.SQL(statement).format(

@@ -134,6 +134,33 @@ class Token(Base):
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), unique=True)
     expires_at: Mapped[dt.datetime | None] = mapped_column(TS, nullable=True)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(TS, nullable=True)
+    # the account that logged in for this token; None for a machine token (`token:<id>`)
+    account: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+
+
+class Account(Base):
+    """A person who signs in (CONTRACT §6.2); the password only as its Argon2id hash."""
+
+    __tablename__ = "accounts"
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(16))
+    region_code: Mapped[str | None] = mapped_column(String(6), nullable=True)
+    engineer_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    device_ids: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())
+
+
+class AuditEntry(Base):
+    """Every change made through the API and every sign-in, with its named actor."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now(), index=True)
+    actor: Mapped[str] = mapped_column(String(80), index=True)
+    action: Mapped[str] = mapped_column(String(48))
+    target: Mapped[str] = mapped_column(String(160), index=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
 
 
 class Fix(Base):

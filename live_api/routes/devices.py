@@ -11,7 +11,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from gm.algorithms import sm4_encrypt
-from live_api import schemas
+from live_api import audit, schemas
 from live_api.auth import Caller
 from live_api.deps import (
     Admin,
@@ -46,7 +46,7 @@ router = APIRouter(prefix="/api")
     responses=BROKER_DOWN,
 )
 async def create_device(
-    body: schemas.DeviceCreate, request: Request, conn: Conn, _admin: Admin
+    body: schemas.DeviceCreate, request: Request, conn: Conn, admin: Admin
 ) -> schemas.DeviceCreated:
     """Admin only. Creates the device's MQTT identity (username = id) in the running broker;
     `hmac_key` (stored SM4-encrypted) and `mqtt_password` are returned only here."""
@@ -76,6 +76,16 @@ async def create_device(
     if result.first() is None:
         raise HTTPException(409, f"device {body.id!r} already exists")
     password = await _new_identity(request, "device", body.id)
+    await audit.record(
+        conn,
+        admin,
+        "device.create",
+        f"device:{body.id}",
+        project_id=body.project_id,
+        kind=body.kind,
+        report_interval_s=body.report_interval_s,
+        thresholds=thresholds,
+    )
     return schemas.DeviceCreated(
         id=body.id,
         project_id=body.project_id,
@@ -166,11 +176,12 @@ async def get_device(device_id: str, conn: Conn, caller: CurrentCaller) -> schem
     responses=BROKER_DOWN,
 )
 async def reset_device_credentials(
-    device_id: str, request: Request, conn: Conn, _admin: Admin
+    device_id: str, request: Request, conn: Conn, admin: Admin
 ) -> schemas.Credentials:
     """Admin only. A new MQTT password for the device (the old one stops working)."""
     if (await conn.execute(select(Device.id).where(Device.id == device_id))).first() is None:
         raise HTTPException(404, f"no device {device_id!r}")
+    await audit.record(conn, admin, "device.credentials", f"device:{device_id}")
     return schemas.Credentials(
         id=device_id, mqtt_password=await _new_identity(request, "device", device_id)
     )

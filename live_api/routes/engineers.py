@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from devices.credentials import new_osmand_id, secret_hash
 from gm.algorithms import normalize_public_key, sm4_encrypt
-from live_api import schemas
+from live_api import audit, schemas
 from live_api.auth import Caller
 from live_api.deps import (
     Admin,
@@ -67,7 +67,7 @@ def _last4(value: str | None) -> str | None:
     responses=BROKER_DOWN,
 )
 async def create_engineer(
-    body: schemas.EngineerCreate, request: Request, conn: Conn, _admin: Admin
+    body: schemas.EngineerCreate, request: Request, conn: Conn, admin: Admin
 ) -> schemas.EngineerCreated:
     """Admin only. id_number and phone are stored SM4-encrypted and come back masked. Creates
     the engineer's MQTT identity (username = id) in the running broker; `mqtt_password` is
@@ -107,9 +107,9 @@ async def create_engineer(
         raise HTTPException(409, f"engineer {body.id!r} already exists")
     password = await _engineer_password(request, conn, body.id)
     osmand_id = await _new_phone(conn, body.id, "first phone")
-    return schemas.EngineerCreated(
-        **engineer_out(row).model_dump(), mqtt_password=password, osmand_id=osmand_id
-    )
+    out = engineer_out(row)
+    await audit.record(conn, admin, "engineer.create", f"engineer:{body.id}", **out.model_dump())
+    return schemas.EngineerCreated(**out.model_dump(), mqtt_password=password, osmand_id=osmand_id)
 
 
 async def _engineer_password(request: Request, conn: Any, engineer_id: str) -> str:
@@ -151,6 +151,7 @@ async def add_phone(
     if (await conn.execute(select(Engineer.id).where(Engineer.id == engineer_id))).first() is None:
         raise HTTPException(404, f"no engineer {engineer_id!r}")
     osmand_id = await _new_phone(conn, engineer_id, body.label)
+    await audit.record(conn, caller, "phone.create", f"engineer:{engineer_id}", label=body.label)
     return schemas.PhoneOut(engineer_id=engineer_id, label=body.label, osmand_id=osmand_id)
 
 
@@ -232,18 +233,19 @@ async def get_engineer(engineer_id: str, conn: Conn, caller: CurrentCaller) -> s
     responses=BROKER_DOWN,
 )
 async def reset_engineer_credentials(
-    engineer_id: str, request: Request, conn: Conn, _admin: Admin
+    engineer_id: str, request: Request, conn: Conn, admin: Admin
 ) -> schemas.Credentials:
     """Admin only. A new MQTT password for the engineer (the old one stops working)."""
     if (await conn.execute(select(Engineer.id).where(Engineer.id == engineer_id))).first() is None:
         raise HTTPException(404, f"no engineer {engineer_id!r}")
+    await audit.record(conn, admin, "engineer.credentials", f"engineer:{engineer_id}")
     return schemas.Credentials(
         id=engineer_id, mqtt_password=await _engineer_password(request, conn, engineer_id)
     )
 
 
 @router.post("/filings", status_code=201, response_model=schemas.FilingOut, tags=["engineers"])
-async def create_filing(body: schemas.FilingCreate, conn: Conn, _admin: Admin) -> schemas.FilingOut:
+async def create_filing(body: schemas.FilingCreate, conn: Conn, admin: Admin) -> schemas.FilingOut:
     """Admin only. A filing (备案) lets an engineer practise in `region_code` from `valid_from`
     to `valid_to` (inclusive), optionally for one project."""
     if (
@@ -257,4 +259,6 @@ async def create_filing(body: schemas.FilingCreate, conn: Conn, _admin: Admin) -
     ):
         raise HTTPException(422, f"no project {body.project_id!r}: register the project first")
     result = await conn.execute(insert(Filing).values(**body.model_dump()).returning(Filing.id))
-    return schemas.FilingOut(id=result.scalar_one(), **body.model_dump())
+    filing_id = result.scalar_one()
+    await audit.record(conn, admin, "filing.create", f"filing:{filing_id}", **body.model_dump())
+    return schemas.FilingOut(id=filing_id, **body.model_dump())

@@ -16,7 +16,7 @@ from sqlalchemy import insert, select, update
 
 from config import topics
 from geofence.codes import code_prefix
-from live_api import schemas
+from live_api import audit, schemas
 from live_api.auth import Caller
 from live_api.deps import Conn, CurrentCaller, SettingsDep, in_region, scope_region, unknown
 from rules.alerts import live_alert
@@ -112,6 +112,9 @@ async def _transition(
     await conn.execute(update(Alert).where(Alert.id == alert_id).values(status=status))
     await conn.execute(
         insert(AlertHistory).values(alert_id=alert_id, status=status, note=note, actor=caller.name)
+    )
+    await audit.record(
+        conn, caller, f"alert.{status}", f"alert:{alert_id}", before=row.status, note=note
     )
     row = (await conn.execute(select(Alert).where(Alert.id == alert_id))).one()
     return (await _alert_out(conn, [row]))[0]

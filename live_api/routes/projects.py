@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from geofence.codes import normalise_code
 from geofence.coords import geometry_to_wgs84
-from live_api import schemas
+from live_api import audit, schemas
 from live_api.auth import Caller
 from live_api.deps import (
     Admin,
@@ -205,7 +205,7 @@ KNOWN_PROPS = {
         }
     },
 )
-async def create_project(request: Request, conn: Conn, _admin: Admin) -> dict[str, Any]:
+async def create_project(request: Request, conn: Conn, admin: Admin) -> dict[str, Any]:
     """Admin only. Body: GeoJSON Feature (Polygon/MultiPolygon, lon/lat). properties: id, name,
     region_code? (derived from the geometry if absent), crs? (wgs84|gcj02|bd09; stored
     converted to WGS-84), chief_engineer_id?, engineer_ids?, required_days_per_month?,
@@ -282,6 +282,17 @@ async def create_project(request: Request, conn: Conn, _admin: Admin) -> dict[st
         raise HTTPException(409, f"project {project_id!r} already exists")
     await conn.execute(insert(ChangeLog).values(kind="projects"))
     row = (await conn.execute(select(Project).where(Project.id == project_id))).one()
+    await audit.record(
+        conn,
+        admin,
+        "project.create",
+        f"project:{project_id}",
+        name=name,
+        region_code=region,
+        chief_engineer_id=chief,
+        engineer_ids=engineer_ids,
+        area_deg2=round(geom.area, 9),
+    )
     return feature_of(row)
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from geofence.regions import regions_from_geojson
-from live_api import schemas
+from live_api import audit, schemas
 from live_api.deps import (
     Admin,
     Conn,
@@ -42,7 +42,7 @@ router = APIRouter(prefix="/api")
 async def import_regions(
     request: Request,
     conn: Conn,
-    _admin: Admin,
+    admin: Admin,
     code_prop: str | None = Query(default=None, max_length=64),
     name_prop: str | None = Query(default=None, max_length=64),
 ) -> schemas.ImportOut:
@@ -54,6 +54,9 @@ async def import_regions(
     except (ValueError, TypeError, RecursionError) as exc:
         raise HTTPException(422, f"not a usable GeoJSON FeatureCollection: {exc}") from exc
     imported = await store_regions(conn, parsed.regions)
+    await audit.record(
+        conn, admin, "regions.import", "regions", imported=imported, skipped=len(parsed.skipped)
+    )
     return schemas.ImportOut(
         imported=imported, skipped=len(parsed.skipped), skipped_reasons=parsed.skipped[:50]
     )

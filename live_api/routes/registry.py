@@ -21,6 +21,7 @@ from live_api.deps import (
     error_response,
 )
 from store.models import (
+    Account,
     Device,
     Engineer,
     Project,
@@ -28,8 +29,9 @@ from store.models import (
 
 MAX_VERTICES = 100_000
 SAFE_ID_RE = re.compile(schemas.ID_PATTERN)
-# Engineers and devices are MQTT accounts too: they share one namespace with the broker's own.
-IDENTITY_KINDS = ("broker", "engineer", "device")
+# Engineers and devices are MQTT accounts too: they share one namespace with the broker's own,
+# and with the accounts of people (CONTRACT §6.2: no id can mean two identities).
+IDENTITY_KINDS = ("broker", "engineer", "device", "account")
 RESERVED_PREFIX = "sitewatch-"
 BROKER_DOWN: dict[int | str, dict[str, Any]] = {
     503: error_response("the MQTT broker did not answer; nothing was stored, retry")
@@ -55,17 +57,22 @@ def masked(stars: int, last4: str | None, encrypted: bytes | None) -> str | None
 
 async def identity_taken(conn: Any, identity: str, *, kinds: tuple[str, ...]) -> str | None:
     """What already holds `identity` compared without case (`P-dup` and `p-dup` are one id):
-    'engineer', 'device', 'project', 'broker' or None. Serialised per id for the rest of the
+    'engineer', 'device', 'project', 'account', 'broker' or None. Serialised per id for the rest of the
     transaction, so two registrations racing for one id cannot both pass."""
     lowered = identity.lower()
     await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:i))"), {"i": lowered})
     if "broker" in kinds and lowered.startswith(RESERVED_PREFIX):
         return "broker"
-    models = {"engineer": Engineer, "device": Device, "project": Project}
+    columns = {
+        "engineer": Engineer.id,
+        "device": Device.id,
+        "project": Project.id,
+        "account": Account.username,
+    }
     for kind in kinds:
-        model = models.get(kind)
-        if model is not None:
-            hit = await conn.execute(select(model.id).where(func.lower(model.id) == lowered))
+        column = columns.get(kind)
+        if column is not None:
+            hit = await conn.execute(select(column).where(func.lower(column) == lowered))
             if hit.first() is not None:
                 return kind
     return None

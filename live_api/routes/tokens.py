@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from sqlalchemy import func, insert, select, update
 
-from live_api import schemas
+from live_api import audit, schemas
 from live_api.auth import hash_token, new_token
 from live_api.deps import (
     Admin,
@@ -25,28 +25,9 @@ router = APIRouter(prefix="/api")
 
 
 @router.post("/tokens", status_code=201, response_model=schemas.TokenOut, tags=["auth"])
-async def create_token(body: schemas.TokenCreate, conn: Conn, _admin: Admin) -> schemas.TokenOut:
+async def create_token(body: schemas.TokenCreate, conn: Conn, admin: Admin) -> schemas.TokenOut:
     """Admin only. The token is shown once; only its SHA-256 is stored."""
-    if body.role == "regulator" and not body.region_code:
-        raise HTTPException(422, "a regulator token needs region_code (the region it may see)")
-    if body.role == "engineer" and not body.engineer_id:
-        raise HTTPException(422, "an engineer token needs engineer_id")
-    if body.role == "vendor" and not body.device_ids:
-        raise HTTPException(422, "a vendor token needs device_ids")
-    # a token for an identity registered later would grant it rights nobody reviewed
-    if (
-        body.role == "engineer"
-        and (await conn.execute(select(Engineer.id).where(Engineer.id == body.engineer_id))).first()
-        is None
-    ):
-        raise HTTPException(422, f"no engineer {body.engineer_id!r}: register the engineer first")
-    if body.role == "vendor":
-        wanted = set(body.device_ids or [])
-        found = set((await conn.execute(select(Device.id).where(Device.id.in_(wanted)))).scalars())
-        if wanted - found:
-            raise HTTPException(
-                422, f"no device {sorted(wanted - found)[0]!r}: register the devices first"
-            )
+    await check_scope(conn, body.role, body.region_code, body.engineer_id, body.device_ids)
     token = new_token()
     expires_at = (
         dt.datetime.now(dt.UTC) + dt.timedelta(seconds=body.expires_in_s)
@@ -65,9 +46,46 @@ async def create_token(body: schemas.TokenCreate, conn: Conn, _admin: Admin) -> 
         )
         .returning(Token.id)
     )
-    return schemas.TokenOut(
-        token=token, role=body.role, id=result.scalar_one(), expires_at=expires_at
+    token_id = result.scalar_one()
+    await audit.record(
+        conn,
+        admin,
+        "token.create",
+        f"token:{token_id}",
+        **body.model_dump(exclude={"expires_in_s"}),
+        expires_at=expires_at,
     )
+    return schemas.TokenOut(token=token, role=body.role, id=token_id, expires_at=expires_at)
+
+
+async def check_scope(
+    conn: Any,
+    role: str,
+    region_code: str | None,
+    engineer_id: str | None,
+    device_ids: list[str] | None,
+) -> None:
+    """422 unless a token or account of `role` has its scope, naming what exists: a token for
+    an identity registered later would grant it rights nobody reviewed."""
+    if role == "regulator" and not region_code:
+        raise HTTPException(422, "a regulator token needs region_code (the region it may see)")
+    if role == "engineer" and not engineer_id:
+        raise HTTPException(422, "an engineer token needs engineer_id")
+    if role == "vendor" and not device_ids:
+        raise HTTPException(422, "a vendor token needs device_ids")
+    if (
+        role == "engineer"
+        and (await conn.execute(select(Engineer.id).where(Engineer.id == engineer_id))).first()
+        is None
+    ):
+        raise HTTPException(422, f"no engineer {engineer_id!r}: register the engineer first")
+    if role == "vendor":
+        wanted = set(device_ids or [])
+        found = set((await conn.execute(select(Device.id).where(Device.id.in_(wanted)))).scalars())
+        if wanted - found:
+            raise HTTPException(
+                422, f"no device {sorted(wanted - found)[0]!r}: register the devices first"
+            )
 
 
 @router.get("/tokens", response_model=list[schemas.TokenInfo], tags=["auth"])
@@ -78,7 +96,7 @@ async def list_tokens(conn: Conn, _admin: Admin) -> list[schemas.TokenInfo]:
 
 
 @router.post("/tokens/{token_id}/revoke", response_model=schemas.TokenInfo, tags=["auth"])
-async def revoke_token(token_id: int, conn: Conn, _admin: Admin) -> schemas.TokenInfo:
+async def revoke_token(token_id: int, conn: Conn, admin: Admin) -> schemas.TokenInfo:
     """Admin only. The token gets 401 from its next call on; its open WebSockets are closed
     within `SITEWATCH_WS_TOKEN_RECHECK_S` (30 s)."""
     row = (
@@ -91,6 +109,7 @@ async def revoke_token(token_id: int, conn: Conn, _admin: Admin) -> schemas.Toke
     ).first()
     if row is None:
         raise HTTPException(404, f"no token {token_id}")
+    await audit.record(conn, admin, "token.revoke", f"token:{token_id}", account=row.account)
     return _token_info(row)
 
 
@@ -104,4 +123,5 @@ def _token_info(t: Any) -> schemas.TokenInfo:
         created_at=t.created_at,
         expires_at=t.expires_at,
         revoked_at=t.revoked_at,
+        account=t.account,
     )
