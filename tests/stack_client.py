@@ -13,6 +13,8 @@ import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
+from live_api.auth import hash_token
+
 
 @dataclass
 class StackClient:
@@ -40,6 +42,11 @@ class StackClient:
         info = psycopg.conninfo.conninfo_to_dict(self.endpoints["database"])
         info.update(user="sitewatch", password=password.strip())
         return psycopg.conninfo.make_conninfo(**info)  # type: ignore[arg-type]
+
+    def actor(self, token: str) -> str:
+        """How the audit log and alert history name a machine token: `token:<id>`."""
+        rows = self.sql("SELECT id FROM tokens WHERE token_hash = %s", hash_token(token))
+        return f"token:{rows[0][0]}"
 
     def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.endpoints["database"]) as conn:

@@ -115,7 +115,8 @@ def test_alert_appears_in_list_and_is_acknowledged(
     lon, lat = nanshan()
     project_id = project(sw, lon, lat, "440305", "MAP-ALERT")
     eng = engineer(sw, "MAP-ALERT-E", registered_region="440100")  # Guangzhou, no filing
-    m = open_map(regulator_token(sw, "440300"))
+    regulator = regulator_token(sw, "440300")
+    m = open_map(regulator)
     fix(sw, eng, lon, lat)
 
     prefix = f"cross_region_unfiled:{eng[0]}:{project_id}:"
@@ -145,7 +146,7 @@ def test_alert_appears_in_list_and_is_acknowledged(
         stored = api.get("/api/alerts", params={"engineer_id": eng[0]}).json()
     [a] = [a for a in stored if a["id"] == alert_id]
     assert a["status"] == "acked"
-    assert a["history"][-1]["actor"] == "regulator:440300"
+    assert a["history"][-1]["actor"] == sw.actor(regulator)  # named, not only a role
     assert li.locator("button.a-ack").count() == 0
 
     li.locator("button.a-resolve").click()

@@ -156,8 +156,8 @@ def test_alert_filters_and_lifecycle_with_history(sw: StackClient) -> None:
         assert body["status"] == "resolved"
         assert [(h["status"], h["note"], h["actor"]) for h in body["history"]] == [
             ("open", None, "system"),
-            ("acked", "已联系监理单位", "regulator:440300"),
-            ("resolved", "备案已补", "regulator:440305"),
+            ("acked", "已联系监理单位", sw.actor(shenzhen)),
+            ("resolved", "备案已补", sw.actor(nanshan)),
         ]
         assert api.post(f"/api/alerts/{cross}/resolve").status_code == 409
         assert api.post(f"/api/alerts/{cross}/ack").status_code == 409
