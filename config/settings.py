@@ -68,6 +68,13 @@ class Settings(BaseSettings):
     # Or a file holding it, best outside the data directory (docs/security.md): a copy of the
     # data directory (a backup, a disk image) then carries ciphertext without its key.
     personal_data_key_file: str = ""
+    # Seals of the evidence chains (docs/evidence.md): signed with an SM2 key the database
+    # never holds (made on the first start; best kept outside the data directory), written to
+    # a directory (default DATA_DIR/seals) and, when set, POSTed to seal_push_url.
+    seal_key_file: str = ""
+    seal_dir: str = ""
+    seal_interval_s: float = 300.0
+    seal_push_url: str = ""
 
     # Rules (CONTRACT section 4).
     timezone: str = "Asia/Shanghai"

@@ -44,6 +44,7 @@ from live_api.routes import (
     tokens,
 )
 from live_api.routes.engineer_record import router as engineer_record_router
+from live_api.sealer import Sealer
 from store.db import async_engine
 from store.fence_cache import FenceCache
 from store.retry import is_poison
@@ -90,9 +91,12 @@ def create_app(settings: Settings) -> FastAPI:
         consumer = asyncio.create_task(app.state.hub.consume(settings.kafka_url))
         app.state.health = HealthMonitor(settings.kafka_url, settings.data_dir / "run")
         app.state.health.start()
+        app.state.sealer = Sealer(settings, engine)
+        app.state.sealer.start()
         try:
             yield
         finally:
+            await app.state.sealer.stop()
             await app.state.health.stop()
             consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -5,7 +5,7 @@ with the fact row it stands for."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from rules.evidence_chain import (
@@ -132,6 +132,7 @@ class VerifyResult:
     message: str | None = None
     msg_id: str | None = None
     kind: str | None = None
+    seals: dict[str, object] | None = None  # the check against the seals, when there are any
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -151,6 +152,8 @@ class VerifyResult:
                 "msg_id": self.msg_id,
                 "kind": self.kind,
             }
+        if self.seals is not None:
+            out["seals"] = self.seals
         return out
 
 
@@ -160,10 +163,19 @@ class ChainVerifier:
     Stops at the first broken entry: the links after it cannot be trusted anyway.
     ``facts_required_after`` (epoch s): an entry at or after it must have its fact row (older
     fact rows may have been trimmed by retention; the chain itself is never trimmed).
+    ``watch``: seqs whose recomputed hash is kept in ``at`` (the sealed ones).
     """
 
-    def __init__(self, engineer_id: str, *, facts_required_after: float = -math.inf) -> None:
+    def __init__(
+        self,
+        engineer_id: str,
+        *,
+        facts_required_after: float = -math.inf,
+        watch: Collection[int] = (),
+    ) -> None:
         self.engineer_id = engineer_id
+        self.watch = frozenset(watch)
+        self.at: dict[int, str] = {}
         self.prev = genesis_hash(engineer_id)
         self.count = 0
         self.last_key: tuple[float, str, str] | None = None
@@ -237,6 +249,8 @@ class ChainVerifier:
             self.prev = h
             self.last_key = e.key
             self.count += 1
+            if e.seq in self.watch:
+                self.at[e.seq] = h
 
     def result(self, head: Head | None, stored: int | None = None) -> VerifyResult:
         """``head``: the stored head row (None: none); ``stored``: how many entries are stored

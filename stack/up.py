@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from config.secret_files import read_or_make_secret
 from config.settings import Settings
 from devices.broker import BrokerAdmin
 from stack import kafka_broker, mosquitto_broker, postgres, services, tls, topic_setup
@@ -150,14 +151,14 @@ class Stack:
                 ),
             )
             admin_password = mq.admin_password
-            service_password = _secret_file(
+            service_password = read_or_make_secret(
                 data / "mqtt" / "service.secret", lambda: secrets.token_urlsafe(18)
             )
             mqtt_url = f"mqtt://sitewatch-service:{service_password}@127.0.0.1:{mq.port}"
         parsed = urlparse(mqtt_url)
         host, port = parsed.hostname or "127.0.0.1", parsed.port or 1883
         admin = BrokerAdmin(host, port, base.mqtt_admin_username, admin_password)
-        bridge_password = base.mqtt_bridge_password.get_secret_value() or _secret_file(
+        bridge_password = base.mqtt_bridge_password.get_secret_value() or read_or_make_secret(
             data / "mqtt" / "bridge.secret", lambda: secrets.token_urlsafe(18)
         )
         admin.ensure_bridge(base.mqtt_bridge_username, bridge_password)
@@ -346,11 +347,11 @@ def personal_data_key(base: Settings, data: Path) -> str:
     if base.personal_data_key.get_secret_value():
         return base.personal_data_key.get_secret_value()
     if not base.personal_data_key_file:
-        return _secret_file(data / "secrets" / "personal-data.key", lambda: secrets.token_hex(16))
+        return read_or_make_secret(data / "secrets" / "personal-data.key", lambda: secrets.token_hex(16))
     path = Path(base.personal_data_key_file).expanduser().resolve()
     if not path.exists():
         log.info("making the personal-data key %s (keep a copy apart from backups)", path)
-    key = _secret_file(path, lambda: secrets.token_hex(16))
+    key = read_or_make_secret(path, lambda: secrets.token_hex(16))
     if path.stat().st_mode & 0o077:
         raise KeyFileError(f"{path} is readable by others: chmod 600 {path}")
     if len(key) != 32 or any(c not in "0123456789abcdefABCDEF" for c in key):
@@ -358,17 +359,6 @@ def personal_data_key(base: Settings, data: Path) -> str:
     if path.is_relative_to(data.resolve()):
         log.warning("%s is inside the data directory: a copy of it carries the key", path)
     return key
-
-
-def _secret_file(path: Path, make: Any) -> str:
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    value = str(make())
-    # owner-only from the first byte: never readable by others, not even for a moment
-    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
-        f.write(value)
-    return value
 
 
 def _wait_healthy(url: str, *, timeout_s: float, stack: Stack) -> None:

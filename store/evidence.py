@@ -13,11 +13,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from rules import credit as credit_model
 from rules import evidence_chain as chain
+from rules import evidence_seals as seal_rules
 from rules import evidence_verify as checks
 from store.models import EvidenceHead
-from store.queries import ATTENDANCE_SQL
 from wire.records import Record
 
 VERIFY_CHUNK = 5000
@@ -301,17 +300,23 @@ async def one_snapshot(conn: AsyncConnection) -> None:
 
 
 async def verify(
-    conn: AsyncConnection, engineer_id: str, *, retention_days: float | None = None
+    conn: AsyncConnection,
+    engineer_id: str,
+    *,
+    retention_days: float | None = None,
+    seals: Sequence[seal_rules.Seal] = (),
 ) -> checks.VerifyResult:
     """Recompute the engineer's chain from the genesis and check it against the stored head
-    and fact rows (rules.evidence_verify.ChainVerifier). Fact rows older than ``retention_days``
-    may be missing (trimmed); younger ones must be there."""
+    and fact rows (rules.evidence_verify.ChainVerifier), then against ``seals`` (a chain
+    rewritten consistently after it was sealed: reason ``seal_mismatch``). Fact rows older
+    than ``retention_days`` may be missing (trimmed); younger ones must be there."""
     cutoff = (
         -math.inf
         if retention_days is None
         else dt.datetime.now(dt.UTC).timestamp() - retention_days * 86400.0
     )
-    verifier = checks.ChainVerifier(engineer_id, facts_required_after=cutoff)
+    points = seal_rules.sealed_points(engineer_id, seals)
+    verifier = checks.ChainVerifier(engineer_id, facts_required_after=cutoff, watch=points)
     async for rows in _verify_rows(conn, engineer_id):
         verifier.feed(_verify_row(r) for r in rows)
         if verifier.done:
@@ -322,94 +327,17 @@ async def verify(
             {"e": engineer_id},
         )
     ).scalar_one()
-    return verifier.result(await head(conn, engineer_id), int(stored))
-
-
-# --------------------------------------------------------------------------- credit facts
-
-
-async def credit_facts(
-    conn: AsyncConnection,
-    engineer_id: str,
-    *,
-    end: dt.date,
-    window_days: int,
-    max_gap_s: float,
-    min_minutes_present: float,
-    timezone: str,
-    now: dt.datetime | None = None,
-) -> credit_model.CreditFacts:
-    """Everything the credit score needs, read with indexed queries over the window."""
-    tz = ZoneInfo(timezone)
-    start = end - dt.timedelta(days=window_days - 1)
-    projects = (
-        await conn.execute(
-            text(
-                "SELECT id, required_days_per_month, created_at FROM projects "
-                "WHERE (chief_engineer_id = :e OR :e = ANY(engineer_ids)) "
-                "AND coalesce(required_days_per_month, 0) > 0"
-            ),
-            {"e": engineer_id},
-        )
-    ).all()
-    requirements = [
-        credit_model.ProjectRequirement(
-            p.id, int(p.required_days_per_month), p.created_at.astimezone(tz).date()
-        )
-        for p in projects
-    ]
-    present: dict[str, set[dt.date]] = defaultdict(set)
-    if requirements:
-        sql = ATTENDANCE_SQL.format(
-            where="f.engineer_id = :engineer_id AND f.local_date BETWEEN :start AND :end"
-        )
-        for r in await conn.execute(
-            text(sql),
-            {"engineer_id": engineer_id, "start": start, "end": end, "max_gap_s": max_gap_s},
-        ):
-            if float(r.minutes_on_site) >= min_minutes_present:
-                present[r.project_id].add(r.local_date)
-    window_start = dt.datetime.combine(start, dt.time(), tz)
-    window_end = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tz)
-    alert_rows = (
-        await conn.execute(
-            text(
-                "SELECT a.id, a.type, a.status, a.ts, EXISTS ("
-                "  SELECT 1 FROM alert_history h WHERE h.alert_id = a.id AND h.actor = 'system'"
-                "  AND h.note LIKE 'retracted%') AS retracted "
-                "FROM alerts a WHERE a.engineer_id = :e AND a.ts >= :s AND a.ts < :t"
-            ),
-            {"e": engineer_id, "s": window_start, "t": window_end},
-        )
-    ).all()
-    return credit_model.CreditFacts(
-        engineer_id=engineer_id,
-        start=start,
-        end=end,
-        now=now or dt.datetime.now(dt.UTC),
-        requirements=requirements,
-        present={k: frozenset(v) for k, v in present.items()},
-        alerts=[
-            credit_model.AlertFact(a.id, a.type, a.status, a.ts, bool(a.retracted))
-            for a in alert_rows
-        ],
-    )
-
-
-async def chief_projects(
-    conn: AsyncConnection, engineer_id: str, *, today: dt.date, exclude: str
-) -> list[str]:
-    """Active projects (rules.credit.is_active_project) the engineer leads as chief."""
-    rows = (
-        await conn.execute(
-            text("SELECT id, properties FROM projects WHERE chief_engineer_id = :e AND id <> :p"),
-            {"e": engineer_id, "p": exclude},
-        )
-    ).all()
-    return sorted(r.id for r in rows if credit_model.is_active_project(r.properties, today))
-
-
-# --------------------------------------------------------------------------- history
+    result = verifier.result(await head(conn, engineer_id), int(stored))
+    if not seals:
+        return result
+    sealed = seal_rules.check_chain(points, verifier.at, verifier.count)
+    result.seals = {"seals": len(seals), **sealed.as_dict()}
+    if result.ok and not sealed.ok:
+        result.ok = False
+        result.broken_at = sealed.seq
+        result.reason = "seal_mismatch"
+        result.message = sealed.message
+    return result
 
 
 async def history(
@@ -482,8 +410,6 @@ async def history(
 
 __all__ = [
     "append",
-    "chief_projects",
-    "credit_facts",
     "entries",
     "head",
     "history",

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select, text
@@ -26,7 +27,9 @@ from live_api.deps import Conn, CurrentCaller, SettingsDep, credit_rules, unknow
 from live_api.history_formats import as_csv, as_geojson, iso
 from rules import credit as credit_model
 from rules import evidence_chain as chain
+from store import credit_facts as credit_store
 from store import evidence as store
+from store import seals as seal_store
 from store.models import Engineer, Project
 
 router = APIRouter(prefix="/api")
@@ -69,6 +72,7 @@ class VerifyOut(BaseModel):
     genesis: str
     broken_at: int | None = None
     broken: dict[str, Any] | None = None
+    seals: dict[str, Any] | None = None
 
 
 class CreditOut(BaseModel):
@@ -205,12 +209,26 @@ async def evidence_verify(
 ) -> dict[str, Any]:
     """Recompute the chain from its genesis: ``{ok, entries, broken_at?}``; ``broken`` names
     the first broken entry and why (hash_mismatch, prev_mismatch, seq_gap, out_of_order,
-    fact_mismatch, fact_missing, head_mismatch)."""
+    fact_mismatch, fact_missing, head_mismatch) or, for a chain rewritten consistently after
+    it was sealed, `seal_mismatch` (``seals`` says how many sealed entries were checked)."""
     await store.one_snapshot(conn)
     eng = await _engineer(conn, caller, engineer_id)
     await _access(conn, caller, eng)
-    result = await store.verify(conn, engineer_id, retention_days=settings.retention_days)
-    return result.as_dict()
+    key = seal_store.seal_key(settings, make=False)
+    seals, problems = (
+        await run_in_threadpool(
+            seal_store.load_seals, seal_store.seal_dir(settings), key.public_hex
+        )
+        if key
+        else ([], [])
+    )
+    result = await store.verify(
+        conn, engineer_id, retention_days=settings.retention_days, seals=seals
+    )
+    out = result.as_dict()
+    if problems:  # a seal file altered or signed by another key: never trusted, always said
+        out.setdefault("seals", {})["rejected_files"] = problems[:20]
+    return out
 
 
 # --------------------------------------------------------------------------- credit
@@ -221,7 +239,7 @@ async def _credit(
 ) -> dict[str, Any]:
     model = credit_rules()[0]
     tz = ZoneInfo(settings.timezone)
-    facts = await store.credit_facts(
+    facts = await credit_store.credit_facts(
         conn,
         engineer_id,
         end=_day(as_of, "date") or _local_today(tz),
@@ -276,7 +294,7 @@ async def check_eligibility(
     tz = ZoneInfo(settings.timezone)
     today = _local_today(tz)
     score = await _credit(conn, eng.id, settings, today)
-    chief_of = await store.chief_projects(conn, eng.id, today=today, exclude=project.id)
+    chief_of = await credit_store.chief_projects(conn, eng.id, today=today, exclude=project.id)
     answer = credit_model.eligibility(
         credit_model.EligibilityFacts(
             engineer_id=eng.id,

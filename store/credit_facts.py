@@ -1,0 +1,100 @@
+"""What the credit score and the filing rules read from the store (rules.credit)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from rules import credit as credit_model
+from store.queries import ATTENDANCE_SQL
+
+
+async def credit_facts(
+    conn: AsyncConnection,
+    engineer_id: str,
+    *,
+    end: dt.date,
+    window_days: int,
+    max_gap_s: float,
+    min_minutes_present: float,
+    timezone: str,
+    now: dt.datetime | None = None,
+) -> credit_model.CreditFacts:
+    """Everything the credit score needs, read with indexed queries over the window."""
+    tz = ZoneInfo(timezone)
+    start = end - dt.timedelta(days=window_days - 1)
+    projects = (
+        await conn.execute(
+            text(
+                "SELECT id, required_days_per_month, created_at FROM projects "
+                "WHERE (chief_engineer_id = :e OR :e = ANY(engineer_ids)) "
+                "AND coalesce(required_days_per_month, 0) > 0"
+            ),
+            {"e": engineer_id},
+        )
+    ).all()
+    requirements = [
+        credit_model.ProjectRequirement(
+            p.id, int(p.required_days_per_month), p.created_at.astimezone(tz).date()
+        )
+        for p in projects
+    ]
+    present: dict[str, set[dt.date]] = defaultdict(set)
+    if requirements:
+        sql = ATTENDANCE_SQL.format(
+            where="f.engineer_id = :engineer_id AND f.local_date BETWEEN :start AND :end"
+        )
+        for r in await conn.execute(
+            text(sql),
+            {"engineer_id": engineer_id, "start": start, "end": end, "max_gap_s": max_gap_s},
+        ):
+            if float(r.minutes_on_site) >= min_minutes_present:
+                present[r.project_id].add(r.local_date)
+    window_start = dt.datetime.combine(start, dt.time(), tz)
+    window_end = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tz)
+    alert_rows = (
+        await conn.execute(
+            text(
+                "SELECT a.id, a.type, a.status, a.ts, EXISTS ("
+                "  SELECT 1 FROM alert_history h WHERE h.alert_id = a.id AND h.actor = 'system'"
+                "  AND h.note LIKE 'retracted%') AS retracted "
+                "FROM alerts a WHERE a.engineer_id = :e AND a.ts >= :s AND a.ts < :t"
+            ),
+            {"e": engineer_id, "s": window_start, "t": window_end},
+        )
+    ).all()
+    return credit_model.CreditFacts(
+        engineer_id=engineer_id,
+        start=start,
+        end=end,
+        now=now or dt.datetime.now(dt.UTC),
+        requirements=requirements,
+        present={k: frozenset(v) for k, v in present.items()},
+        alerts=[
+            credit_model.AlertFact(a.id, a.type, a.status, a.ts, bool(a.retracted))
+            for a in alert_rows
+        ],
+    )
+
+
+async def chief_projects(
+    conn: AsyncConnection, engineer_id: str, *, today: dt.date, exclude: str
+) -> list[str]:
+    """Active projects (rules.credit.is_active_project) the engineer leads as chief."""
+    rows = (
+        await conn.execute(
+            text("SELECT id, properties FROM projects WHERE chief_engineer_id = :e AND id <> :p"),
+            {"e": engineer_id, "p": exclude},
+        )
+    ).all()
+    return sorted(r.id for r in rows if credit_model.is_active_project(r.properties, today))
+
+
+# --------------------------------------------------------------------------- history
+
+
+__all__ = ["chief_projects", "credit_facts"]
