@@ -5,7 +5,10 @@ By default it asks the running stack (``DATA_DIR/endpoints.json`` and ``DATA_DIR
 ``GET /api/engineers/{id}/evidence/verify``). With ``--db`` it reads PostGIS directly
 (``--database-url``, else ``SITEWATCH_DATABASE_URL``, else the ``database`` of
 ``endpoints.json``) and recomputes the chain in this process, so the check does not depend on
-the API. Exit status: 0 intact, 1 broken, 2 could not check.
+the API. Either way the chain is also checked against the seals (docs/evidence.md): with
+``--db`` those in ``--seals`` (default: the seal directory of the data directory), verified
+with ``--seal-public-key`` (default: the key of the seal key file). Exit status: 0 intact,
+1 broken, 2 could not check.
 """
 
 from __future__ import annotations
@@ -31,12 +34,16 @@ def add_parser(sub: Any) -> None:
     v.add_argument("--db", action="store_true", help="read the database directly")
     v.add_argument("--database-url", default=None, help="postgresql://... (implies --db)")
     v.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    v.add_argument("--seals", type=Path, default=None, help="seal directory (with --db)")
+    v.add_argument(
+        "--seal-public-key", default=None, help="hex SM2 key the seals must verify with (--db)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         if args.db or args.database_url:
-            result = _verify_db(args.engineer_id, _database_url(args))
+            result = _verify_db(args, _database_url(args))
         else:
             result = _verify_http(args.engineer_id, args.data_dir)
     except _Unavailable as exc:
@@ -51,17 +58,25 @@ def run(args: argparse.Namespace) -> int:
 
 def describe(result: dict[str, Any]) -> str:
     who = result.get("engineer_id")
+    seals = result.get("seals") or {}
+    sealed = (
+        f"; {seals.get('sealed_entries', 0)} sealed entries checked"
+        if "sealed_entries" in seals
+        else ""
+    )
+    if seals.get("rejected_files"):
+        sealed += f"; seal files NOT trusted: {'; '.join(seals['rejected_files'])}"
     if result.get("ok"):
         return (
             f"evidence chain of {who}: intact, {result.get('entries')} entries, "
-            f"head {result.get('head')}"
+            f"head {result.get('head')}{sealed}"
         )
     broken = result.get("broken") or {}
     what = f" ({broken.get('kind')} {broken.get('msg_id')})" if broken.get("msg_id") else ""
     return (
         f"evidence chain of {who}: BROKEN at entry {result.get('broken_at')}{what}: "
         f"{broken.get('reason')}: {broken.get('message')} "
-        f"[{result.get('verified')} of {result.get('entries')} entries verified]"
+        f"[{result.get('verified')} of {result.get('entries')} entries verified{sealed}]"
     )
 
 
@@ -108,15 +123,24 @@ def _verify_http(engineer_id: str, data_dir: Path) -> dict[str, Any]:
         raise _Unavailable(f"{url}: {exc}") from exc
 
 
-def _verify_db(engineer_id: str, database_url: str) -> dict[str, Any]:
+def _verify_db(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
     from sqlalchemy import select
 
     from config.settings import Settings
     from store import evidence
+    from store import seals as seal_store
     from store.db import async_engine
     from store.models import Engineer
 
-    settings = Settings(database_url=database_url)
+    engineer_id = args.engineer_id
+    settings = Settings(database_url=database_url, data_dir=args.data_dir)
+    key = seal_store.seal_key(settings, make=False)
+    public_key = args.seal_public_key or (key.public_hex if key else None)
+    seals, problems = (
+        seal_store.load_seals(args.seals or seal_store.seal_dir(settings), public_key)
+        if public_key
+        else ([], [])
+    )
 
     async def check() -> dict[str, Any]:
         engine = async_engine(settings, pool_size=1)
@@ -129,9 +153,12 @@ def _verify_db(engineer_id: str, database_url: str) -> dict[str, Any]:
                 if known is None:
                     raise _Unavailable(f"no engineer {engineer_id!r}")
                 result = await evidence.verify(
-                    conn, engineer_id, retention_days=settings.retention_days
+                    conn, engineer_id, retention_days=settings.retention_days, seals=seals
                 )
-                return result.as_dict()
+                out = result.as_dict()
+                if problems:
+                    out.setdefault("seals", {})["rejected_files"] = problems[:20]
+                return out
         except _Unavailable:
             raise
         except Exception as exc:  # connection refused, missing tables ...

@@ -41,6 +41,7 @@ from live_api.routes import (
     map_data,
     projects,
     regions,
+    seals,
     tokens,
 )
 from live_api.routes.engineer_record import router as engineer_record_router
@@ -171,6 +172,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(map_data.router)
     app.include_router(http_routes.router)
     app.include_router(engineer_record_router)
+    app.include_router(seals.router)
     api_docs.install(app)  # common error answers and bearer auth on every /api route
     app.add_middleware(Boundary)  # type: ignore[arg-type]
 

@@ -49,20 +49,20 @@ class Sealer:
             except Exception:  # noqa: BLE001 - the next round tries again; say why
                 log.exception("sealing the evidence chains failed; retrying next round")
 
-    async def seal_once(self) -> Path | None:
-        """Seal what moved; the file written, or None when nothing did."""
+    async def seal_once(self) -> tuple[Path | None, int]:
+        """Seal what moved: the file written (None when nothing did) and its head count."""
         async with self.engine.connect() as conn:
             heads = await seal_store.final_heads(conn, self.settings.allowed_lateness_s)
         moved = [h for h in heads if self.sealed.get(h.engineer_id) != h.seq]
         if not moved:
-            return None
+            return None, 0
         seal = make_seal(self.key.private_hex, self.key.public_hex, time.time(), moved)
         path = await asyncio.to_thread(seal_store.write_seal, self.directory, seal)
         self.sealed.update((h.engineer_id, h.seq) for h in moved)
         if self.settings.seal_push_url:
             await asyncio.to_thread(self._push, seal)
         log.info("sealed %d evidence chain heads in %s", len(moved), path.name)
-        return path
+        return path, len(moved)
 
     def _push(self, seal: dict[str, object]) -> None:
         request = urllib.request.Request(
