@@ -1,11 +1,13 @@
 """Seals the evidence chains every `SITEWATCH_SEAL_INTERVAL_S` (rules.evidence_seals): the
-final head of every chain that moved since the last seal, signed with the seal key, written
+final head of every engineer's chain and the head of every alert's chain (rules.alert_chain)
+that moved since the last seal, signed with the seal key, written
 to the seal directory and, when `SITEWATCH_SEAL_PUSH_URL` is set, POSTed there too (best
 effort: a failed push is logged; the file is the record)."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 import time
@@ -16,9 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from config.settings import Settings
 from rules.evidence_seals import make_seal
+from store import alert_events
 from store import seals as seal_store
 
 log = logging.getLogger("sitewatch.seals")
+ALERT_MARGIN = dt.timedelta(minutes=10)
 
 
 class Sealer:
@@ -29,7 +33,9 @@ class Sealer:
         self.settings = settings
         self.engine = engine
         self.directory = seal_store.seal_dir(settings)
-        self.sealed: dict[str, int] = {}  # engineer -> last sealed seq, since this start
+        self.sealed: dict[str, int] = {}  # chain -> last sealed seq, since this start
+        # alert chains that moved since then (a margin for transactions still open then)
+        self.alerts_since = dt.datetime.fromtimestamp(0, dt.UTC)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -51,8 +57,11 @@ class Sealer:
 
     async def seal_once(self) -> tuple[Path | None, int]:
         """Seal what moved: the file written (None when nothing did) and its head count."""
+        started = dt.datetime.now(dt.UTC)
         async with self.engine.connect() as conn:
             heads = await seal_store.final_heads(conn, self.settings.allowed_lateness_s)
+            heads += await alert_events.changed_heads(conn, self.alerts_since)
+        self.alerts_since = started - ALERT_MARGIN
         moved = [h for h in heads if self.sealed.get(h.engineer_id) != h.seq]
         if not moved:
             return None, 0

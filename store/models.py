@@ -253,6 +253,19 @@ class AlertHistory(Base):
     at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())
 
 
+class AlertEvent(Base):
+    """One link of an alert's chain (rules.alert_chain): seq 1..n per alert. Never trimmed."""
+
+    __tablename__ = "alert_events"
+    alert_id: Mapped[str] = mapped_column(String(240), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    event: Mapped[str] = mapped_column(String(16))
+    canonical: Mapped[bytes] = mapped_column(LargeBinary)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    chained_at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now(), index=True)
+
+
 class RejectedMessage(Base):
     __tablename__ = "rejected_messages"
     id: Mapped[str] = mapped_column(

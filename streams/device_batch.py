@@ -28,13 +28,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from config.settings import Settings
 from rules.alerts import alert, point_wkt, utc
-from store.models import AlertHistory, Device, DeviceLastSeen, Project
+from store import alert_events
+from store.models import Device, DeviceLastSeen, Project
 from wire.records import Record, Telemetry
 
 
@@ -347,19 +348,9 @@ async def close_offline(conn: AsyncConnection, newest: Mapping[str, float]) -> l
         CLOSE_SQL, {"devices": devices, "newest": [newest[d] for d in devices]}
     )
     resolved = [dict(r._mapping) for r in result]
-    if resolved:
-        await conn.execute(
-            insert(AlertHistory),
-            [
-                {
-                    "alert_id": a["id"],
-                    "status": "resolved",
-                    "note": "telemetry resumed",
-                    "actor": "system",
-                }
-                for a in resolved
-            ],
-        )
+    await alert_events.changed(
+        conn, [a["id"] for a in resolved], "resolved", "telemetry resumed", "system"
+    )
     return resolved
 
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, insert, text, update
+from sqlalchemy import delete, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from store import alert_events
 from store.models import (
     Alert,
-    AlertHistory,
     Fix,
     OwnTracksEvent,
     RejectedMessage,
@@ -48,22 +48,25 @@ async def insert_alerts(
             earliest[r["id"]] = r
     unique = list(earliest.values())
     created: dict[str, Any] = {}
+    moved: list[dict[str, Any]] = []
     for start in range(0, len(unique), CHUNK):
         values = pg_insert(Alert).values(unique[start : start + CHUNK])
         upsert = values.on_conflict_do_update(
             index_elements=[Alert.id],
             set_={"ts": values.excluded.ts, "details": values.excluded.details},
             where=values.excluded.ts < Alert.ts,
-        ).returning(Alert.id, Alert.created_at, text("(xmax = 0) AS inserted"))
+        ).returning(
+            Alert.id, Alert.created_at, Alert.ts, Alert.details, text("(xmax = 0) AS inserted")
+        )
         for row in await conn.execute(upsert):
             if row.inserted:
                 created[row.id] = row.created_at
-    if created:
-        await conn.execute(
-            insert(AlertHistory),
-            [{"alert_id": i, "status": "open", "note": None, "actor": "system"} for i in created],
-        )
-    return [{**r, "created_at": created[r["id"]]} for r in unique if r["id"] in created]
+            else:
+                moved.append({"id": row.id, "ts": row.ts, "details": row.details})
+    new = [{**r, "created_at": created[r["id"]]} for r in unique if r["id"] in created]
+    await alert_events.opened(conn, new)
+    await alert_events.revised(conn, moved)
+    return new
 
 
 async def retract(conn: AsyncConnection, event_ids: Sequence[str]) -> None:
@@ -80,19 +83,9 @@ async def retract(conn: AsyncConnection, event_ids: Sequence[str]) -> None:
         .returning(Alert.id)
     )
     resolved = [r.id for r in result]
-    if resolved:
-        await conn.execute(
-            insert(AlertHistory),
-            [
-                {
-                    "alert_id": i,
-                    "status": "resolved",
-                    "note": "retracted: a late fix changed the pair",
-                    "actor": "system",
-                }
-                for i in resolved
-            ],
-        )
+    await alert_events.changed(
+        conn, resolved, "resolved", "retracted: a late fix changed the pair", "system"
+    )
 
 
 __all__ = [

@@ -11,8 +11,9 @@ from zoneinfo import ZoneInfo
 
 import orjson
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from geoalchemy2.shape import to_shape
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 
 from config import topics
 from geofence.codes import code_prefix
@@ -20,7 +21,18 @@ from live_api import audit, schemas
 from live_api.auth import Caller
 from live_api.deps import Conn, CurrentCaller, SettingsDep, in_region, scope_region, unknown
 from rules.alerts import live_alert
-from store.models import Alert, AlertHistory, Engineer, Fix, Project, RejectedMessage
+from store import alert_events
+from store import evidence as store_evidence
+from store import seals as seal_store
+from store.models import (
+    Alert,
+    AlertEvent,
+    AlertHistory,
+    Engineer,
+    Fix,
+    Project,
+    RejectedMessage,
+)
 from store.queries import attendance
 
 router = APIRouter(prefix="/api")
@@ -110,9 +122,7 @@ async def _transition(
     if status == "acked" and row.status == "acked":
         raise HTTPException(409, f"alert {alert_id!r} is already acknowledged")
     await conn.execute(update(Alert).where(Alert.id == alert_id).values(status=status))
-    await conn.execute(
-        insert(AlertHistory).values(alert_id=alert_id, status=status, note=note, actor=caller.name)
-    )
+    await alert_events.changed(conn, [alert_id], status, note, caller.name)
     await audit.record(
         conn, caller, f"alert.{status}", f"alert:{alert_id}", before=row.status, note=note
     )
@@ -161,6 +171,36 @@ async def resolve_alert(
     out = await _transition(conn, caller, alert_id, "resolved", body.note if body else None)
     background.add_task(_push_live, request, out)
     return out
+
+
+@router.get("/alerts/{alert_id}/verify", tags=["alerts"])
+async def verify_alert(
+    alert_id: str, conn: Conn, caller: CurrentCaller, settings: SettingsDep
+) -> dict[str, Any]:
+    """The alert's chain of events (docs/evidence.md, "Alerts"): every link, the stored alert
+    and its history against what was chained, and the seals. `{ok, events, head}`; when not
+    ok, `broken_at`, `reason` (hash_mismatch, prev_mismatch, seq_gap, fact_mismatch,
+    fact_missing, history_mismatch, not_chained, seal_mismatch) and `message`."""
+    await store_evidence.one_snapshot(conn)
+    row = (await conn.execute(select(Alert.region_code).where(Alert.id == alert_id))).first()
+    chained = await conn.execute(
+        select(AlertEvent.seq).where(AlertEvent.alert_id == alert_id).limit(1)
+    )
+    if row is None and (caller.role != "admin" or chained.first() is None):
+        raise unknown(caller, "alert", alert_id)  # a trimmed alert's chain: admins only
+    if row is not None and not caller.sees_region(row.region_code):
+        raise HTTPException(403, f"alert {alert_id!r} is outside your region or role")
+    key = seal_store.seal_key(settings, make=False)
+    seals, _problems = (
+        await run_in_threadpool(
+            seal_store.load_seals, seal_store.seal_dir(settings), key.public_hex
+        )
+        if key
+        else ([], [])
+    )
+    return await alert_events.verify(
+        conn, alert_id, retention_days=settings.retention_days, seals=seals
+    )
 
 
 @router.get("/attendance", response_model=list[schemas.AttendanceOut], tags=["attendance"])

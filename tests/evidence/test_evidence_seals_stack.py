@@ -16,9 +16,11 @@ from typing import Any
 import psycopg
 import pytest
 
+from rules.alert_chain import genesis_hash as alert_genesis
+from rules.alert_chain import link as alert_link
 from rules.evidence_chain import genesis_hash, link
 from stack.up import Stack
-from tests.stack_client import StackClient, wait_until
+from tests.stack_client import StackClient, site, wait_until
 
 pytestmark = pytest.mark.stack
 
@@ -149,3 +151,94 @@ def test_a_consistent_rewrite_after_a_seal_is_named(sw: StackClient, running_sta
         assert any(forged_file.name in p for p in result["seals"]["rejected_files"])
     finally:
         forged_file.unlink()
+
+
+def _verify_alert(sw: StackClient, alert_id: str, token: str | None = None) -> dict[str, Any]:
+    with sw.api(token) as api:
+        r = api.get(f"/api/alerts/{alert_id}/verify")
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def test_an_alert_and_its_handling_are_chained_and_sealed(sw: StackClient) -> None:
+    tag = uuid.uuid4().hex[:6]
+    project_id, engineer_id = f"AC-P-{tag}", f"AC-E-{tag}"
+    lon, lat = LON + 0.05, LAT
+    with sw.api() as api:
+        assert api.post("/api/projects", json=site(project_id, lon, lat)).status_code == 201
+        r = api.post(  # registered in Guangzhou, no filing for Shenzhen: cross_region_unfiled
+            "/api/engineers",
+            json={"id": engineer_id, "name": "跨区", "registered_region": "440100"},
+        )
+        assert r.status_code == 201, r.text
+        regulator = api.post(
+            "/api/tokens", json={"role": "regulator", "region_code": "440300"}
+        ).json()["token"]
+    sw.publish(
+        f"sitewatch/checkin/{engineer_id}",
+        {
+            "msg_id": f"{engineer_id}-1",
+            "engineer_id": engineer_id,
+            "ts": round(time.time()) - 30,
+            "lat": lat,
+            "lon": lon,
+            "acc": 5,
+            "kind": "checkin",
+        },
+        username=engineer_id,
+        password=r.json()["mqtt_password"],
+    )
+
+    def alert_id() -> str | None:
+        with sw.api() as api:
+            alerts = api.get("/api/alerts", params={"engineer_id": engineer_id}).json()
+        return alerts[0]["id"] if alerts else None
+
+    wait_until(lambda: alert_id() is not None, timeout_s=90, what="the alert")
+    aid = str(alert_id())
+    with sw.api(regulator) as api:
+        assert api.post(f"/api/alerts/{aid}/ack", json={"note": "已联系"}).status_code == 200
+    result = _verify_alert(sw, aid, regulator)
+    assert (result["ok"], result["events"]) == (True, 2), result
+    with sw.api() as api:
+        assert api.post("/api/evidence/seal").status_code == 200
+    assert _verify_alert(sw, aid)["seals"]["sealed_entries"] >= 1
+
+    # the history rewritten in the database: another actor for the acknowledgement
+    actor = sw.actor(regulator)
+    with psycopg.connect(sw.owner_database) as conn:
+        conn.execute(
+            "UPDATE alert_history SET actor = 'account:someone-else' WHERE alert_id = %s "
+            "AND status = 'acked'",
+            (aid,),
+        )
+    result = _verify_alert(sw, aid)
+    assert (result["ok"], result["reason"]) == (False, "history_mismatch"), result
+
+    # ... and the chain rewritten consistently to match: the seal still names it
+    with psycopg.connect(sw.owner_database) as conn:
+        rows = conn.execute(
+            "SELECT seq, canonical FROM alert_events WHERE alert_id = %s ORDER BY seq", (aid,)
+        ).fetchall()
+        prev = alert_genesis(aid)
+        for seq, canonical in rows:
+            body = json.loads(bytes(canonical))
+            if body.get("actor") == actor:
+                body["actor"] = "account:someone-else"
+            raw = json.dumps(
+                body, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            ).encode()
+            digest = alert_link(prev, raw)
+            conn.execute(
+                "UPDATE alert_events SET canonical = %s, prev_hash = %s, hash = %s "
+                "WHERE alert_id = %s AND seq = %s",
+                (raw, prev, digest, aid, seq),
+            )
+            prev = digest
+    result = _verify_alert(sw, aid)
+    assert (result["ok"], result["reason"], result["broken_at"]) == (False, "seal_mismatch", 2)
+
+    # an alert's status changed behind the API's back
+    with psycopg.connect(sw.owner_database) as conn:
+        conn.execute("UPDATE alerts SET status = 'resolved' WHERE id = %s", (aid,))
+    assert _verify_alert(sw, aid)["reason"] == "fact_mismatch"
