@@ -14,7 +14,6 @@ changes nothing. Run with `python -m streams worker`.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import fcntl
 import itertools
@@ -26,7 +25,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import faust
 import orjson
@@ -36,28 +34,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from config import topics
 from config.settings import Settings
 from rules.alerts import live_alert
-from rules.attendance import AttendanceBook, Key, on_site_fixes
-from rules.day_close import missing_log_alerts
-from rules.engineer_batch import EngineerState, process_engineer_batch
-from store import evidence as evidence_chain
 from store.db import async_engine
-from store.engineer_facts import EngineerFactsCache
-from store.engineer_states import EngineerStates
-from store.engineer_states import save as save_states
-from store.fence_cache import FenceCache
 from store.models import (
-    Fix,
-    OwnTracksEvent,
     RejectedMessage,
-    SupervisionLog,
-    Transition,
 )
-from store.queries import attendance_tallies, unlogged_days
 from store.retention import trim as trim_old_rows
 from store.retry import retry_db, skip_while_db_down
 from streams import dead_letters, device_batch, faust_fixes, rejected_log, sinks
+from streams.engineer_writer import EngineerWriter
 from streams.isolate import write_isolating
-from streams.stats import StepTimes
 from wire.records import Fix as FixRecord
 from wire.records import OwnTracksEvent as OwnTracksRecord
 from wire.records import Record, from_dict
@@ -125,26 +110,23 @@ def build_app(settings: Settings) -> faust.App:
     live_topic = app.topic(topics.LIVE, **raw)
     device_table = app.Table("device-state", partitions=p, key_type=str)
     ctx: dict[str, Any] = {}
-    tz = ZoneInfo(settings.timezone)
-    # live attendance (rules.attendance): tallies kept as fixes are written, pushed for the
-    # keys that changed since the last push
-    book = AttendanceBook(settings.max_gap_s)
-    attendance_due: set[Key] = set()
-    timing = StepTimes("engineer_records")
 
-    # Engineer states (store.engineer_states): stored in the batch's transaction, the decoded
-    # ones kept in memory; forgotten whenever partitions move, so they never outlive ownership.
-    engineer_states = EngineerStates()
+    def writer() -> EngineerWriter:
+        """The engineer batches' writer and the engine, made on first use (inside the loop)."""
+        if "writer" not in ctx:
+            ctx["writer"] = EngineerWriter(settings, async_engine(settings), push_live)
+        return ctx["writer"]  # type: ignore[no-any-return]
+
+    def engine() -> AsyncEngine:
+        return writer().engine
 
     @app.on_partitions_revoked.connect
     async def drop_cache_revoked(sender: Any, *_: Any, **__: Any) -> None:
-        engineer_states.forget()
-        book.forget()
+        writer().forget()  # engineer states and tallies never outlive ownership
 
     @app.on_partitions_assigned.connect
     async def drop_cache_assigned(sender: Any, *_: Any, **__: Any) -> None:
-        engineer_states.forget()
-        book.forget()
+        writer().forget()
 
     @app.on_rebalance_complete.connect
     async def mark_ready(sender: Any, **_: Any) -> None:
@@ -152,13 +134,6 @@ def build_app(settings: Settings) -> faust.App:
         run = settings.data_dir / "run"
         run.mkdir(parents=True, exist_ok=True)
         (run / f"worker-{os.getpid()}.ready").write_text(str(time.time()))
-
-    def engine() -> AsyncEngine:
-        if "engine" not in ctx:
-            ctx["engine"] = async_engine(settings)
-            ctx["fences"] = FenceCache(ctx["engine"])
-            ctx["facts"] = EngineerFactsCache(ctx["engine"])
-        return ctx["engine"]  # type: ignore[no-any-return]
 
     async def push_live(events: list[dict[str, Any]]) -> None:
         for value in live_values(events):
@@ -202,54 +177,7 @@ def build_app(settings: Settings) -> faust.App:
         )
 
     async def engineer_batch(decoded: Decoded) -> None:
-        timing.start(len(decoded))
-        records = decoded.records
-        timing.count(len(records))
-        if not records:
-            return
-        engineer_ids = {r.engineer_id for r in records}  # type: ignore[union-attr]
-        engine()  # the caches live next to the engine
-        fences, facts, states = await asyncio.gather(
-            ctx_fences(engine), ctx["facts"].get(engineer_ids), read_states(engineer_ids)
-        )
-        timing.lap("read")
-        out = process_engineer_batch(
-            records, fences=fences, states=states, facts=facts, settings=settings
-        )
-        timing.lap("rules")
-        async with engine().begin() as conn:
-            # facts first (fixes, logs), then what is derived from them, in one transaction
-            await sinks.insert_new(conn, Fix, out.fixes)
-            await sinks.insert_new(conn, SupervisionLog, out.logs)
-            await sinks.insert_new(conn, OwnTracksEvent, out.ot_events)
-            await sinks.insert_new(conn, Transition, out.transitions)
-            await sinks.retract(conn, out.retracted)
-            unlogged = await unlogged_days(
-                conn, [(c.engineer_id, c.first, c.last) for c in out.day_checks]
-            )
-            alerts = out.alerts + missing_log_alerts(unlogged, tz)
-            new_alerts = await sinks.insert_alerts(conn, alerts)
-            plan = book.plan(on_site_fixes(out.fixes, fences.project_region))
-            recomputed = await attendance_tallies(
-                conn, max_gap_s=settings.max_gap_s, keys=sorted(plan.recompute)
-            )
-            timing.lap("sinks")
-            # Evidence chain (rules.evidence_chain): same transaction, idempotent.
-            await evidence_chain.append(
-                conn,
-                records,
-                allowed_lateness_s=settings.allowed_lateness_s,
-                timezone=settings.timezone,
-            )
-            timing.lap("evidence")
-            await save_states(conn, states, out.states)
-            timing.lap("state")
-        timing.lap("commit")
-        engineer_states.remember(out.states)
-        book.commit(plan, recomputed)
-        attendance_due.update(plan.regions)  # pushed by `push_attendance`
-        await push_live(out.live + [live_alert(a) for a in new_alerts])
-        timing.lap("live")
+        await writer().write(decoded.records)
 
     @app.agent(telemetry_topic)
     async def device_telemetry(stream: Any) -> Any:
@@ -307,20 +235,16 @@ def build_app(settings: Settings) -> faust.App:
 
     @app.timer(interval=10.0)
     async def report_timing() -> None:
-        line = timing.report()
+        line = writer().timing.report()
         if line:
             log.info("%s", line)
 
     @app.timer(interval=settings.attendance_push_interval_s)
     async def push_attendance() -> None:
-        """Live attendance of the keys that got on-site fixes since the last push, coalesced:
-        at most one message per key and interval, from the worker's tallies."""
-        if not attendance_due:
-            return
-        keys = sorted(attendance_due)
-        attendance_due.clear()
-        rows = (book.row(k, settings.min_minutes_present) for k in keys)
-        await push_live([{"type": "attendance", **r} for r in rows if r is not None])
+        """Live attendance of the keys that got on-site fixes since the last push."""
+        messages = writer().attendance_messages()
+        if messages:
+            await push_live(messages)
 
     @app.timer(interval=settings.offline_check_interval_s)
     @skip_while_db_down("device_offline check", log)
@@ -336,13 +260,6 @@ def build_app(settings: Settings) -> faust.App:
     async def retention() -> None:
         """Bounded growth: trim rows older than the retention settings (store/retention.py)."""
         await trim_old_rows(engine(), settings)
-
-    async def ctx_fences(_engine: Any) -> Any:
-        engine()
-        return await ctx["fences"].current()
-
-    async def read_states(engineer_ids: set[str]) -> dict[str, EngineerState]:
-        return await engineer_states.get(engine(), engineer_ids)
 
     return app
 

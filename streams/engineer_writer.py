@@ -1,0 +1,119 @@
+"""One batch of an engineer partition, from records to committed facts: the rules
+(rules.engineer_batch), then one transaction with the facts, what is derived from them and
+the evidence chain, then the live messages. An ordinary object with its dependencies passed
+in: the worker's agent calls it (streams.worker), and tests call it without Faust."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from config.settings import Settings
+from rules.alerts import live_alert
+from rules.attendance import AttendanceBook, Key, on_site_fixes
+from rules.day_close import missing_log_alerts
+from rules.engineer_batch import process_engineer_batch
+from store import evidence as evidence_chain
+from store.engineer_facts import EngineerFactsCache
+from store.engineer_states import EngineerStates
+from store.engineer_states import save as save_states
+from store.fence_cache import FenceCache
+from store.models import Fix, OwnTracksEvent, SupervisionLog, Transition
+from store.queries import attendance_tallies, unlogged_days
+from streams import sinks
+from streams.stats import StepTimes
+from wire.records import Record
+
+PushLive = Callable[[list[dict[str, Any]]], Awaitable[None]]
+
+
+@dataclass
+class EngineerWriter:
+    settings: Settings
+    engine: AsyncEngine
+    push_live: PushLive
+    fences: FenceCache = field(init=False)
+    facts: EngineerFactsCache = field(init=False)
+    # decoded engineer states, kept between batches; the worker forgets them on a rebalance
+    states: EngineerStates = field(default_factory=EngineerStates)
+    # live attendance (rules.attendance): tallies kept as fixes are written
+    book: AttendanceBook = field(init=False)
+    # the attendance keys that changed since the last live push (the worker's timer drains it)
+    attendance_due: set[Key] = field(default_factory=set)
+    timing: StepTimes = field(default_factory=lambda: StepTimes("engineer_records"))
+
+    def __post_init__(self) -> None:
+        self.fences = FenceCache(self.engine)
+        self.facts = EngineerFactsCache(self.engine)
+        self.book = AttendanceBook(self.settings.max_gap_s)
+        self._tz = ZoneInfo(self.settings.timezone)
+
+    def forget(self) -> None:
+        """Partitions moved: what is kept in memory may belong to another worker now."""
+        self.states.forget()
+        self.book.forget()
+
+    async def write(self, records: Sequence[Record]) -> None:
+        """Write one batch; idempotent, so a redelivered batch changes nothing."""
+        settings = self.settings
+        self.timing.start(len(records))
+        self.timing.count(len(records))
+        if not records:
+            return
+        engineer_ids = {r.engineer_id for r in records}  # type: ignore[union-attr]
+        fences, facts, states = await asyncio.gather(
+            self.fences.current(),
+            self.facts.get(engineer_ids),
+            self.states.get(self.engine, engineer_ids),
+        )
+        self.timing.lap("read")
+        out = process_engineer_batch(
+            records, fences=fences, states=states, facts=facts, settings=settings
+        )
+        self.timing.lap("rules")
+        async with self.engine.begin() as conn:
+            # facts first (fixes, logs), then what is derived from them, in one transaction
+            await sinks.insert_new(conn, Fix, out.fixes)
+            await sinks.insert_new(conn, SupervisionLog, out.logs)
+            await sinks.insert_new(conn, OwnTracksEvent, out.ot_events)
+            await sinks.insert_new(conn, Transition, out.transitions)
+            await sinks.retract(conn, out.retracted)
+            unlogged = await unlogged_days(
+                conn, [(c.engineer_id, c.first, c.last) for c in out.day_checks]
+            )
+            alerts = out.alerts + missing_log_alerts(unlogged, self._tz)
+            new_alerts = await sinks.insert_alerts(conn, alerts)
+            plan = self.book.plan(on_site_fixes(out.fixes, fences.project_region))
+            recomputed = await attendance_tallies(
+                conn, max_gap_s=settings.max_gap_s, keys=sorted(plan.recompute)
+            )
+            self.timing.lap("sinks")
+            # Evidence chain (rules.evidence_chain): same transaction, idempotent.
+            await evidence_chain.append(
+                conn,
+                records,
+                allowed_lateness_s=settings.allowed_lateness_s,
+                timezone=settings.timezone,
+            )
+            self.timing.lap("evidence")
+            await save_states(conn, states, out.states)
+            self.timing.lap("state")
+        self.timing.lap("commit")
+        self.states.remember(out.states)
+        self.book.commit(plan, recomputed)
+        self.attendance_due.update(plan.regions)
+        await self.push_live(out.live + [live_alert(a) for a in new_alerts])
+        self.timing.lap("live")
+
+    def attendance_messages(self) -> list[dict[str, Any]]:
+        """Live attendance of the keys that got on-site fixes since the last call, coalesced:
+        at most one message per key and call, from the tallies."""
+        keys = sorted(self.attendance_due)
+        self.attendance_due.clear()
+        rows = (self.book.row(k, self.settings.min_minutes_present) for k in keys)
+        return [{"type": "attendance", **r} for r in rows if r is not None]
