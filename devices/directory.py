@@ -49,18 +49,27 @@ class DirectoryCache:
         async with self._engine.connect() as conn:
             if stale_e:
                 rows = await conn.execute(
-                    select(Engineer.id, Engineer.sm2_public_key).where(Engineer.id.in_(stale_e))
+                    select(Engineer.id, Engineer.sm2_public_key, Engineer.retired_at).where(
+                        Engineer.id.in_(stale_e)
+                    )
                 )
-                found = {r.id: EngineerIdentity(r.id, r.sm2_public_key) for r in rows}
+                found = {
+                    r.id: EngineerIdentity(r.id, r.sm2_public_key, r.retired_at is not None)
+                    for r in rows
+                }
                 for i in stale_e:
                     self._engineers[i] = (now, found.get(i))
             if stale_d:
                 rows = await conn.execute(
-                    select(Device.id, Device.hmac_key_enc).where(Device.id.in_(stale_d))
+                    select(Device.id, Device.hmac_key_enc, Device.retired_at).where(
+                        Device.id.in_(stale_d)
+                    )
                 )
                 found_d = {
                     r.id: DeviceIdentity(
-                        r.id, bytes.fromhex(sm4_decrypt(self._key, r.hmac_key_enc))
+                        r.id,
+                        bytes.fromhex(sm4_decrypt(self._key, r.hmac_key_enc)),
+                        r.retired_at is not None,
                     )
                     for r in rows
                 }

@@ -35,8 +35,10 @@ from live_api.hub import Hub
 from live_api.routes import (
     accounts,
     devices,
+    engineer_lifecycle,
     engineers,
     facts,
+    filings,
     live,
     map_data,
     projects,
@@ -165,7 +167,16 @@ def create_app(settings: Settings) -> FastAPI:
             body = await metrics_text.exposition(state.gate, state.hub, conn)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    for resource in (accounts, tokens, regions, projects, engineers, devices):
+    for resource in (
+        accounts,
+        tokens,
+        regions,
+        projects,
+        engineers,
+        engineer_lifecycle,
+        filings,
+        devices,
+    ):
         app.include_router(resource.router)
     app.include_router(facts.router)
     app.include_router(live.router)

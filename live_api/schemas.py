@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from geofence.codes import normalise_code
+from rules.identifiers import credit_code_problem
 from wire.fields import ID_PATTERN as FIELDS_ID_PATTERN
 
 # wire.fields owns the pattern: what the registry takes, the ingest codecs take.
@@ -50,104 +51,6 @@ class ErrorOut(BaseModel):
     )
 
 
-# --- tokens --------------------------------------------------------------------------------
-
-
-class TokenCreate(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"role": "regulator", "region_code": "440300"}]}
-    )
-    role: Literal["admin", "regulator", "engineer", "vendor"]
-    region_code: RegionCode | None = Field(
-        default=None, description="regulator: the region it may see"
-    )
-    engineer_id: Id | None = Field(default=None, description="engineer: whose data it may see")
-    device_ids: list[Id] | None = Field(
-        default=None, max_length=10_000, description="vendor: the devices it may see"
-    )
-    expires_in_s: int | None = Field(
-        default=None,
-        ge=60,
-        le=10 * 365 * 86400,
-        description="seconds until it expires (none: until revoked)",
-    )
-
-
-class TokenOut(BaseModel):
-    token: str = Field(description="shown once; only its SHA-256 is stored")
-    role: str
-    id: int = Field(description="what `GET /api/tokens` and revocation name it by")
-    expires_at: dt.datetime | None = None
-
-
-class TokenInfo(BaseModel):
-    """A token as the admin sees it later: never the token itself."""
-
-    id: int
-    role: str
-    region_code: str | None
-    engineer_id: str | None
-    device_ids: list[str]
-    created_at: dt.datetime
-    expires_at: dt.datetime | None
-    revoked_at: dt.datetime | None
-    account: str | None = Field(default=None, description="the account that logged in for it")
-
-
-# --- accounts and the audit log (CONTRACT §6.2) ---------------------------------------------
-
-Password = Annotated[str, Field(min_length=12, max_length=256, description="12 to 256 characters")]
-
-
-class AccountCreate(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "username": "wang.li",
-                    "password": "correct horse battery",
-                    "role": "regulator",
-                    "region_code": "440300",
-                }
-            ]
-        }
-    )
-    username: Id
-    password: Password
-    role: Literal["admin", "regulator", "engineer", "vendor"]
-    region_code: RegionCode | None = None
-    engineer_id: Id | None = None
-    device_ids: list[Id] | None = Field(default=None, max_length=10_000)
-
-
-class AccountOut(BaseModel):
-    username: str
-    role: str
-    region_code: str | None
-    engineer_id: str | None
-    device_ids: list[str]
-    created_at: dt.datetime
-
-
-class Login(BaseModel):
-    username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=256)
-
-
-class LoginOut(BaseModel):
-    token: str = Field(description="a bearer token for this account, shown once")
-    expires_at: dt.datetime
-    role: str
-
-
-class AuditOut(BaseModel):
-    at: dt.datetime
-    actor: str = Field(description="`account:<username>` or `token:<id>`")
-    action: str
-    target: str
-    details: dict[str, Any]
-
-
 # --- engineers -----------------------------------------------------------------------------
 
 
@@ -182,6 +85,25 @@ class EngineerCreate(BaseModel):
     ce_hours: float = Field(default=0.0, ge=0, le=10_000, allow_inf_nan=False)
 
 
+class Employer(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    credit_code: str = Field(
+        min_length=18,
+        max_length=18,
+        description="unified social credit code (统一社会信用代码, GB 32100), check character "
+        "verified",
+        examples=["91350100M000100Y43"],
+    )
+
+    @field_validator("credit_code")
+    @classmethod
+    def _credit_code(cls, value: str) -> str:
+        problem = credit_code_problem(value.upper())
+        if problem:
+            raise ValueError(problem)
+        return value.upper()
+
+
 class EngineerOut(BaseModel):
     id: str
     name: str
@@ -191,6 +113,56 @@ class EngineerOut(BaseModel):
     phone: str | None = Field(description="masked: only the last 4 characters are shown")
     sm2_public_key: str | None
     ce_hours: float
+    cert_status_from: dt.date | None = None
+    cert_number: str | None = None
+    cert_valid_to: dt.date | None = None
+    employer: Employer | None = None
+    retired_at: dt.datetime | None = None
+
+
+class EngineerPatch(BaseModel):
+    """Any of these fields; null clears an optional one (CONTRACT §6.3)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"cert_status": "suspended", "cert_status_from": "2026-12-01"}]
+        },
+    )
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    registered_region: RegionCode | None = None
+    cert_status: Literal["valid", "suspended", "expired"] | None = None
+    cert_status_from: dt.date | None = Field(
+        default=None, description="the date the new status applies from (default: today)"
+    )
+    cert_number: str | None = Field(default=None, min_length=1, max_length=64)
+    cert_valid_to: dt.date | None = None
+    employer: Employer | None = None
+    phone: str | None = Field(default=None, min_length=1, max_length=32)
+    id_number: str | None = Field(default=None, min_length=1, max_length=64)
+    sm2_public_key: str | None = Field(default=None, max_length=200)
+    ce_hours: float | None = Field(default=None, ge=0, le=10_000, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _required_stay(self) -> EngineerPatch:
+        for name in ("name", "registered_region", "cert_status", "ce_hours"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be cleared")
+        for name in ("cert_status_from", "cert_valid_to"):
+            day = getattr(self, name)
+            if day is not None and not FIRST_PLAUSIBLE_DAY <= day <= LAST_PLAUSIBLE_DAY:
+                raise ValueError(
+                    f"{name} {day} is outside {FIRST_PLAUSIBLE_DAY}..{LAST_PLAUSIBLE_DAY}"
+                )
+        return self
+
+
+class Change(BaseModel):
+    at: dt.datetime
+    actor: str
+    changes: dict[str, list[Any]] = Field(
+        description="field: [before, after]; personal fields masked"
+    )
 
 
 class EngineerCreated(EngineerOut):
@@ -257,6 +229,12 @@ class FilingOut(BaseModel):
     valid_from: dt.date
     valid_to: dt.date
     project_id: str | None = None
+    revoked_on: dt.date | None = Field(default=None, description="not valid from this day on")
+
+
+class FilingRevoke(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    on: dt.date | None = Field(default=None, description="not valid from this day on (today)")
 
 
 # --- devices -------------------------------------------------------------------------------

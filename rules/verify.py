@@ -47,12 +47,14 @@ APP_SOURCES = frozenset({"owntracks", "owntracks-http", "osmand"})
 class EngineerIdentity:
     id: str
     sm2_public_key: str | None = None  # hex x||y, optional 04 prefix
+    retired: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class DeviceIdentity:
     id: str
     hmac_key: bytes = b""
+    retired: bool = False
 
 
 class Directory(Protocol):
@@ -154,6 +156,10 @@ def _check_engineer(
             f"engineer {record.engineer_id[:40]!r} is not registered; register it with "
             "POST /api/engineers first",
         )
+    if who.retired:
+        raise Rejected(
+            Reason.RETIRED, f"engineer {record.engineer_id[:40]!r} is retired: nothing new is taken"
+        )
     if not who.sm2_public_key:
         return
     data, sig = _signed(record, raw, "sig")
@@ -184,6 +190,10 @@ def _check_device(
             Reason.UNKNOWN_IDENTITY,
             f"device {record.device_id[:40]!r} is not registered; register it with "
             "POST /api/devices first",
+        )
+    if dev.retired:
+        raise Rejected(
+            Reason.RETIRED, f"device {record.device_id[:40]!r} is retired: nothing new is taken"
         )
     if not dev.hmac_key:
         return

@@ -1,9 +1,9 @@
 """Engineers' registered regions and filings for the stream worker, read once per engineer
-and kept until a filing is added (the newest `filings.id` moved) or `MAX_AGE_S` passed.
+and kept until a filing is added (the newest `filings.id` moved), an engineer or filing is
+changed through the API (a `registry` row in `change_log`), or `MAX_AGE_S` passed.
 
-Engineers and filings are only ever added through the API (no update, no delete), so the
-newest filing id is a complete version of what the rules read: an engineer registered later
-is simply not cached yet. The age limit bounds how long a change made by hand in SQL goes
+The two counters together are a complete version of what the rules read: an engineer
+registered later is simply not cached yet. The age limit bounds how long a change made by hand in SQL goes
 unnoticed. Before this cache every batch joined engineers and filings for all its engineers
 (docs/BENCHMARKS.md).
 """
@@ -25,12 +25,17 @@ MAX_ENGINEERS = 200_000  # beyond this the cache starts over
 
 FACTS_SQL = text(
     """
-    SELECT e.id, e.registered_region, f.region_code, f.valid_from, f.valid_to, f.project_id
+    SELECT e.id, e.registered_region, f.region_code, f.valid_from,
+           least(f.valid_to, f.revoked_on - 1) AS valid_to, f.project_id
     FROM engineers e LEFT JOIN filings f ON f.engineer_id = e.id
     WHERE e.id = ANY(CAST(:ids AS text[]))
     """
 )
-VERSION_SQL = text("SELECT coalesce(max(id), 0) FROM filings")
+# a new filing moves the first, a change of an engineer or a filing the second
+VERSION_SQL = text(
+    "SELECT (SELECT coalesce(max(id), 0) FROM filings)"
+    " + (SELECT coalesce(max(id), 0) FROM change_log WHERE kind = 'registry')"
+)
 
 
 class EngineerFactsCache:

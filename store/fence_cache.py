@@ -21,6 +21,9 @@ from store.models import ChangeLog, Project, Region
 log = logging.getLogger("sitewatch.store")
 
 
+FENCE_KINDS = ("projects", "regions")  # the changes that move a fence
+
+
 class FenceCache:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -29,7 +32,13 @@ class FenceCache:
     async def current(self) -> Fences:
         async with self._engine.connect() as conn:
             version = int(
-                (await conn.execute(select(func.coalesce(func.max(ChangeLog.id), 0)))).scalar_one()
+                (
+                    await conn.execute(
+                        select(func.coalesce(func.max(ChangeLog.id), 0)).where(
+                            ChangeLog.kind.in_(FENCE_KINDS)
+                        )
+                    )
+                ).scalar_one()
             )
             if self._current is not None and self._current.version == version:
                 return self._current

@@ -65,7 +65,9 @@ class Project(Base):
 
 
 class ChangeLog(Base):
-    """One row per change of fences or regions; workers rebuild their index when max(id) moves."""
+    """One row per change: `projects`/`regions` (workers rebuild their fence index when the
+    newest of these moves: store.fence_cache), `registry` (engineers and filings changed:
+    store.engineer_facts)."""
 
     __tablename__ = "change_log"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -88,6 +90,24 @@ class Engineer(Base):
     # SHA-256 of the MQTT password (a random 144-bit token): OwnTracks HTTP's Basic auth
     ingest_password_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())
+    # registry lifecycle (CONTRACT §6.3)
+    cert_status_from: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    cert_number: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    cert_valid_to: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    employer_name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    employer_credit_code: Mapped[str | None] = mapped_column(String(18), nullable=True)
+    retired_at: Mapped[dt.datetime | None] = mapped_column(TS, nullable=True)
+
+
+class CertStatusChange(Base):
+    """An engineer's certificate status from a date on: the history the rules read by date."""
+
+    __tablename__ = "cert_status_history"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    engineer_id: Mapped[str] = mapped_column(ForeignKey("engineers.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    from_date: Mapped[dt.date] = mapped_column(Date)
+    recorded_at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())
 
 
 class Phone(Base):
@@ -110,6 +130,7 @@ class Device(Base):
     thresholds: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     hmac_key_enc: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())
+    retired_at: Mapped[dt.datetime | None] = mapped_column(TS, nullable=True)
 
 
 class Filing(Base):
@@ -121,6 +142,8 @@ class Filing(Base):
     valid_to: Mapped[dt.date] = mapped_column(Date)
     project_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())
+    # revoked: no longer valid from this local date on (CONTRACT §6.3)
+    revoked_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
 
 
 class Token(Base):

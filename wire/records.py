@@ -50,6 +50,7 @@ class Reason(StrEnum):
     TOPIC_MISMATCH = "topic_mismatch"
     IGNORED_TYPE = "ignored_type"
     UNKNOWN_IDENTITY = "unknown_identity"
+    RETIRED = "retired"
     UNAUTHENTICATED = "unauthenticated"
     UNSIGNED = "unsigned"
     BAD_SIGNATURE = "bad_signature"
@@ -78,6 +79,8 @@ REASON_DESCRIPTIONS: dict[str, str] = {
     Reason.IGNORED_TYPE: "A well-formed message of a type SiteWatch does not use (OwnTracks "
     "card, waypoint, cmd ...). Logged, not an error of the sender.",
     Reason.UNKNOWN_IDENTITY: "The engineer or device is not registered.",
+    Reason.RETIRED: "The engineer or device was retired (DELETE /api/engineers/{id} or "
+    "/api/devices/{id}); it is kept for history and takes no new messages.",
     Reason.UNAUTHENTICATED: "An HTTP ingest request without valid credentials (OwnTracks HTTP: "
     "Basic auth with the engineer id and its MQTT password).",
     Reason.UNSIGNED: "The identity has a key but the message carries no sig / mac.",

@@ -18,7 +18,8 @@ from sqlalchemy import func, insert, select
 
 from ingest.http_routes import client_address
 from ingest.rate_limits import RateLimits
-from live_api import audit, schemas
+from live_api import audit
+from live_api import identity_schemas as schemas
 from live_api.auth import hash_password, hash_token, new_token, password_matches
 from live_api.deps import Admin, Conn, SettingsDep, error_response
 from live_api.routes.registry import IDENTITY_KINDS, already_exists, identity_taken

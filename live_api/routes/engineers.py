@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -28,6 +28,7 @@ from live_api.routes.registry import (
     _new_identity,
     _personal_key,
     already_exists,
+    etag,
     identity_taken,
     masked,
 )
@@ -51,6 +52,15 @@ def engineer_out(row: Any) -> schemas.EngineerOut:
         phone=masked(7, row.phone_last4, row.phone_enc),
         sm2_public_key=row.sm2_public_key,
         ce_hours=row.ce_hours,
+        cert_status_from=row.cert_status_from,
+        cert_number=row.cert_number,
+        cert_valid_to=row.cert_valid_to,
+        employer=(
+            schemas.Employer(name=row.employer_name, credit_code=row.employer_credit_code)
+            if row.employer_name and row.employer_credit_code
+            else None
+        ),
+        retired_at=row.retired_at,
     )
 
 
@@ -216,14 +226,28 @@ async def _may_see_engineer(conn: Any, caller: Caller, row: Any) -> bool:
     response_model=schemas.EngineerOut,
     tags=["engineers"],
 )
-async def get_engineer(engineer_id: str, conn: Conn, caller: CurrentCaller) -> schemas.EngineerOut:
-    """The engineer, personal fields masked."""
-    row = (await conn.execute(select(Engineer).where(Engineer.id == engineer_id))).first()
+async def get_engineer(
+    engineer_id: str, conn: Conn, caller: CurrentCaller, response: Response
+) -> schemas.EngineerOut:
+    """The engineer, personal fields masked; `ETag` for a later `PATCH` with `If-Match`."""
+    row = await visible_engineer(conn, caller, engineer_id)
+    out = engineer_out(row)
+    response.headers["ETag"] = etag(out)
+    return out
+
+
+async def visible_engineer(
+    conn: Any, caller: Caller, engineer_id: str, *, for_update: bool = False
+) -> Any:
+    """The engineer's row, or the 403/404 of one the caller may not see; `for_update` locks
+    it for the transaction (a change checked against If-Match cannot race another)."""
+    query = select(Engineer).where(Engineer.id == engineer_id)
+    row = (await conn.execute(query.with_for_update() if for_update else query)).first()
     if row is None:
         raise unknown(caller, "engineer", engineer_id)
     if not await _may_see_engineer(conn, caller, row):
         raise HTTPException(403, f"engineer {engineer_id!r} is outside your region or role")
-    return engineer_out(row)
+    return row
 
 
 @router.post(

@@ -7,12 +7,15 @@ Scoping (docs/registry.md): single resources answer 403 outside the caller's rol
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from typing import Any
 
+import orjson
 from fastapi import HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel
 from sqlalchemy import func, select, text
 
 from devices.broker import BrokerError
@@ -22,6 +25,7 @@ from live_api.deps import (
 )
 from store.models import (
     Account,
+    AuditEntry,
     Device,
     Engineer,
     Project,
@@ -95,3 +99,52 @@ async def _new_identity(request: Request, kind: str, identity: str) -> str:
             503, f"the MQTT broker did not take the {kind}'s identity ({exc}); retry"
         ) from exc
     return password
+
+
+def etag(obj: BaseModel) -> str:
+    """A strong ETag of an object as the API shows it: any change shows as a new tag."""
+    raw = orjson.dumps(obj.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    return '"' + hashlib.sha256(raw).hexdigest()[:32] + '"'
+
+
+def check_if_match(request: Request, kind: str, ident: str, current: str) -> None:
+    """412 when the request's If-Match names another version than `current` (CONTRACT §6.3:
+    a change made on a stale read is refused instead of overwriting the one in between)."""
+    wanted = request.headers.get("if-match")
+    if wanted is None or wanted.strip() == "*":
+        return
+    tags = {t.strip().removeprefix("W/") for t in wanted.split(",")}
+    if current not in tags:
+        raise HTTPException(
+            412,
+            f"{kind} {ident!r} changed since you read it (its ETag is now {current}): "
+            "read it again and reapply your change",
+        )
+
+
+def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
+    """The fields that changed: {field: [before, after]} (values as the API shows them)."""
+    return {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
+
+
+async def change_history(conn: Any, kind: str, ident: str) -> list[schemas.Change]:
+    """An object's changes, from the audit log (live_api.audit): created, changed, retired."""
+    rows = await conn.execute(
+        select(AuditEntry)
+        .where(
+            AuditEntry.target == f"{kind}:{ident}",
+            AuditEntry.action.in_([f"{kind}.create", f"{kind}.update", f"{kind}.retire"]),
+        )
+        .order_by(AuditEntry.id)
+    )
+    out = []
+    for r in rows:
+        details = r.details or {}
+        if r.action.endswith(".create"):
+            changes = {k: [None, v] for k, v in details.items() if v is not None}
+        elif r.action.endswith(".retire"):
+            changes = {"retired_at": [None, r.at.isoformat()]}
+        else:
+            changes = details.get("changes", {})
+        out.append(schemas.Change(at=r.at, actor=r.actor, changes=changes))
+    return out

@@ -9,7 +9,8 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from sqlalchemy import func, insert, select, update
 
-from live_api import audit, schemas
+from live_api import audit
+from live_api import identity_schemas as schemas
 from live_api.auth import hash_token, new_token
 from live_api.deps import (
     Admin,
