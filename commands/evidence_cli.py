@@ -157,7 +157,7 @@ def _verify_db(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
                 )
                 out = result.as_dict()
                 if problems:
-                    out.setdefault("seals", {})["rejected_files"] = problems[:20]
+                    out["seals"] = {**dict(result.seals or {}), "rejected_files": problems[:20]}
                 return out
         except _Unavailable:
             raise

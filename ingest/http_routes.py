@@ -11,6 +11,7 @@ are answered 429 with Retry-After (phones send them again later) and not kept.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import time
 from dataclasses import replace
 from typing import Any
@@ -38,7 +39,15 @@ async def _admit(request: Request, path: str, payload: bytes, decoded: Record | 
 
 
 def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The source address a limit counts: the IPv4 address, or the /64 of an IPv6 one (a
+    single host commonly holds a whole /64 and could otherwise rotate through it)."""
+    host = request.client.host if request.client else "unknown"
+    if ":" in host:
+        try:
+            return str(ipaddress.ip_network(f"{host}/64", strict=False))
+        except ValueError:
+            return host
+    return host
 
 
 def limit(request: Request, name: str, key: str) -> None:

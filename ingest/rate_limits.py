@@ -54,6 +54,10 @@ class RateLimits:
             return None
         return self._refused(name, key)
 
+    def clear(self, name: str, key: str) -> None:
+        """Forget what `key` used of the limit `name` (a successful login clears its failures)."""
+        self._limiter.clear(self._items[name], name, key)
+
     def _refused(self, name: str, key: str) -> Refused:
         item = self._items[name]
         stats = self._limiter.get_window_stats(item, name, key)

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import logging
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -33,9 +34,11 @@ class Sealer:
         self.settings = settings
         self.engine = engine
         self.directory = seal_store.seal_dir(settings)
-        self.sealed: dict[str, int] = {}  # chain -> last sealed seq, since this start
-        # alert chains that moved since then (a margin for transactions still open then)
-        self.alerts_since = dt.datetime.fromtimestamp(0, dt.UTC)
+        self.sealed: dict[str, int] = {}  # engineer -> last sealed seq, since this start
+        # alert chains that moved since the last seal (with a margin for transactions still
+        # open then); on start, since the newest seal on disk
+        self.alerts_since = seal_store.newest_seal_time(self.directory) - ALERT_MARGIN
+        self._lock = asyncio.Lock()  # the timer and POST /api/evidence/seal never overlap
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -57,17 +60,23 @@ class Sealer:
 
     async def seal_once(self) -> tuple[Path | None, int]:
         """Seal what moved: the file written (None when nothing did) and its head count."""
+        async with self._lock:
+            return await self._seal()
+
+    async def _seal(self) -> tuple[Path | None, int]:
         started = dt.datetime.now(dt.UTC)
         async with self.engine.connect() as conn:
-            heads = await seal_store.final_heads(conn, self.settings.allowed_lateness_s)
-            heads += await alert_events.changed_heads(conn, self.alerts_since)
-        self.alerts_since = started - ALERT_MARGIN
-        moved = [h for h in heads if self.sealed.get(h.engineer_id) != h.seq]
+            engineers = await seal_store.final_heads(conn, self.settings.allowed_lateness_s)
+            alerts = await alert_events.changed_heads(conn, self.alerts_since)
+        moved = [h for h in engineers if self.sealed.get(h.engineer_id) != h.seq] + alerts
         if not moved:
+            self.alerts_since = started - ALERT_MARGIN
             return None, 0
         seal = make_seal(self.key.private_hex, self.key.public_hex, time.time(), moved)
         path = await asyncio.to_thread(seal_store.write_seal, self.directory, seal)
-        self.sealed.update((h.engineer_id, h.seq) for h in moved)
+        # only once written: a failed round reads the same heads again next time
+        self.alerts_since = started - ALERT_MARGIN
+        self.sealed.update((h.engineer_id, h.seq) for h in engineers)
         if self.settings.seal_push_url:
             await asyncio.to_thread(self._push, seal)
         log.info("sealed %d evidence chain heads in %s", len(moved), path.name)
@@ -84,4 +93,12 @@ class Sealer:
             with urllib.request.urlopen(request, timeout=10):
                 pass
         except OSError as exc:
-            log.warning("seal not pushed to %s: %s", self.settings.seal_push_url, exc)
+            log.warning("seal not pushed to %s: %s", _redacted(self.settings.seal_push_url), exc)
+
+
+def _redacted(url: str) -> str:
+    """The push URL without user, password or query (any of them may hold a secret)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urllib.parse.urlunsplit((parts.scheme, host + port, parts.path, "", ""))

@@ -117,6 +117,8 @@ def check(
         return AlertCheck(alert_id, False, len(events), prev, seq, reason, message)
     if not decoded:
         return AlertCheck(alert_id, alert is None, 0, prev, 1, "not_chained", "no events")
+    if decoded[0].get("event") != "open":
+        return AlertCheck(alert_id, False, len(events), prev, 1, "not_chained", "no open event")
     statuses = [d for d in decoded if d.get("event") in STATUS_EVENTS]
     last = statuses[-1]["event"] if statuses else None
     n = len(events)
@@ -131,7 +133,8 @@ def check(
                 alert_id, False, n, prev, 1, "fact_mismatch", f"its {field} is not what opened it"
             )
     timed = [d for d in decoded if d.get("event") in ("open", "revised")]
-    if abs(_epoch(alert["ts"]) - float(timed[-1]["ts"])) > 1e-3:
+    chained_ts = timed[-1].get("ts")
+    if not isinstance(chained_ts, int | float) or abs(_epoch(alert["ts"]) - chained_ts) > 1e-3:
         return AlertCheck(alert_id, False, n, prev, n, "fact_mismatch", "its event time moved")
     if alert.get("status") != last:
         return AlertCheck(
@@ -183,7 +186,10 @@ def _links(
 
 
 def _json(raw: bytes) -> dict[str, Any]:
-    value = json.loads(raw)
+    try:
+        value = json.loads(raw)
+    except ValueError:  # bytes that link but are no JSON: what they say matches nothing
+        return {}
     return value if isinstance(value, dict) else {}
 
 

@@ -30,6 +30,14 @@ async def _chain(conn: AsyncConnection, events: Sequence[tuple[str, dict[str, An
         return
     ids = sorted({alert_id for alert_id, _ in events})
     heads = {r.alert_id: (int(r.seq), r.hash) for r in await conn.execute(HEADS_SQL, {"ids": ids})}
+    # an alert raised before alerts were chained starts its chain with what it says now
+    unchained = [i for i in ids if i not in heads]
+    first = {alert_id: event for alert_id, event in reversed(events)}
+    older = [i for i in unchained if first[i]["event"] != "open"]
+    if older:
+        rows_now = await conn.execute(select(Alert).where(Alert.id.in_(older)))
+        opening = [(r.id, alert_chain.open_event(dict(r._mapping))) for r in rows_now]
+        events = [*opening, *events]
     rows = []
     for alert_id, event in events:
         seq, prev = heads.get(alert_id, (0, alert_chain.genesis_hash(alert_id)))

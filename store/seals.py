@@ -3,6 +3,7 @@ final heads to seal, the key that signs them, the files they are kept in."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import time
@@ -60,11 +61,25 @@ async def final_heads(conn: AsyncConnection, lateness_s: float) -> list[SealedHe
     return [SealedHead(r.engineer_id, int(r.seq), r.hash) for r in rows]
 
 
+def newest_seal_time(directory: Path) -> dt.datetime:
+    """When the newest seal in `directory` was made (from its name); the epoch when none."""
+    newest = max((p.name for p in directory.glob("seal-*.json")), default="")
+    try:
+        found = dt.datetime.strptime(newest[5:21], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return dt.datetime.fromtimestamp(0, dt.UTC)
+    return min(found, dt.datetime.now(dt.UTC))  # a name from the future moves nothing
+
+
 def write_seal(directory: Path, seal: dict[str, Any]) -> Path:
-    """One file per seal, written whole (a temporary name, then renamed)."""
+    """One file per seal, written whole (a temporary name, then renamed), never over another."""
     directory.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(seal["sealed_at"]))
-    path = directory / f"seal-{stamp}-{int(seal['sealed_at'] * 1000) % 1000:03d}.json"
+    n = int(seal["sealed_at"] * 1000) % 1000
+    path = directory / f"seal-{stamp}-{n:03d}.json"
+    while path.exists():
+        n += 1
+        path = directory / f"seal-{stamp}-{n:03d}.json"
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(seal, ensure_ascii=False))
     tmp.replace(path)

@@ -15,6 +15,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ingest.http_routes import client_address
 from ingest.rate_limits import RateLimits
@@ -27,8 +28,19 @@ from live_api.routes.tokens import check_scope
 from store.models import Account, AuditEntry, Token
 
 router = APIRouter(prefix="/api")
-# Argon2id holds 64 MiB per hash: at most this many at once, whatever the request rate
-_HASHING = asyncio.Semaphore(2)
+
+
+class _Hashing:
+    """Argon2id holds 64 MiB per hash: at most two at once, whatever the request rate, and at
+    most MAX_WAITING requests waiting for them (more are told to come back)."""
+
+    def __init__(self) -> None:
+        self.slots = asyncio.Semaphore(2)
+        self.waiting = 0
+
+
+_hashing = _Hashing()
+MAX_WAITING = 16
 SINCE = Query(default=None, description="entries at or after this time (with its zone)")
 
 LOGIN_ANSWERS: dict[int | str, dict[str, Any]] = {
@@ -48,7 +60,7 @@ async def create_account(
     taken = await identity_taken(conn, body.username, kinds=IDENTITY_KINDS)
     if taken:
         raise HTTPException(409, already_exists(body.username, taken))
-    async with _HASHING:
+    async with _hashing.slots:
         password_hash = await run_in_threadpool(hash_password, body.password)
     row = (
         await conn.execute(
@@ -100,57 +112,67 @@ def _account_out(row: Any) -> schemas.AccountOut:
     responses=LOGIN_ANSWERS,
     openapi_extra={"security": []},
 )
-async def login(body: schemas.Login, request: Request, conn: Conn, settings: SettingsDep) -> Any:
+async def login(body: schemas.Login, request: Request, settings: SettingsDep) -> Any:
     """A bearer token for an account, valid `SITEWATCH_LOGIN_TOKEN_TTL_S` (8 hours). Wrong
     credentials are 401 whichever part was wrong; failed attempts are recorded in the audit
     log and limited per username and per address (429 with Retry-After)."""
     limits: RateLimits = request.app.state.rate_limits
     address = client_address(request)
     username = body.username.lower()
-    # every attempt counts for the address (checking a password costs 64 MiB for a while),
-    # failures only for the username
-    refused = limits.take("login_address", address) or limits.exhausted("login_username", username)
+    # a unit of both limits is taken before the password is checked, so parallel guesses
+    # cannot all pass; a successful login gives the username's back
+    refused = limits.take("login_address", address) or limits.take("login_username", username)
     if refused is not None:
         return _error(429, refused.message, {"Retry-After": str(refused.retry_after_s)})
-    row = (
-        await conn.execute(select(Account).where(func.lower(Account.username) == username))
-    ).first()
-    async with _HASHING:
-        ok = await run_in_threadpool(
-            password_matches, row.password_hash if row else None, body.password
-        )
-    if row is None or not ok:
-        limits.take("login_username", username)
-        # answered, not raised: the audit entry must be committed with the refusal
-        await audit.record(
-            conn, "anonymous", "login.failed", f"account:{body.username}", address=address
-        )
-        return _error(401, "wrong username or password", {"WWW-Authenticate": "Bearer"})
-    token = new_token()
-    expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=settings.login_token_ttl_s)
-    token_id = (
-        await conn.execute(
-            insert(Token)
-            .values(
-                token_hash=hash_token(token),
-                role=row.role,
-                region_code=row.region_code,
-                engineer_id=row.engineer_id,
-                device_ids=list(row.device_ids or []),
-                expires_at=expires_at,
-                account=row.username,
+    if _hashing.waiting >= MAX_WAITING:
+        return _error(429, "too many sign-ins at once; retry in a moment", {"Retry-After": "2"})
+    engine: AsyncEngine = request.app.state.engine
+    # no database connection is held while the password is checked: a burst of sign-ins must
+    # not take the pool that ingest and the API share
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(select(Account).where(func.lower(Account.username) == username))
+        ).first()
+    _hashing.waiting += 1
+    try:
+        async with _hashing.slots:
+            ok = await run_in_threadpool(
+                password_matches, row.password_hash if row else None, body.password
             )
-            .returning(Token.id)
+    finally:
+        _hashing.waiting -= 1
+    async with engine.begin() as conn:
+        if row is None or not ok:
+            await audit.record(
+                conn, "anonymous", "login.failed", f"account:{body.username}", address=address
+            )
+            return _error(401, "wrong username or password", {"WWW-Authenticate": "Bearer"})
+        limits.clear("login_username", username)
+        token = new_token()
+        expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=settings.login_token_ttl_s)
+        token_id = (
+            await conn.execute(
+                insert(Token)
+                .values(
+                    token_hash=hash_token(token),
+                    role=row.role,
+                    region_code=row.region_code,
+                    engineer_id=row.engineer_id,
+                    device_ids=list(row.device_ids or []),
+                    expires_at=expires_at,
+                    account=row.username,
+                )
+                .returning(Token.id)
+            )
+        ).scalar_one()
+        await audit.record(
+            conn,
+            f"account:{row.username}",
+            "login",
+            f"account:{row.username}",
+            token_id=token_id,
+            address=address,
         )
-    ).scalar_one()
-    await audit.record(
-        conn,
-        f"account:{row.username}",
-        "login",
-        f"account:{row.username}",
-        token_id=token_id,
-        address=address,
-    )
     return schemas.LoginOut(token=token, expires_at=expires_at, role=row.role)
 
 

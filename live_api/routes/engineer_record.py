@@ -227,7 +227,7 @@ async def evidence_verify(
     )
     out = result.as_dict()
     if problems:  # a seal file altered or signed by another key: never trusted, always said
-        out.setdefault("seals", {})["rejected_files"] = problems[:20]
+        out["seals"] = {**dict(result.seals or {}), "rejected_files": problems[:20]}
     return out
 
 

@@ -112,7 +112,9 @@ async def list_alerts(
 async def _transition(
     conn: Any, caller: Caller, alert_id: str, status: str, note: str | None
 ) -> dict[str, Any]:
-    row = (await conn.execute(select(Alert).where(Alert.id == alert_id))).first()
+    # locked: two changes of one alert at once (two regulators, or the worker closing it)
+    # see each other's result instead of both passing the checks below
+    row = (await conn.execute(select(Alert).where(Alert.id == alert_id).with_for_update())).first()
     if row is None:
         raise unknown(caller, "alert", alert_id)
     if caller.role not in ("admin", "regulator") or not caller.sees_region(row.region_code):
@@ -191,16 +193,23 @@ async def verify_alert(
     if row is not None and not caller.sees_region(row.region_code):
         raise HTTPException(403, f"alert {alert_id!r} is outside your region or role")
     key = seal_store.seal_key(settings, make=False)
-    seals, _problems = (
+    seals, problems = (
         await run_in_threadpool(
             seal_store.load_seals, seal_store.seal_dir(settings), key.public_hex
         )
         if key
         else ([], [])
     )
-    return await alert_events.verify(
+    out = await alert_events.verify(
         conn, alert_id, retention_days=settings.retention_days, seals=seals
     )
+    if problems:  # a seal file altered or signed by another key: never trusted, always said
+        seal_info = out.get("seals")
+        out["seals"] = {
+            **(seal_info if isinstance(seal_info, dict) else {}),
+            "rejected_files": problems[:20],
+        }
+    return out
 
 
 @router.get("/attendance", response_model=list[schemas.AttendanceOut], tags=["attendance"])
