@@ -74,7 +74,12 @@ def test_a_consistent_rewrite_after_a_seal_is_named(sw: StackClient, running_sta
     with sw.api() as api:
         r = api.post(
             "/api/engineers",
-            json={"id": engineer_id, "name": "封存", "registered_region": "440305"},
+            json={
+                "id": engineer_id,
+                "name": "封存",
+                "registered_region": "440305",
+                "cert_status": "valid",
+            },
         )
     assert r.status_code == 201, r.text
     password = r.json()["mqtt_password"]
@@ -168,7 +173,12 @@ def test_an_alert_and_its_handling_are_chained_and_sealed(sw: StackClient) -> No
         assert api.post("/api/projects", json=site(project_id, lon, lat)).status_code == 201
         r = api.post(  # registered in Guangzhou, no filing for Shenzhen: cross_region_unfiled
             "/api/engineers",
-            json={"id": engineer_id, "name": "跨区", "registered_region": "440100"},
+            json={
+                "id": engineer_id,
+                "name": "跨区",
+                "registered_region": "440100",
+                "cert_status": "valid",
+            },
         )
         assert r.status_code == 201, r.text
         regulator = api.post(

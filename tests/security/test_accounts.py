@@ -85,7 +85,12 @@ def test_accounts_share_the_namespace_of_every_identity(sw: StackClient) -> None
     with sw.api() as api:
         r = api.post(
             "/api/engineers",
-            json={"id": engineer, "name": "Ns", "registered_region": "440300"},
+            json={
+                "id": engineer,
+                "name": "Ns",
+                "registered_region": "440300",
+                "cert_status": "valid",
+            },
         )
         assert r.status_code == 201, r.text
         for taken in (engineer, engineer.upper(), "sitewatch-admin"):
@@ -96,7 +101,13 @@ def test_accounts_share_the_namespace_of_every_identity(sw: StackClient) -> None
     username = _account(sw, role="admin")
     with sw.api() as api:
         r = api.post(
-            "/api/engineers", json={"id": username, "name": "Clash", "registered_region": "440300"}
+            "/api/engineers",
+            json={
+                "id": username,
+                "name": "Clash",
+                "registered_region": "440300",
+                "cert_status": "valid",
+            },
         )
     assert r.status_code == 409, r.text
 
@@ -128,6 +139,7 @@ def test_changes_and_sign_ins_are_audited_with_a_named_actor(sw: StackClient) ->
                 "id": engineer,
                 "name": "Audit",
                 "registered_region": "440300",
+                "cert_status": "valid",
                 "id_number": "110101199003077777",
                 "phone": "13800138000",
             },

@@ -42,6 +42,7 @@ def _osmand_id(sw: StackClient) -> str:
                 "id": f"E-rl-{uuid.uuid4().hex[:8]}",
                 "name": "Rl",
                 "registered_region": "440300",
+                "cert_status": "valid",
             },
         )
     assert r.status_code == 201, r.text

@@ -50,7 +50,12 @@ def test_a_batch_is_written_once_without_faust(sw: StackClient) -> None:
         assert api.post("/api/projects", json=site(project_id, LON, LAT)).status_code == 201
         r = api.post(  # registered elsewhere without a filing: the batch raises an alert
             "/api/engineers",
-            json={"id": engineer_id, "name": "批", "registered_region": "440100"},
+            json={
+                "id": engineer_id,
+                "name": "批",
+                "registered_region": "440100",
+                "cert_status": "valid",
+            },
         )
         assert r.status_code == 201, r.text
     settings = Settings(database_url=sw.endpoints["database"], data_dir=sw.endpoints["data_dir"])
