@@ -34,6 +34,7 @@ from live_api.health import HealthMonitor
 from live_api.hub import Hub
 from live_api.routes import (
     accounts,
+    device_lifecycle,
     devices,
     engineer_lifecycle,
     engineers,
@@ -176,6 +177,7 @@ def create_app(settings: Settings) -> FastAPI:
         engineer_lifecycle,
         filings,
         devices,
+        device_lifecycle,
     ):
         app.include_router(resource.router)
     app.include_router(facts.router)

@@ -287,6 +287,27 @@ class DeviceOut(BaseModel):
     report_interval_s: float
     thresholds: dict[str, Any]
     region_code: str | None = Field(default=None, description="the region of its project")
+    retired_at: dt.datetime | None = None
+
+
+class DevicePatch(BaseModel):
+    """Any of these fields (CONTRACT §6.3); `thresholds` replaces the whole set."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"thresholds": {"wind_ms": {"max": 18}}}]}
+    )
+    thresholds: dict[Annotated[str, Field(min_length=1, max_length=64)], Limits] | None = Field(
+        default=None, max_length=200
+    )
+    report_interval_s: float | None = Field(default=None, gt=0, le=30 * 86400, allow_inf_nan=False)
+    project_id: Id | None = None
+
+    @model_validator(mode="after")
+    def _required_stay(self) -> DevicePatch:
+        for name in self.model_fields_set:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be cleared")
+        return self
 
 
 class DeviceCreated(DeviceOut):

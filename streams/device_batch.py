@@ -263,6 +263,7 @@ DEVICES_SQL = text(
     FROM devices d
     JOIN projects p ON p.id = d.project_id
     LEFT JOIN device_last_seen s ON s.device_id = d.id
+    WHERE d.retired_at IS NULL  -- a retired device is silent on purpose
     """
 )
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from sqlalchemy import or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -28,6 +28,7 @@ from live_api.routes.registry import (
     _new_identity,
     _personal_key,
     already_exists,
+    etag,
     identity_taken,
 )
 from store.models import (
@@ -106,6 +107,7 @@ def _device_query(caller: Caller) -> Any:
             Device.kind,
             Device.report_interval_s,
             Device.thresholds,
+            Device.retired_at,
             Project.region_code,
         )
         .join(Project, Project.id == Device.project_id)
@@ -133,6 +135,7 @@ def _device_out(row: Any) -> schemas.DeviceOut:
         report_interval_s=row.report_interval_s,
         thresholds=row.thresholds or {},
         region_code=row.region_code,
+        retired_at=row.retired_at,
     )
 
 
@@ -159,14 +162,27 @@ async def list_devices(
     response_model=schemas.DeviceOut,
     tags=["devices"],
 )
-async def get_device(device_id: str, conn: Conn, caller: CurrentCaller) -> schemas.DeviceOut:
-    exists = (await conn.execute(select(Device.id).where(Device.id == device_id))).first()
-    if exists is None:
+async def get_device(
+    device_id: str, conn: Conn, caller: CurrentCaller, response: Response
+) -> schemas.DeviceOut:
+    """The device (never its key); `ETag` for a later `PATCH` with `If-Match`."""
+    out = _device_out(await visible_device(conn, caller, device_id))
+    response.headers["ETag"] = etag(out)
+    return out
+
+
+async def visible_device(
+    conn: Any, caller: Caller, device_id: str, *, for_update: bool = False
+) -> Any:
+    """The device's row (with its project's region), or the 403/404 of one the caller may not
+    see; `for_update` locks the device row for the transaction."""
+    exists = select(Device.id).where(Device.id == device_id)
+    if (await conn.execute(exists.with_for_update() if for_update else exists)).first() is None:
         raise unknown(caller, "device", device_id)
     row = (await conn.execute(_device_query(caller).where(Device.id == device_id))).first()
     if row is None:
         raise HTTPException(403, f"device {device_id!r} is outside your region or role")
-    return _device_out(row)
+    return row
 
 
 @router.post(

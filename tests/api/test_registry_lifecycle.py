@@ -188,3 +188,52 @@ def test_filings_are_listed_in_scope_and_revoked_from_a_day(sw: StackClient) -> 
         with sw.api(token) as api:
             listed = api.get("/api/filings", params={"engineer_id": eng["id"]}).json()
         assert [f["id"] for f in listed] == expected
+
+
+def test_a_device_is_changed_on_a_fresh_read_and_retired_without_raising_offline(
+    sw: StackClient,
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    project_id, device_id = f"LC-DP-{tag}", f"LC-D-{tag}"
+    with sw.api() as api:
+        assert api.post("/api/projects", json=site(project_id, LON + 0.03, LAT)).status_code == 201
+        r = api.post(
+            "/api/devices",
+            json={
+                "id": device_id,
+                "project_id": project_id,
+                "kind": "dust",
+                "report_interval_s": 600,
+                "thresholds": {"pm10": {"max": 150}},
+            },
+        )
+        assert r.status_code == 201, r.text
+        tag0 = api.get(f"/api/devices/{device_id}").headers["etag"]
+        r = api.patch(
+            f"/api/devices/{device_id}",
+            json={"thresholds": {"pm10": {"max": 120}}, "report_interval_s": 300},
+            headers={"If-Match": tag0},
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["thresholds"] == {"pm10": {"max": 120}}
+        stale = api.patch(
+            f"/api/devices/{device_id}", json={"report_interval_s": 5}, headers={"If-Match": tag0}
+        )
+        assert stale.status_code == 412
+        assert (
+            api.patch(f"/api/devices/{device_id}", json={"project_id": "nope"}).status_code == 422
+        )
+        assert api.delete(f"/api/devices/{device_id}").status_code == 204
+        assert api.get(f"/api/devices/{device_id}").json()["retired_at"]
+        # never heard from, now expected every second: offline within seconds, were it not
+        # retired
+        r = api.patch(f"/api/devices/{device_id}", json={"report_interval_s": 1})
+        assert r.status_code == 200, r.text
+        changes = api.get(f"/api/devices/{device_id}/changes").json()
+    assert [sorted(c["changes"]) for c in changes][1:] == [
+        ["report_interval_s", "thresholds"],
+        ["retired_at"],
+        ["report_interval_s"],
+    ]
+    time.sleep(12)  # two rounds of the offline check (SITEWATCH_OFFLINE_CHECK_INTERVAL_S, 5 s)
+    assert sw.sql("SELECT count(*) FROM alerts WHERE device_id = %s", device_id)[0][0] == 0
