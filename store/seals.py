@@ -108,3 +108,12 @@ def load_seals(directory: Path, public_key: str) -> tuple[list[Seal], list[str]]
 
 
 _verified: dict[tuple[str, int, int, str], Seal] = {}
+
+
+def trusted_seals(settings: Settings) -> tuple[list[Seal], list[str]]:
+    """The seals of this deployment's seal directory that its seal key signed (none without a
+    key), and the files that are not such seals."""
+    key = seal_key(settings, make=False)
+    if key is None:
+        return [], []
+    return load_seals(seal_dir(settings), key.public_hex)

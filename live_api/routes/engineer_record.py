@@ -214,14 +214,7 @@ async def evidence_verify(
     await store.one_snapshot(conn)
     eng = await _engineer(conn, caller, engineer_id)
     await _access(conn, caller, eng)
-    key = seal_store.seal_key(settings, make=False)
-    seals, problems = (
-        await run_in_threadpool(
-            seal_store.load_seals, seal_store.seal_dir(settings), key.public_hex
-        )
-        if key
-        else ([], [])
-    )
+    seals, problems = await run_in_threadpool(seal_store.trusted_seals, settings)
     result = await store.verify(
         conn, engineer_id, retention_days=settings.retention_days, seals=seals
     )

@@ -192,14 +192,7 @@ async def verify_alert(
         raise unknown(caller, "alert", alert_id)  # a trimmed alert's chain: admins only
     if row is not None and not caller.sees_region(row.region_code):
         raise HTTPException(403, f"alert {alert_id!r} is outside your region or role")
-    key = seal_store.seal_key(settings, make=False)
-    seals, problems = (
-        await run_in_threadpool(
-            seal_store.load_seals, seal_store.seal_dir(settings), key.public_hex
-        )
-        if key
-        else ([], [])
-    )
+    seals, problems = await run_in_threadpool(seal_store.trusted_seals, settings)
     out = await alert_events.verify(
         conn, alert_id, retention_days=settings.retention_days, seals=seals
     )
