@@ -347,7 +347,9 @@ def personal_data_key(base: Settings, data: Path) -> str:
     if base.personal_data_key.get_secret_value():
         return base.personal_data_key.get_secret_value()
     if not base.personal_data_key_file:
-        return read_or_make_secret(data / "secrets" / "personal-data.key", lambda: secrets.token_hex(16))
+        return read_or_make_secret(
+            data / "secrets" / "personal-data.key", lambda: secrets.token_hex(16)
+        )
     path = Path(base.personal_data_key_file).expanduser().resolve()
     if not path.exists():
         log.info("making the personal-data key %s (keep a copy apart from backups)", path)
