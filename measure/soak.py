@@ -61,6 +61,9 @@ class Sample:
     rss_mib: dict[str, float]
     cpu: dict[str, float]  # cores used over the last interval
     load1: float = 0.0  # the machine's 1-minute load average (other test stacks share it)
+    # PostgreSQL's maintenance running at the sample ("autovacuum: VACUUM public.fixes", ...):
+    # what a rise of the lag coincides with
+    maintenance: list[str] = field(default_factory=list)
 
     @property
     def lag(self) -> int:
@@ -90,6 +93,20 @@ def memory_mib(name: str, pid: int) -> float:
         kib = sum(restart.rss_kib(p, "RssAnon") for p in restart.tree_pids(pid))
         return kib / 1024
     return restart.rss_kib(pid) / 1024
+
+
+def maintenance(database_url: str) -> list[str]:
+    """PostgreSQL's autovacuum workers and checkpointer at work right now."""
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT coalesce(nullif(query, ''), backend_type) FROM pg_stat_activity "
+            "WHERE backend_type = 'autovacuum worker' AND state IS DISTINCT FROM 'idle' "
+            "UNION ALL SELECT 'checkpoint' FROM pg_stat_activity "
+            "WHERE backend_type = 'checkpointer' AND wait_event IS DISTINCT FROM 'CheckpointerMain'"
+        ).fetchall()
+    return sorted(str(r[0])[:80] for r in rows)
 
 
 def cpu_seconds(name: str, pid: int) -> float:
@@ -166,6 +183,7 @@ def run_soak(
                     rss_mib={n: round(memory_mib(n, p), 1) for n, p in pids.items()},
                     cpu={n: round((cpu_now[n] - last_cpu[n]) / (now - last_t), 2) for n in pids},
                     load1=round(os.getloadavg()[0], 2),
+                    maintenance=maintenance(db),
                 )
                 last_cpu, last_t = cpu_now, now
                 result.samples.append(sample)
@@ -235,6 +253,10 @@ def judge(
         rec.persisted_distinct == rec.acked and result.drained_after_s <= result.drain_s,
         f"{rec.persisted_distinct}/{rec.acked} persisted {result.drained_after_s} s after "
         f"publishing stopped (allowed {result.drain_s:.0f} s)",
+    )
+    busiest = sorted(samples, key=lambda s: s.lag)[-5:]
+    result.notes["maintenance at the five largest lags"] = "; ".join(
+        f"t={s.t:.0f} s lag {s.lag}: {', '.join(s.maintenance) or 'none'}" for s in busiest
     )
     half = samples[-max(3, n // 3) :]  # the last third: warm-up growth is over by then
     for name in COMPONENTS:

@@ -66,5 +66,6 @@ def test_fixes_pay_only_for_the_indexes_their_queries_use(sw: StackClient) -> No
         )
     )
     assert set(methods.values()) == {"btree"}, methods
-    options = sw.sql("SELECT reloptions FROM pg_class WHERE relname = 'fixes'")[0][0]
-    assert "autovacuum_vacuum_insert_threshold=100000" in options
+    for table in ("fixes", "evidence_entries", "ingest_seen"):  # a row per fix, each
+        options = sw.sql("SELECT reloptions FROM pg_class WHERE relname = %s", table)[0][0]
+        assert "autovacuum_vacuum_insert_threshold=100000" in options, table
