@@ -16,7 +16,7 @@ from alembic import op
 revision = "0020_vacuum_in_steps"
 down_revision = "0001"
 branch_labels = None
-depends_on = None
+depends_on = ("0004_evidence",)  # evidence_entries is made there
 
 TABLES = ("evidence_entries", "ingest_seen")
 
