@@ -236,6 +236,12 @@ class FilingRevoke(BaseModel):
     model_config = ConfigDict(extra="forbid")
     on: dt.date | None = Field(default=None, description="not valid from this day on (today)")
 
+    @model_validator(mode="after")
+    def _plausible(self) -> FilingRevoke:
+        if self.on is not None and not FIRST_PLAUSIBLE_DAY <= self.on <= LAST_PLAUSIBLE_DAY:
+            raise ValueError(f"on {self.on} is outside {FIRST_PLAUSIBLE_DAY}..{LAST_PLAUSIBLE_DAY}")
+        return self
+
 
 # --- devices -------------------------------------------------------------------------------
 

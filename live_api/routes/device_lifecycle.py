@@ -14,7 +14,8 @@ from live_api import audit, schemas
 from live_api.deps import Admin, Conn, CurrentCaller
 from live_api.routes.devices import _device_out, visible_device
 from live_api.routes.registry import change_history, check_if_match, diff, etag
-from store.models import Device, Project
+from store import alert_events
+from store.models import Alert, Device, Project
 
 router = APIRouter(prefix="/api")
 
@@ -61,6 +62,20 @@ async def retire_device(device_id: str, request: Request, conn: Conn, admin: Adm
         await conn.execute(
             update(Device).where(Device.id == device_id).values(retired_at=dt.datetime.now(dt.UTC))
         )
+        # a silence alert of a device that will never report again would stay open for good
+        silent = (
+            await conn.execute(
+                update(Alert)
+                .where(
+                    Alert.device_id == device_id,
+                    Alert.type == "device_offline",
+                    Alert.status != "resolved",
+                )
+                .values(status="resolved")
+                .returning(Alert.id)
+            )
+        ).scalars()
+        await alert_events.changed(conn, list(silent), "resolved", "device retired", admin.name)
         await audit.record(conn, admin, "device.retire", f"device:{device_id}")
     return Response(status_code=204)
 

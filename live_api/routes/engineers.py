@@ -30,6 +30,7 @@ from live_api.routes.registry import (
     already_exists,
     etag,
     identity_taken,
+    lock_registry,
     masked,
 )
 from store.models import (
@@ -55,8 +56,10 @@ def engineer_out(row: Any) -> schemas.EngineerOut:
         cert_status_from=row.cert_status_from,
         cert_number=row.cert_number,
         cert_valid_to=row.cert_valid_to,
-        employer=(
-            schemas.Employer(name=row.employer_name, credit_code=row.employer_credit_code)
+        employer=(  # as stored: checked when it was written
+            schemas.Employer.model_construct(
+                name=row.employer_name, credit_code=row.employer_credit_code
+            )
             if row.employer_name and row.employer_credit_code
             else None
         ),
@@ -232,8 +235,13 @@ async def get_engineer(
     """The engineer, personal fields masked; `ETag` for a later `PATCH` with `If-Match`."""
     row = await visible_engineer(conn, caller, engineer_id)
     out = engineer_out(row)
-    response.headers["ETag"] = etag(out)
+    response.headers["ETag"] = engineer_etag(row)
     return out
+
+
+def engineer_etag(row: Any) -> str:
+    """The engineer's version: what the API shows, and the personal fields it shows masked."""
+    return etag(engineer_out(row), row.phone_enc, row.id_number_enc)
 
 
 async def visible_engineer(
@@ -282,6 +290,7 @@ async def create_filing(body: schemas.FilingCreate, conn: Conn, admin: Admin) ->
         is None
     ):
         raise HTTPException(422, f"no project {body.project_id!r}: register the project first")
+    await lock_registry(conn)  # filing ids commit in order: the worker's cache version
     result = await conn.execute(insert(Filing).values(**body.model_dump()).returning(Filing.id))
     filing_id = result.scalar_one()
     await audit.record(conn, admin, "filing.create", f"filing:{filing_id}", **body.model_dump())

@@ -8,12 +8,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import or_, select, update
 
 from live_api import audit, schemas
 from live_api.deps import Admin, Conn, CurrentCaller, SettingsDep, in_region, scope_region
-from live_api.routes.registry import RegionQuery
-from store.models import ChangeLog, Filing
+from live_api.routes.registry import RegionQuery, registry_changed
+from store.models import Filing
 
 router = APIRouter(prefix="/api")
 
@@ -81,6 +81,6 @@ async def revoke_filing(
         if existing is None:
             raise HTTPException(404, f"no filing {filing_id}")
         return filing_out(existing)  # already revoked on that day or earlier
-    await conn.execute(insert(ChangeLog).values(kind="registry"))
+    await registry_changed(conn)
     await audit.record(conn, admin, "filing.revoke", f"filing:{filing_id}", revoked_on=on)
     return filing_out(row)

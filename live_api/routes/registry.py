@@ -16,7 +16,7 @@ import orjson
 from fastapi import HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
 
 from devices.broker import BrokerError
 from live_api import schemas
@@ -26,6 +26,7 @@ from live_api.deps import (
 from store.models import (
     Account,
     AuditEntry,
+    ChangeLog,
     Device,
     Engineer,
     Project,
@@ -101,9 +102,11 @@ async def _new_identity(request: Request, kind: str, identity: str) -> str:
     return password
 
 
-def etag(obj: BaseModel) -> str:
-    """A strong ETag of an object as the API shows it: any change shows as a new tag."""
+def etag(obj: BaseModel, *hidden: bytes | None) -> str:
+    """A strong ETag of an object as the API shows it, and of `hidden` parts it shows only
+    masked (a phone number changed in its middle is a new version too)."""
     raw = orjson.dumps(obj.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    raw += b"".join(hashlib.sha256(h or b"").digest() for h in hidden)
     return '"' + hashlib.sha256(raw).hexdigest()[:32] + '"'
 
 
@@ -113,13 +116,27 @@ def check_if_match(request: Request, kind: str, ident: str, current: str) -> Non
     wanted = request.headers.get("if-match")
     if wanted is None or wanted.strip() == "*":
         return
-    tags = {t.strip().removeprefix("W/") for t in wanted.split(",")}
+    # strong comparison (RFC 9110 13.1.1): a weak tag never matches
+    tags = {t.strip() for t in wanted.split(",")}
     if current not in tags:
         raise HTTPException(
             412,
             f"{kind} {ident!r} changed since you read it (its ETag is now {current}): "
             "read it again and reapply your change",
         )
+
+
+async def registry_changed(conn: Any) -> None:
+    """Tell the stream worker's registry cache (store.engineer_facts) to start over. Its
+    version is the newest id: writers take ids in the order they commit, under this lock
+    (a lower id committed after a higher one would go unseen)."""
+    await lock_registry(conn)
+    await conn.execute(insert(ChangeLog).values(kind="registry"))
+
+
+async def lock_registry(conn: Any) -> None:
+    """Held to the end of the transaction: one registry writer at a time takes its ids."""
+    await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('sitewatch-registry'))"))
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:

@@ -235,5 +235,21 @@ def test_a_device_is_changed_on_a_fresh_read_and_retired_without_raising_offline
         ["retired_at"],
         ["report_interval_s"],
     ]
-    time.sleep(12)  # two rounds of the offline check (SITEWATCH_OFFLINE_CHECK_INTERVAL_S, 5 s)
-    assert sw.sql("SELECT count(*) FROM alerts WHERE device_id = %s", device_id)[0][0] == 0
+    # the same device not retired (the control): offline within seconds
+    with sw.api() as api:
+        r = api.post(
+            "/api/devices",
+            json={
+                "id": f"{device_id}-c",
+                "project_id": project_id,
+                "kind": "dust",
+                "report_interval_s": 1,
+            },
+        )
+        assert r.status_code == 201, r.text
+
+    def offline(device: str) -> int:
+        return int(sw.sql("SELECT count(*) FROM alerts WHERE device_id = %s", device)[0][0])
+
+    wait_until(lambda: offline(f"{device_id}-c") == 1, timeout_s=60, what="the control's alert")
+    assert offline(device_id) == 0

@@ -5,9 +5,11 @@ live messages out; a second delivery of the same batch changes nothing."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 import uuid
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -19,10 +21,15 @@ from wire.codecs import decode_mqtt
 from wire.records import Record
 
 LON, LAT = 114.0412, 22.5412
+TZ = ZoneInfo("Asia/Shanghai")
 
 
 def _records(engineer_id: str, n: int) -> list[Record]:
+    """Fixes of yesterday around noon, local time: one local day, whatever the hour now."""
     now = time.time()
+    noon = dt.datetime.combine(
+        dt.datetime.now(TZ).date() - dt.timedelta(days=1), dt.time(12), TZ
+    ).timestamp()
     return [
         decode_mqtt(
             f"sitewatch/checkin/{engineer_id}",
@@ -30,7 +37,7 @@ def _records(engineer_id: str, n: int) -> list[Record]:
                 {
                     "msg_id": f"{engineer_id}-{i}",
                     "engineer_id": engineer_id,
-                    "ts": round(now) - 600 + i * 60,
+                    "ts": round(noon) + i * 60,
                     "lat": LAT,
                     "lon": LON,
                     "acc": 5,
