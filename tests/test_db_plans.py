@@ -56,8 +56,8 @@ def test_the_embedded_postgis_keeps_checkpoints_rare_and_small(sw: StackClient) 
 
 def test_fixes_pay_only_for_the_indexes_their_queries_use(sw: StackClient) -> None:
     """A GiST index on `fixes.geom` served no query, yet its insertions and the whole-index
-    scan of every insert-triggered vacuum grew with the table until the worker fell behind
-    (the 60-minute soak, docs/BENCHMARKS.md)."""
+    scan of every insert-triggered vacuum grew with the table (lag bumps in the 60-minute
+    soak, docs/BENCHMARKS.md); the tables with a row per fix vacuum in small steps."""
     methods = dict(
         sw.sql(
             "SELECT c.relname, am.amname FROM pg_index i "

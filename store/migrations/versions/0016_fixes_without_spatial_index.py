@@ -2,9 +2,9 @@
 
 No query filters `fixes` by space (positions, tracks and the heat map select by engineer, day
 and time), yet every inserted fix paid for a GiST insertion, and every insert-triggered
-autovacuum scanned the whole GiST index (GiST's cleanup always does). Both grew with the
-table: in the 60-minute soak PostgreSQL's CPU rose from 0.26 to 0.47 of a core and the lag
-climbed past 9,000 fixes after 3.4 million rows (docs/BENCHMARKS.md).
+autovacuum scanned the whole GiST index (GiST's cleanup always does). Both grow with the
+table; without them the soak's lag bumps at 2.5 and 3.0 million rows were gone (its rise near
+the end of a 60-minute run was not theirs: docs/BENCHMARKS.md).
 
 Insert-triggered vacuum (PostgreSQL 13+) fires after 20 % of the table by default: one long
 pass every few hundred thousand rows. A fixed step of 100,000 rows keeps each pass short.

@@ -1,8 +1,9 @@
 """the other tables with a row per fix: insert-triggered vacuum in steps of 100,000 rows
 
 `evidence_entries` and `ingest_seen` grow by one row per accepted fix, like `fixes`
-(0016): with the default scale factor (20 % of the table) both reached their threshold
-together at about 3.5 million rows, and the 60-minute soak's lag rose for its last 80 s.
+(0016): with the default scale factor (20 % of the table) both reach their threshold
+together, in passes that grow with the table; in steps, each pass stays short. (The soak's
+lag near the end of a 60-minute run is not theirs: no vacuum ran then, docs/BENCHMARKS.md.)
 
 Revision ID: 0020_vacuum_in_steps
 Revises: 0001
