@@ -64,6 +64,9 @@ class Sample:
     # PostgreSQL's maintenance running at the sample ("autovacuum: VACUUM public.fixes", ...):
     # what a rise of the lag coincides with
     maintenance: list[str] = field(default_factory=list)
+    # every minute, the statements that took PostgreSQL the most time since the last minute:
+    # [statement, calls, mean ms, total ms]
+    statements: list[list[object]] = field(default_factory=list)
 
     @property
     def lag(self) -> int:
@@ -107,6 +110,37 @@ def maintenance(database_url: str) -> list[str]:
             "WHERE backend_type = 'checkpointer' AND wait_event IS DISTINCT FROM 'CheckpointerMain'"
         ).fetchall()
     return sorted(str(r[0])[:80] for r in rows)
+
+
+STATEMENTS_SQL = (
+    "SELECT queryid, left(regexp_replace(query, '\\s+', ' ', 'g'), 160), calls, total_exec_time "
+    "FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database "
+    "WHERE datname = current_database())"
+)
+StatementTotals = dict[int, tuple[str, int, float]]
+
+
+def statement_totals(database_url: str) -> StatementTotals:
+    """pg_stat_statements' running totals: queryid -> (statement, calls, total ms)."""
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(STATEMENTS_SQL).fetchall()
+    return {int(r[0]): (str(r[1]), int(r[2]), float(r[3])) for r in rows if r[0] is not None}
+
+
+def busiest_statements(
+    before: StatementTotals, after: StatementTotals, top: int = 6
+) -> list[list[object]]:
+    """The statements that took the most time between two totals: [statement, calls, mean ms,
+    total ms]."""
+    deltas = []
+    for qid, (query, calls, total) in after.items():
+        calls0, total0 = before.get(qid, (query, 0, 0.0))[1:]
+        if calls > calls0:
+            spent = total - total0
+            deltas.append([query, calls - calls0, round(spent / (calls - calls0), 2), round(spent)])
+    return sorted(deltas, key=lambda d: -float(d[3]))[:top]
 
 
 def cpu_seconds(name: str, pid: int) -> float:
@@ -169,6 +203,8 @@ def run_soak(
         def sample_every_interval() -> None:
             last_cpu = {n: cpu_seconds(n, p) for n, p in pids.items()}
             last_t = t0
+            last_statements = statement_totals(db)
+            statements_every = max(1, round(60 / interval_s))
             next_at = t0 + interval_s
             while not stop.wait(max(0.0, next_at - time.monotonic())):
                 next_at += interval_s
@@ -186,6 +222,10 @@ def run_soak(
                     maintenance=maintenance(db),
                 )
                 last_cpu, last_t = cpu_now, now
+                if len(result.samples) % statements_every == statements_every - 1:
+                    totals = statement_totals(db)
+                    sample.statements = busiest_statements(last_statements, totals)
+                    last_statements = totals
                 result.samples.append(sample)
                 log.info(
                     "t=%5.0fs acked %7d persisted %7d lag %6d  rss %s",

@@ -168,6 +168,9 @@ def start_postgres(sup: Supervisor, data_dir: Path, port: int | None = None) -> 
             "wal_compression=lz4",
             "-c",
             "max_wal_size=2GB",
+            # per-statement times for operators and the soak (docs/reliability.md)
+            "-c",
+            "shared_preload_libraries=pg_stat_statements",
         ],
         stop_signal=signal.SIGINT,  # fast shutdown
         preexec_fn=_as_user(ids),
@@ -258,6 +261,8 @@ def grant_app_role(pg: Postgres) -> None:
             "GRANT SELECT ON TABLE alembic_version TO {app}",
             # the application appends to the audit log and never rewrites it
             "REVOKE UPDATE, DELETE, TRUNCATE ON TABLE audit_log FROM {app}",
+            # read-only server statistics: every statement's times in pg_stat_statements
+            "GRANT pg_read_all_stats TO {app}",
         ):
             conn.execute(
                 sql.SQL(statement).format(
@@ -285,3 +290,4 @@ def _create_database(pg: Postgres) -> None:
             conn.execute(f"CREATE DATABASE {DB_NAME}")
     with psycopg.connect(pg.owner_url, autocommit=True) as db:
         db.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        db.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")

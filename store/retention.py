@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -93,6 +94,7 @@ async def trim(
 ) -> dict[str, int]:
     """Delete rows older than the retention settings; returns the count deleted per table."""
     now = now or dt.datetime.now(dt.UTC)
+    started = time.monotonic()
     counts: dict[str, int] = {}
     if settings.retention_days > 0:
         cutoff = now - dt.timedelta(days=settings.retention_days)
@@ -107,6 +109,9 @@ async def trim(
         table, column = SEEN_TABLE
         cutoff = now - dt.timedelta(days=settings.seen_ids_days)
         counts[table] = await _delete_batches(engine, table, column, cutoff, batch)
-    if any(counts.values()):
-        log.info("retention trimmed %s", {k: v for k, v in counts.items() if v})
+    log.info(
+        "retention trimmed %s in %.1f s",
+        {k: v for k, v in counts.items() if v} or "nothing",
+        time.monotonic() - started,
+    )
     return counts
