@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     from commands import evidence_cli
 
     evidence_cli.add_parser(sub)
+    from commands import import_cli
+
+    import_cli.add_parser(sub)
     from simulators import cli as simulators_cli
 
     simulators_cli.add_parsers(sub)  # simulate, replay, score
@@ -81,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         return import_file(args.file, args.data_dir, args.code_prop, args.name_prop)
     if args.command == "evidence":
         return evidence_cli.run(args)
+    if args.command == "import":
+        return import_cli.run(args)
     if args.command in simulators_cli.COMMANDS:
         return simulators_cli.run(args) or 0
     parser.error(f"unknown command {args.command}")

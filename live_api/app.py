@@ -34,14 +34,17 @@ from live_api.health import HealthMonitor
 from live_api.hub import Hub
 from live_api.routes import (
     accounts,
+    continuing_education,
     device_lifecycle,
     devices,
     engineer_lifecycle,
     engineers,
     facts,
     filings,
+    imports,
     live,
     map_data,
+    project_lifecycle,
     projects,
     regions,
     seals,
@@ -173,11 +176,14 @@ def create_app(settings: Settings) -> FastAPI:
         tokens,
         regions,
         projects,
+        project_lifecycle,
         engineers,
         engineer_lifecycle,
+        continuing_education,
         filings,
         devices,
         device_lifecycle,
+        imports,
     ):
         app.include_router(resource.router)
     app.include_router(facts.router)

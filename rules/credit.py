@@ -40,7 +40,12 @@ __all__ = [
     "is_active_project",
 ]
 
-VIOLATIONS = ("cross_region_unfiled", "impossible_travel", "missing_log")
+VIOLATIONS = (
+    "cross_region_unfiled",
+    "impossible_travel",
+    "missing_log",
+    "practice_while_suspended",
+)
 INACTIVE_STATUSES = ("completed", "closed", "cancelled", "canceled", "suspended", "finished")
 
 
@@ -57,6 +62,8 @@ class CreditModel:
     impossible_travel_cap: float = 15.0
     missing_log_points: float = 3.0
     missing_log_cap: float = 15.0
+    practice_while_suspended_points: float = 20.0
+    practice_while_suspended_cap: float = 40.0
     closure_weight: float = 10.0
     closure_grace_days: float = 7.0
     tier_a_min: float = 85.0
@@ -68,6 +75,8 @@ class EligibilityRules:
     """Filing rules; environment ``SITEWATCH_ELIGIBILITY_<NAME>``."""
 
     max_chief_projects: int = 3
+    # 《注册监理工程师管理规定》(建设部令第147号) and its continuing-education measures: 96
+    # hours per four-year registration period, i.e. 24 a year; counted per calendar year
     ce_hours_per_year: float = 24.0
     blocked_tiers: tuple[str, ...] = ("C",)
 
@@ -230,11 +239,23 @@ class EligibilityFacts:
     score: float
     tier: str
     chief_of: Sequence[str] = ()  # active projects led as chief, other than project_id
+    # what decided the certificate's status and the hours (the records a reason names)
+    cert_decided_by: str = "registry status"
+    ce_year: int | None = None
+    ce_record_ids: Sequence[int] = ()
+
+
+def _ce_decided_by(facts: EligibilityFacts) -> str:
+    year = f" of {facts.ce_year}" if facts.ce_year else ""
+    if not facts.ce_record_ids:
+        return f"no continuing-education records{year}"
+    ids = ", ".join(str(i) for i in facts.ce_record_ids[:20])
+    return f"continuing-education records{year}: {ids}"
 
 
 def eligibility(facts: EligibilityFacts, rules: EligibilityRules) -> dict[str, Any]:
-    """``{eligible, reasons: [code], details: [{code, message}]}``; every failing condition
-    is listed, in a fixed order."""
+    """``{eligible, reasons: [code], details: [{code, message, decided_by}]}``; every
+    failing condition is listed, in a fixed order, with the record that decided it."""
     details: list[dict[str, str]] = []
     if facts.cert_status != "valid":
         details.append(
@@ -242,6 +263,7 @@ def eligibility(facts: EligibilityFacts, rules: EligibilityRules) -> dict[str, A
                 "code": "cert_not_valid",
                 "message": f"Engineer {facts.engineer_id}'s registration certificate is "
                 f"{facts.cert_status}; only a valid certificate can be filed to a project.",
+                "decided_by": facts.cert_decided_by,
             }
         )
     if facts.tier in rules.blocked_tiers:
@@ -250,6 +272,7 @@ def eligibility(facts: EligibilityFacts, rules: EligibilityRules) -> dict[str, A
                 "code": "credit_tier_c",
                 "message": f"Credit score {facts.score:g} is tier {facts.tier}; engineers of "
                 f"tier {'/'.join(rules.blocked_tiers)} cannot be filed to a project.",
+                "decided_by": "credit score (GET /api/engineers/{id}/credit)",
             }
         )
     if facts.role == "chief" and len(facts.chief_of) >= rules.max_chief_projects:
@@ -260,6 +283,7 @@ def eligibility(facts: EligibilityFacts, rules: EligibilityRules) -> dict[str, A
                 "message": f"Engineer {facts.engineer_id} is already chief engineer of "
                 f"{len(facts.chief_of)} active projects ({listed}); the limit is "
                 f"{rules.max_chief_projects}.",
+                "decided_by": f"projects {listed}",
             }
         )
     if facts.ce_hours < rules.ce_hours_per_year:
@@ -268,6 +292,7 @@ def eligibility(facts: EligibilityFacts, rules: EligibilityRules) -> dict[str, A
                 "code": "ce_hours_insufficient",
                 "message": f"Continuing-education hours are {facts.ce_hours:g}, below the "
                 f"yearly requirement of {rules.ce_hours_per_year:g}.",
+                "decided_by": _ce_decided_by(facts),
             }
         )
     return {

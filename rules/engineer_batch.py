@@ -1,8 +1,9 @@
 """One batch of engineer records (fixes, supervision logs, OwnTracks events) turned into rows to
 persist, alerts, day checks for `missing_log` and messages to push live. Pure: the worker does
 the I/O. Rules (CONTRACT section 4) decided here: geofencing (accuracy, boundary included),
-`cross_region_unfiled`, `impossible_travel` (via `geofence.tracking`), transitions, and the
-engineer's stream time (`rules.day_close`).
+`cross_region_unfiled`, `practice_while_suspended` (CONTRACT §6.5, `rules.certificate`),
+`impossible_travel` (via `geofence.tracking`), transitions, and the engineer's stream time
+(`rules.day_close`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from geofence.tracking import (
     advance,
 )
 from rules.alerts import alert, point_wkt, utc
+from rules.certificate import Certificate
 from rules.day_close import DayCheck, EngineerClock, advance_clock
 from rules.fences import Fences
 from wire.records import Fix, OwnTracksEvent, Record, SupervisionLog
@@ -52,6 +54,7 @@ class EngineerFacts:
 
     registered_region: str
     filings: tuple[tuple[str, dt.date, dt.date, str | None], ...]  # region, from, to, project
+    certificate: Certificate = field(default_factory=Certificate)
 
     def filed_for(self, region_code: str, day: dt.date) -> bool:
         """A filing whose region covers `region_code` (code prefix) and whose validity holds
@@ -229,7 +232,9 @@ def _geofence(
     on_site: list[list[str]] = [[] for _ in fixes]
     for p, i in zip(point_idx.tolist(), fence_idx.tolist(), strict=True):
         if accurate[p]:
-            on_site[p].append(str(fences.projects.ids[i]))
+            project_id = fences.project_at(i, fixes[p].ts)
+            if project_id is not None:
+                on_site[p].append(project_id)
     districts, cities, _provinces = fences.regions.locate(lon, lat)
 
     for k, f in enumerate(fixes):
@@ -279,6 +284,7 @@ def _geofence(
         eng = facts.get(f.engineer_id)
         for pid in projects:
             _cross_region(out, f, pid, local_date, fences.project_region.get(pid, ""), eng)
+            _while_suspended(out, f, pid, local_date, fences.project_region.get(pid, ""), eng)
 
 
 def _advance_track(
@@ -402,6 +408,39 @@ def _cross_region(
             details={
                 "registered_region": eng.registered_region,
                 "project_region": project_region,
+                "date": day.isoformat(),
+                "msg_id": f.msg_id,
+            },
+        )
+    )
+
+
+def _while_suspended(
+    out: BatchOutput,
+    f: Fix,
+    project_id: str,
+    day: dt.date,
+    project_region: str,
+    eng: EngineerFacts | None,
+) -> None:
+    """CONTRACT §6.5: on site at P on a local date on which the certificate is not valid (its
+    status history, or past its validity). Identity: engineer, project, local date."""
+    if eng is None:
+        return
+    standing = eng.certificate.on(day)
+    if standing.valid:
+        return
+    out.alerts.append(
+        alert(
+            f"practice_while_suspended:{f.engineer_id}:{project_id}:{day.isoformat()}",
+            "practice_while_suspended",
+            project_region or eng.registered_region,
+            utc(f.ts),
+            engineer_id=f.engineer_id,
+            project_id=project_id,
+            details={
+                "cert_status": standing.status,
+                "decided_by": standing.decided_by,
                 "date": day.isoformat(),
                 "msg_id": f.msg_id,
             },

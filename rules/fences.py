@@ -3,10 +3,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from geofence.fences import FenceIndex
 from geofence.regions import RegionIndex
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One boundary of a project that was revised (CONTRACT §6.3): it judges the fixes whose
+    event time is in [valid_from, valid_to), epoch seconds."""
+
+    project_id: str
+    valid_from: float = -math.inf
+    valid_to: float = math.inf
 
 
 @dataclass(frozen=True)
@@ -15,3 +27,15 @@ class Fences:
     projects: FenceIndex
     regions: RegionIndex
     project_region: dict[str, str]
+    # fence id -> its project and time window, for the fences of revised boundaries (their
+    # ids are `project@n`); any other fence is its project's only boundary, for all time
+    revisions: Mapping[str, Revision] = field(default_factory=dict)
+
+    def project_at(self, fence: int, ts: float) -> str | None:
+        """The project fence number `fence` stands for at event time `ts`, or None when that
+        boundary did not apply then."""
+        fence_id = str(self.projects.ids[fence])
+        revision = self.revisions.get(fence_id)
+        if revision is None:
+            return fence_id
+        return revision.project_id if revision.valid_from <= ts < revision.valid_to else None

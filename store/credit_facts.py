@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rules import credit as credit_model
+from rules.certificate import Certificate, StatusEntry
 from store.queries import ATTENDANCE_SQL
 
 
@@ -98,3 +99,36 @@ async def chief_projects(
 
 
 __all__ = ["chief_projects", "credit_facts"]
+
+
+async def certificate_of(conn: AsyncConnection, engineer_id: str) -> Certificate:
+    """The engineer's certificate with its status history (rules.certificate)."""
+    row = (
+        await conn.execute(
+            text("SELECT cert_status, cert_valid_to FROM engineers WHERE id = :e"),
+            {"e": engineer_id},
+        )
+    ).one()
+    entries = [
+        StatusEntry(r.from_date, r.status, r.id)
+        for r in await conn.execute(
+            text("SELECT id, status, from_date FROM cert_status_history WHERE engineer_id = :e"),
+            {"e": engineer_id},
+        )
+    ]
+    return Certificate.of(entries, valid_to=row.cert_valid_to, current_status=row.cert_status)
+
+
+async def ce_hours_of(
+    conn: AsyncConnection, engineer_id: str, year: int
+) -> tuple[float, list[int]]:
+    """The year's continuing-education hours and the records they sum."""
+    rows = (
+        await conn.execute(
+            text(
+                "SELECT id, hours FROM ce_records WHERE engineer_id = :e AND year = :y ORDER BY id"
+            ),
+            {"e": engineer_id, "y": year},
+        )
+    ).all()
+    return float(sum(r.hours for r in rows)), [int(r.id) for r in rows]

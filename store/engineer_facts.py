@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from rules.certificate import Certificate, StatusEntry
 from rules.engineer_batch import EngineerFacts
 
 MAX_AGE_S = 60.0
@@ -26,10 +27,15 @@ MAX_ENGINEERS = 200_000  # beyond this the cache starts over
 FACTS_SQL = text(
     """
     SELECT e.id, e.registered_region, f.region_code, f.valid_from,
-           least(f.valid_to, f.revoked_on - 1) AS valid_to, f.project_id
+           least(f.valid_to, f.revoked_on - 1) AS valid_to, f.project_id,
+           e.cert_status, e.cert_valid_to
     FROM engineers e LEFT JOIN filings f ON f.engineer_id = e.id
     WHERE e.id = ANY(CAST(:ids AS text[]))
     """
+)
+HISTORY_SQL = text(
+    "SELECT engineer_id, id, status, from_date FROM cert_status_history"
+    " WHERE engineer_id = ANY(CAST(:ids AS text[]))"
 )
 # a new filing moves the first, a change of an engineer or a filing the second
 VERSION_SQL = text(
@@ -58,18 +64,34 @@ class EngineerFactsCache:
                 self._facts, self._version, self._since = {}, version, now
             missing = engineer_ids - self._facts.keys()
             if missing:
-                rows = await conn.execute(FACTS_SQL, {"ids": sorted(missing)})
-                self._facts.update(facts_of(rows))
+                ids = {"ids": sorted(missing)}
+                rows = (await conn.execute(FACTS_SQL, ids)).all()
+                history = (await conn.execute(HISTORY_SQL, ids)).all()
+                self._facts.update(facts_of(rows, history))
                 self.reads += len(missing)
         return {e: self._facts[e] for e in engineer_ids if e in self._facts}
 
 
-def facts_of(rows: Iterable[Any]) -> dict[str, EngineerFacts]:
-    """(id, registered_region, filing region, from, to, project) rows, one per filing."""
+def facts_of(rows: Iterable[Any], history: Iterable[Any] = ()) -> dict[str, EngineerFacts]:
+    """(id, registered_region, filing region, from, to, project, cert_status, cert_valid_to)
+    rows, one per filing; (engineer, entry id, status, from) rows of the certificate's
+    history."""
     regs: dict[str, str] = {}
+    certs: dict[str, tuple[str, dt.date | None]] = {}
     filings: dict[str, list[tuple[str, dt.date, dt.date, str | None]]] = {}
     for r in rows:
         regs[r[0]] = r[1]
+        certs[r[0]] = (r[6], r[7])
         if r[2] is not None:
             filings.setdefault(r[0], []).append((r[2], r[3], r[4], r[5]))
-    return {e: EngineerFacts(reg, tuple(filings.get(e, []))) for e, reg in regs.items()}
+    entries: dict[str, list[StatusEntry]] = {}
+    for engineer_id, entry_id, status, from_date in history:
+        entries.setdefault(engineer_id, []).append(StatusEntry(from_date, status, entry_id))
+    return {
+        e: EngineerFacts(
+            reg,
+            tuple(filings.get(e, [])),
+            Certificate.of(entries.get(e, []), valid_to=certs[e][1], current_status=certs[e][0]),
+        )
+        for e, reg in regs.items()
+    }

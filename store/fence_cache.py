@@ -1,22 +1,26 @@
 """Project fences and region boundaries from PostGIS, rebuilt only when they change.
 
 Every batch asks for the newest change id (one cheap query); the immutable indexes are
-rebuilt and swapped in one assignment when it moved, never per fix.
+rebuilt and swapped in one assignment when it moved, never per fix. Retired and suspended
+projects have no fence (CONTRACT §6.5: they raise no new attendance); a project whose
+boundary was revised has one fence per boundary, each judging the fixes of its time window
+(rules.fences.Revision).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 
 import shapely
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from geofence.fences import Fence, FenceIndex
 from geofence.regions import Region as RegionShape
 from geofence.regions import RegionIndex
-from rules.fences import Fences
-from store.models import ChangeLog, Project, Region
+from rules.fences import Fences, Revision
+from store.models import ChangeLog, Project, ProjectBoundary, Region
 
 log = logging.getLogger("sitewatch.store")
 
@@ -49,19 +53,57 @@ class FenceCache:
                         Project.region_code,
                         Project.buffer_m,
                         func.ST_AsBinary(Project.geom),
+                    ).where(
+                        Project.retired_at.is_(None),
+                        or_(
+                            Project.properties["status"].astext.is_(None),
+                            Project.properties["status"].astext != "suspended",
+                        ),
+                    )
+                )
+            ).all()
+            boundaries = (
+                await conn.execute(
+                    select(
+                        ProjectBoundary.project_id,
+                        func.extract("epoch", ProjectBoundary.effective_from),
+                        func.ST_AsBinary(ProjectBoundary.geom),
+                    )
+                    .where(ProjectBoundary.project_id.in_([p[0] for p in projects]))
+                    .order_by(
+                        ProjectBoundary.project_id,
+                        ProjectBoundary.effective_from,
+                        ProjectBoundary.id,
                     )
                 )
             ).all()
             regions = (
                 await conn.execute(select(Region.code, Region.name, func.ST_AsBinary(Region.geom)))
             ).all()
-        fences = [Fence(p[0], shapely.from_wkb(p[3]), p[1], p[2] or 0.0) for p in projects]
+        revised: dict[str, list[tuple[float, bytes]]] = {}
+        for project_id, effective_from, wkb in boundaries:
+            revised.setdefault(project_id, []).append((float(effective_from), wkb))
+        fences: list[Fence] = []
+        revisions: dict[str, Revision] = {}
+        for p in projects:
+            if p[0] not in revised:
+                fences.append(Fence(p[0], shapely.from_wkb(p[3]), p[1], p[2] or 0.0))
+                continue
+            steps = revised[p[0]]
+            for n, (start, wkb) in enumerate(steps):
+                end = steps[n + 1][0] if n + 1 < len(steps) else math.inf
+                if end <= start:
+                    continue  # replaced by a boundary recorded later for the same time
+                fence_id = f"{p[0]}@{n}"
+                fences.append(Fence(fence_id, shapely.from_wkb(wkb), p[1], p[2] or 0.0))
+                revisions[fence_id] = Revision(p[0], start, end)
         shapes = [RegionShape(r[0], r[1], shapely.from_wkb(r[2])) for r in regions]
         self._current = Fences(
             version,
             FenceIndex.build(fences),
             RegionIndex.build(shapes),
             {p[0]: p[1] for p in projects},
+            revisions,
         )
         log.info(
             "fence index rebuilt: %d projects, %d regions (version %d)",

@@ -62,6 +62,19 @@ class Project(Base):
     properties: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     geom: Mapped[Any] = mapped_column(Geometry("MULTIPOLYGON", srid=4326, spatial_index=True))
     created_at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())
+    retired_at: Mapped[dt.datetime | None] = mapped_column(TS, nullable=True)
+
+
+class ProjectBoundary(Base):
+    """A project's boundary from `effective_from` on (migration 0022; rules.fences.Revision)."""
+
+    __tablename__ = "project_boundaries"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    geom: Mapped[Any] = mapped_column(Geometry("MULTIPOLYGON", srid=4326, spatial_index=False))
+    effective_from: Mapped[dt.datetime] = mapped_column(TS)
+    actor: Mapped[str] = mapped_column(String(160))
+    recorded_at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())
 
 
 class ChangeLog(Base):
@@ -107,6 +120,23 @@ class CertStatusChange(Base):
     engineer_id: Mapped[str] = mapped_column(ForeignKey("engineers.id"), index=True)
     status: Mapped[str] = mapped_column(String(16))
     from_date: Mapped[dt.date] = mapped_column(Date)
+    recorded_at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())
+
+
+class CeRecord(Base):
+    """Continuing education: hours of one year (CONTRACT §6.3). `ref` is unique per engineer:
+    a training (its id) or an import row credits once; `declared:YEAR` holds the hours
+    declared on the engineer's registry entry."""
+
+    __tablename__ = "ce_records"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    engineer_id: Mapped[str] = mapped_column(ForeignKey("engineers.id"))
+    year: Mapped[int] = mapped_column(Integer)
+    hours: Mapped[float] = mapped_column(Float)
+    kind: Mapped[str] = mapped_column(String(16))  # online | offline | exam | declared
+    provider: Mapped[str | None] = mapped_column(Text, nullable=True)
+    ref: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    actor: Mapped[str] = mapped_column(String(160))
     recorded_at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())
 
 

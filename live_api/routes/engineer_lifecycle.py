@@ -16,6 +16,7 @@ from sqlalchemy import insert, update
 
 from gm.algorithms import normalize_public_key, sm4_decrypt, sm4_encrypt
 from live_api import audit, schemas
+from live_api.ce_records import declare_hours
 from live_api.deps import Admin, Conn, CurrentCaller, SettingsDep
 from live_api.routes.engineers import _last4, engineer_etag, engineer_out, visible_engineer
 from live_api.routes.registry import (
@@ -51,8 +52,7 @@ async def patch_engineer(
     given = body.model_dump(exclude_unset=True)
     today = dt.datetime.now(ZoneInfo(settings.timezone)).date()
     if body.cert_status_from is not None and body.cert_status_from > today:
-        # the rules read the engineer's status as it is now: a change dated later would
-        # apply at once (a status history read by date is to come, docs/registry.md)
+        # the registry's `cert_status` is the status today: record a later one on its day
         raise HTTPException(
             422, "cert_status_from is after today: record a future change on its day"
         )
@@ -94,6 +94,8 @@ async def patch_engineer(
                 engineer_id=engineer_id, status=row.cert_status, from_date=row.cert_status_from
             )
         )
+    if "ce_hours" in given:
+        await declare_hours(conn, admin, engineer_id, float(given["ce_hours"]), today.year)
     changes = diff(before.model_dump(mode="json"), after.model_dump(mode="json"))
     for name in personal_changed:  # changed where the mask does not show it: said anyway
         changes.setdefault(name, [getattr(before, name), getattr(after, name)])

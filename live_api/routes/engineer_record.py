@@ -44,11 +44,17 @@ class EligibilityIn(BaseModel):
     engineer_id: str = Field(min_length=1, max_length=64)
     project_id: str = Field(min_length=1, max_length=64)
     role: Literal["chief", "member"]
+    on: dt.date | None = Field(
+        default=None,
+        description="the local day asked about (default today): the certificate's status, "
+        "the continuing education of its year and the credit as of that day",
+    )
 
 
 class EligibilityDetail(BaseModel):
     code: str
     message: str
+    decided_by: str | None = Field(default=None, description="the record that decided this reason")
 
 
 class EligibilityOut(BaseModel):
@@ -285,19 +291,24 @@ async def check_eligibility(
     if not allowed:
         raise refused
     tz = ZoneInfo(settings.timezone)
-    today = _local_today(tz)
-    score = await _credit(conn, eng.id, settings, today)
-    chief_of = await credit_store.chief_projects(conn, eng.id, today=today, exclude=project.id)
+    day = _day(body.on, "on") or _local_today(tz)
+    score = await _credit(conn, eng.id, settings, day)
+    chief_of = await credit_store.chief_projects(conn, eng.id, today=day, exclude=project.id)
+    standing = (await credit_store.certificate_of(conn, eng.id)).on(day)
+    ce_hours, ce_records = await credit_store.ce_hours_of(conn, eng.id, day.year)
     answer = credit_model.eligibility(
         credit_model.EligibilityFacts(
             engineer_id=eng.id,
             project_id=project.id,
             role=body.role,
-            cert_status=eng.cert_status,
-            ce_hours=float(eng.ce_hours or 0.0),
+            cert_status=standing.status,
+            ce_hours=ce_hours,
             score=score["score"],
             tier=score["tier"],
             chief_of=chief_of,
+            cert_decided_by=standing.decided_by,
+            ce_year=day.year,
+            ce_record_ids=ce_records,
         ),
         credit_rules()[1],
     )

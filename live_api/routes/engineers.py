@@ -13,10 +13,12 @@ from devices.credentials import new_osmand_id, secret_hash
 from gm.algorithms import normalize_public_key, sm4_encrypt
 from live_api import audit, schemas
 from live_api.auth import Caller
+from live_api.ce_records import declare_hours, this_year
 from live_api.deps import (
     Admin,
     Conn,
     CurrentCaller,
+    SettingsDep,
     in_region,
     scope_region,
     unknown,
@@ -33,7 +35,9 @@ from live_api.routes.registry import (
     lock_registry,
     masked,
 )
+from rules.certificate import SINCE_REGISTRATION
 from store.models import (
+    CertStatusChange,
     Engineer,
     Filing,
     Phone,
@@ -80,7 +84,11 @@ def _last4(value: str | None) -> str | None:
     responses=BROKER_DOWN,
 )
 async def create_engineer(
-    body: schemas.EngineerCreate, request: Request, conn: Conn, admin: Admin
+    body: schemas.EngineerCreate,
+    request: Request,
+    conn: Conn,
+    admin: Admin,
+    settings: SettingsDep,
 ) -> schemas.EngineerCreated:
     """Admin only. id_number and phone are stored SM4-encrypted and come back masked. Creates
     the engineer's MQTT identity (username = id) in the running broker; `mqtt_password` is
@@ -118,6 +126,14 @@ async def create_engineer(
     row = result.first()
     if row is None:
         raise HTTPException(409, f"engineer {body.id!r} already exists")
+    # the registration's status applies from the beginning (rules.certificate)
+    await conn.execute(
+        insert(CertStatusChange).values(
+            engineer_id=body.id, status=body.cert_status, from_date=SINCE_REGISTRATION
+        )
+    )
+    if body.ce_hours > 0:
+        await declare_hours(conn, admin, body.id, body.ce_hours, this_year(settings.timezone))
     password = await _engineer_password(request, conn, body.id)
     osmand_id = await _new_phone(conn, body.id, "first phone")
     out = engineer_out(row)

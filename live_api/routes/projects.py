@@ -3,11 +3,13 @@ Scoping: live_api.routes.registry."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
+import orjson
 import shapely
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request, Response
 from geoalchemy2.shape import to_shape
 from shapely.geometry import MultiPolygon, Polygon, mapping, shape
 from sqlalchemy import insert, select
@@ -161,9 +163,16 @@ def feature_of(row: Any) -> dict[str, Any]:
             "engineer_ids": row.engineer_ids or [],
             "required_days_per_month": row.required_days_per_month,
             "buffer_m": row.buffer_m,
+            "retired_at": row.retired_at.isoformat() if row.retired_at else None,
         },
         "geometry": mapping(to_shape(row.geom)),
     }
+
+
+def project_etag(row: Any) -> str:
+    """A strong ETag of the project as `GET` shows it (CONTRACT §6.3)."""
+    raw = orjson.dumps(feature_of(row), option=orjson.OPT_SORT_KEYS)
+    return '"' + hashlib.sha256(raw).hexdigest()[:32] + '"'
 
 
 def _str_id(value: Any, what: str) -> str:
@@ -339,10 +348,13 @@ async def list_projects(
     response_model=schemas.ProjectFeature,
     tags=["projects"],
 )
-async def get_project(project_id: str, conn: Conn, caller: CurrentCaller) -> dict[str, Any]:
+async def get_project(
+    project_id: str, response: Response, conn: Conn, caller: CurrentCaller
+) -> dict[str, Any]:
     row = (await conn.execute(select(Project).where(Project.id == project_id))).first()
     if row is None:
         raise unknown(caller, "project", project_id)
     if not _may_see_project(caller, row, await _vendor_projects(conn, caller)):
         raise HTTPException(403, f"project {project_id!r} is outside your region or role")
+    response.headers["ETag"] = project_etag(row)
     return feature_of(row)

@@ -76,10 +76,12 @@ def test_a_certificate_status_is_kept_with_the_day_it_applies_from(sw: StackClie
     assert r.status_code == 200, r.text
     assert (r.json()["cert_status"], r.json()["cert_status_from"]) == ("suspended", "2026-11-20")
     rows = sw.sql(
-        "SELECT status, from_date::text FROM cert_status_history WHERE engineer_id = %s",
+        "SELECT status, from_date::text FROM cert_status_history WHERE engineer_id = %s "
+        "ORDER BY id",
         eng["id"],
     )
-    assert rows == [("suspended", "2026-11-20")]
+    # the registration's status applies from the beginning (rules.certificate)
+    assert rows == [("valid", "0001-01-01"), ("suspended", "2026-11-20")]
 
 
 def test_a_retired_engineer_stays_readable_and_its_messages_are_turned_away(

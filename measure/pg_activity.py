@@ -1,0 +1,49 @@
+"""What PostgreSQL is doing while a soak runs: its maintenance (autovacuum, checkpoints) and
+the statements that took it the most time (pg_stat_statements, on in the embedded cluster)."""
+
+from __future__ import annotations
+
+
+def maintenance(database_url: str) -> list[str]:
+    """PostgreSQL's autovacuum workers and checkpointer at work right now."""
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT coalesce(nullif(query, ''), backend_type) FROM pg_stat_activity "
+            "WHERE backend_type = 'autovacuum worker' AND state IS DISTINCT FROM 'idle' "
+            "UNION ALL SELECT 'checkpoint' FROM pg_stat_activity "
+            "WHERE backend_type = 'checkpointer' AND wait_event IS DISTINCT FROM 'CheckpointerMain'"
+        ).fetchall()
+    return sorted(str(r[0])[:80] for r in rows)
+
+
+STATEMENTS_SQL = (
+    "SELECT queryid, left(regexp_replace(query, '\\s+', ' ', 'g'), 160), calls, total_exec_time "
+    "FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database "
+    "WHERE datname = current_database())"
+)
+StatementTotals = dict[int, tuple[str, int, float]]
+
+
+def statement_totals(database_url: str) -> StatementTotals:
+    """pg_stat_statements' running totals: queryid -> (statement, calls, total ms)."""
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(STATEMENTS_SQL).fetchall()
+    return {int(r[0]): (str(r[1]), int(r[2]), float(r[3])) for r in rows if r[0] is not None}
+
+
+def busiest_statements(
+    before: StatementTotals, after: StatementTotals, top: int = 6
+) -> list[list[object]]:
+    """The statements that took the most time between two totals: [statement, calls, mean ms,
+    total ms]."""
+    deltas = []
+    for qid, (query, calls, total) in after.items():
+        calls0, total0 = before.get(qid, (query, 0, 0.0))[1:]
+        if calls > calls0:
+            spent = total - total0
+            deltas.append([query, calls - calls0, round(spent / (calls - calls0), 2), round(spent)])
+    return sorted(deltas, key=lambda d: -float(d[3]))[:top]
