@@ -123,6 +123,7 @@ LIVE_OBJECTS = {
     "filing_id": "SELECT 1 FROM filings WHERE id = %s",
     "engineer_id": "SELECT 1 FROM engineers WHERE id = %s",
     "device_id": "SELECT 1 FROM devices WHERE id = %s",
+    "project_id": "SELECT 1 FROM projects WHERE id = %s",
 }
 
 
