@@ -34,6 +34,7 @@ DEFAULT_BODY_LIMIT = 2 * 1024 * 1024
 # (and log it as a rejection), so they get one byte more than they accept.
 BODY_LIMITS = {
     "/api/regions/import": 512 * 1024 * 1024,
+    "/api/import": 20 * 1024 * 1024,  # CSV/XLSX tables (live_api.table_files.MAX_BYTES)
     "/osmand": 64 * 1024 + 1,
     "/owntracks": 64 * 1024 + 1,
 }
