@@ -9,8 +9,8 @@ The model (docs/evidence.md, every number a setting ``SITEWATCH_CREDIT_*`` /
   requires that many days per calendar month, prorated to the part of the month inside the
   window (and after the project was registered); present days per project and month count
   at most the requirement, so one month's surplus does not hide another's absence;
-* ``cross_region_unfiled``, ``impossible_travel``, ``missing_log`` alerts: points per alert,
-  each kind capped; alerts retracted by the system (a late fix undid them) do not count;
+* ``cross_region_unfiled``, ``impossible_travel``, ``missing_log``,
+  ``practice_while_suspended`` and ``chief_absent`` alerts: points per alert, each kind capped; alerts retracted by the system (a late fix undid them) do not count;
 * alert closure: ``closure_weight x (1 - resolved / due)``, ``due`` = the engineer's alerts
   raised more than ``closure_grace_days`` ago.
 
@@ -45,6 +45,7 @@ VIOLATIONS = (
     "impossible_travel",
     "missing_log",
     "practice_while_suspended",
+    "chief_absent",
 )
 INACTIVE_STATUSES = ("completed", "closed", "cancelled", "canceled", "suspended", "finished")
 
@@ -64,6 +65,8 @@ class CreditModel:
     missing_log_cap: float = 15.0
     practice_while_suspended_points: float = 20.0
     practice_while_suspended_cap: float = 40.0
+    chief_absent_points: float = 10.0
+    chief_absent_cap: float = 30.0
     closure_weight: float = 10.0
     closure_grace_days: float = 7.0
     tier_a_min: float = 85.0

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import faust
 import orjson
@@ -33,7 +34,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from config import topics
 from config.settings import Settings
+from rules import chief_absence
 from rules.alerts import live_alert
+from store import chief_absence as chief_absence_store
 from store.db import async_engine
 from store.models import (
     RejectedMessage,
@@ -252,6 +255,35 @@ def build_app(settings: Settings) -> faust.App:
         async with engine().begin() as conn:
             new_alerts = await sinks.insert_alerts(
                 conn, await device_batch.offline_alerts(conn, settings)
+            )
+        await push_live([live_alert(a) for a in new_alerts])
+
+    @app.timer(interval=settings.chief_check_interval_s)
+    @skip_while_db_down("chief_absent check", log)
+    async def chief_absent() -> None:
+        """CONTRACT §6.5: the closed months of the active projects (rules.chief_absence)."""
+        tz = ZoneInfo(settings.timezone)
+        months = chief_absence.closed_months(
+            dt.datetime.now(dt.UTC), tz, settings.allowed_lateness_s
+        )
+        async with engine().begin() as conn:
+            duties = await chief_absence_store.duties(conn)
+            rows = await chief_absence_store.attendance_of(
+                conn,
+                duties,
+                months[0],
+                chief_absence.next_month(months[-1]) - dt.timedelta(days=1),
+                max_gap_s=settings.max_gap_s,
+            )
+            new_alerts = await sinks.insert_alerts(
+                conn,
+                chief_absence.chief_absent_alerts(
+                    duties,
+                    rows,
+                    months,
+                    min_minutes_present=settings.min_minutes_present,
+                    tz=tz,
+                ),
             )
         await push_live([live_alert(a) for a in new_alerts])
 

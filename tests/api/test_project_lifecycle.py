@@ -173,3 +173,34 @@ def test_stale_if_match_suspension_and_the_assignment_history(sw: StackClient) -
     with sw.api() as api:
         assert api.delete(f"/api/projects/{project_id}").status_code == 204
         assert api.get(f"/api/projects/{project_id}").json()["properties"]["retired_at"]
+
+
+def test_a_chief_present_fewer_days_than_required_last_month_is_absent(sw: StackClient) -> None:
+    project_id = f"PL-C-{uuid.uuid4().hex[:6]}"
+    lon, lat = sw.free_spot(113.99, 22.57)
+    chief, member = _engineer(sw), _engineer(sw)
+    with sw.api() as api:
+        body = site(
+            project_id,
+            lon,
+            lat,
+            chief_engineer_id=chief["id"],
+            engineer_ids=[member["id"]],
+            required_days_per_month=2,
+        )
+        assert api.post("/api/projects", json=body).status_code == 201
+    first = dt.datetime.now(TZ).date().replace(day=1)
+    last_month = (first - dt.timedelta(days=1)).replace(day=1)
+    # the chief on site 08:00-12:10 on the 3rd (250 minutes: present), the member on the 4th
+    for who, n in ((chief, 3), (member, 4)):
+        start = dt.datetime.combine(last_month.replace(day=n), dt.time(8), TZ)
+        for k in range(26):
+            _publish(sw, who, f"c{k}", start + dt.timedelta(minutes=10 * k), lon, lat)
+    expected = f"chief_absent:{project_id}:{last_month:%Y-%m}"
+
+    def alert() -> list[Any]:
+        return sw.sql(
+            "SELECT engineer_id, details->>'present_days' FROM alerts WHERE id = %s", expected
+        )
+
+    assert wait_until(alert, timeout_s=120, what="chief_absent") == [(chief["id"], "1")]
