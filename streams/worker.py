@@ -258,14 +258,21 @@ def build_app(settings: Settings) -> faust.App:
             )
         await push_live([live_alert(a) for a in new_alerts])
 
+    judged_once: list[bool] = []  # every closed month is judged once after a start
+
     @app.timer(interval=settings.chief_check_interval_s)
     @skip_while_db_down("chief_absent check", log)
     async def chief_absent() -> None:
-        """CONTRACT §6.5: the closed months of the active projects (rules.chief_absence)."""
+        """CONTRACT §6.5 (rules.chief_absence): after a start every closed month of the last
+        year, then the closed months that got on-site fixes since they were last judged."""
         tz = ZoneInfo(settings.timezone)
-        months = chief_absence.closed_months(
+        closed = chief_absence.closed_months(
             dt.datetime.now(dt.UTC), tz, settings.allowed_lateness_s
         )
+        due = writer().months_due
+        months = closed if not judged_once else sorted(due.intersection(closed))
+        if not months:
+            return
         async with engine().begin() as conn:
             duties = await chief_absence_store.duties(conn)
             rows = await chief_absence_store.attendance_of(
@@ -285,6 +292,8 @@ def build_app(settings: Settings) -> faust.App:
                     tz=tz,
                 ),
             )
+        judged_once.append(True)
+        due.difference_update(months)
         await push_live([live_alert(a) for a in new_alerts])
 
     @app.timer(interval=3600.0)
