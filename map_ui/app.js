@@ -16,6 +16,8 @@
     cross_region_unfiled: "medium",
     device_offline: "medium",
     missing_log: "low",
+    practice_while_suspended: "high",
+    chief_absent: "medium",
   };
   const COLOURS = { onSite: "#2da44e", offSite: "#1f6feb", stale: "#8c959f", selected: "#8250df" };
   const ANIMATE_MS = 400;
