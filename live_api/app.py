@@ -49,6 +49,7 @@ from live_api.routes import (
     regions,
     seals,
     tokens,
+    trainings,
 )
 from live_api.routes.engineer_record import router as engineer_record_router
 from live_api.sealer import Sealer
@@ -184,6 +185,7 @@ def create_app(settings: Settings) -> FastAPI:
         devices,
         device_lifecycle,
         imports,
+        trainings,
     ):
         app.include_router(resource.router)
     app.include_router(facts.router)

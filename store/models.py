@@ -140,6 +140,23 @@ class CeRecord(Base):
     recorded_at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())
 
 
+class Training(Base):
+    """An offline training (CONTRACT §6.3): engineers whose own fixes put them inside it long
+    enough get an `offline` CE record with `ref` = its id (rules.training)."""
+
+    __tablename__ = "trainings"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    geom: Mapped[Any] = mapped_column(Geometry("MULTIPOLYGON", srid=4326, spatial_index=False))
+    starts_at: Mapped[dt.datetime] = mapped_column(TS)
+    ends_at: Mapped[dt.datetime] = mapped_column(TS)
+    hours: Mapped[float] = mapped_column(Float)
+    min_minutes_present: Mapped[float] = mapped_column(Float)
+    actor: Mapped[str] = mapped_column(String(160))
+    created_at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())
+    settled_at: Mapped[dt.datetime | None] = mapped_column(TS, nullable=True)
+
+
 class Phone(Base):
     """A phone's secret OsmAnd id (Traccar Client's "device identifier"), kept as SHA-256."""
 

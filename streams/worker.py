@@ -37,6 +37,7 @@ from config.settings import Settings
 from rules import chief_absence
 from rules.alerts import live_alert
 from store import chief_absence as chief_absence_store
+from store import trainings as trainings_store
 from store.db import async_engine
 from store.models import (
     RejectedMessage,
@@ -295,6 +296,23 @@ def build_app(settings: Settings) -> faust.App:
         judged_once.append(True)
         due.difference_update(months)
         await push_live([live_alert(a) for a in new_alerts])
+
+    @app.timer(interval=settings.training_check_interval_s)
+    @skip_while_db_down("training credits", log)
+    async def credit_trainings() -> None:
+        """Offline trainings that ended: their attendees' CE records, once (store.trainings)."""
+        async with engine().begin() as conn:
+            credited = await trainings_store.credit_ended(
+                conn,
+                now=dt.datetime.now(dt.UTC),
+                max_gap_s=settings.max_gap_s,
+                max_accuracy_m=settings.max_accuracy_m,
+                allowed_lateness_s=settings.allowed_lateness_s,
+                timezone=settings.timezone,
+            )
+        for training_id, engineers in credited.items():
+            if engineers:
+                log.info("training %s credited %d engineers", training_id, len(engineers))
 
     @app.timer(interval=3600.0)
     @skip_while_db_down("retention", log)
