@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     max_speed_kmh: float = 300.0
     min_jump_m: float = 5000.0
     max_gap_s: float = 900.0
+    # a check-in and the next check-out at most this far apart count whole (CONTRACT §6.5)
+    max_shift_s: float = 43200.0
     min_minutes_present: float = 240.0
     allowed_lateness_s: float = 3600.0
     max_future_s: float = 300.0

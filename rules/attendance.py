@@ -23,7 +23,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["AttendanceBook", "Key", "Plan", "Tally", "from_us", "on_site_fixes", "to_us"]
+__all__ = [
+    "AttendanceBook",
+    "Key",
+    "Plan",
+    "Tally",
+    "check_event_keys",
+    "from_us",
+    "on_site_fixes",
+    "to_us",
+]
 
 Key = tuple[str, str, dt.date]  # (engineer_id, project_id, local date)
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -49,6 +58,18 @@ def on_site_fixes(
         for f in fixes
         for pid in f["project_ids"]
     ]
+
+
+def check_event_keys(fixes: Iterable[dict[str, Any]]) -> set[Key]:
+    """The keys of a batch's on-site check-ins and check-outs. A check-out closes a shift that
+    counts whole (CONTRACT §6.5): the union of a shift and the gaps is the stored-fixes
+    figure, so such a key is recomputed, never incremented."""
+    return {
+        (f["engineer_id"], pid, f["local_date"])
+        for f in fixes
+        if f.get("kind") in ("checkin", "checkout")
+        for pid in f["project_ids"]
+    }
 
 
 @dataclass(slots=True)
@@ -79,8 +100,11 @@ class AttendanceBook:
     def __len__(self) -> int:
         return len(self.tallies)
 
-    def plan(self, on_site: Iterable[tuple[Key, int, str]]) -> Plan:
-        """`on_site`: (key, fix time in microseconds, project region) of each on-site fix."""
+    def plan(
+        self, on_site: Iterable[tuple[Key, int, str]], checked: set[Key] | None = None
+    ) -> Plan:
+        """`on_site`: (key, fix time in microseconds, project region) of each on-site fix;
+        `checked`: keys with a check-in or check-out in the batch (always recomputed)."""
         times: dict[Key, list[int]] = defaultdict(list)
         regions: dict[Key, str] = {}
         for key, us, region in on_site:
@@ -90,7 +114,7 @@ class AttendanceBook:
         increments: dict[Key, list[int]] = {}
         for key, ts in times.items():
             tally = self.tallies.get(key)
-            if tally is None or min(ts) < tally.last_us:
+            if tally is None or min(ts) < tally.last_us or key in (checked or ()):
                 recompute.add(key)
             else:
                 increments[key] = sorted(ts)

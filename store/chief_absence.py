@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rules.chief_absence import Duty
-from store.queries import ATTENDANCE_SQL
+from store.queries import ATTENDANCE_SQL, DEFAULT_MAX_SHIFT_S
 
 DUTIES_SQL = text(
     """
@@ -48,7 +48,14 @@ async def attendance_of(
     if not engineers:
         return []
     rows: Any = await conn.execute(
-        ATTENDANCE, {"e": engineers, "lo": first, "hi": last, "max_gap_s": max_gap_s}
+        ATTENDANCE,
+        {
+            "e": engineers,
+            "lo": first,
+            "hi": last,
+            "max_gap_s": max_gap_s,
+            "max_shift_s": DEFAULT_MAX_SHIFT_S,
+        },
     )
     return [
         (r.engineer_id, r.project_id, r.local_date, float(r.minutes_on_site))

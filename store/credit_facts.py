@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rules import credit as credit_model
 from rules.certificate import Certificate, StatusEntry
-from store.queries import ATTENDANCE_SQL
+from store.queries import ATTENDANCE_SQL, DEFAULT_MAX_SHIFT_S
 
 
 async def credit_facts(
@@ -51,7 +51,13 @@ async def credit_facts(
         )
         for r in await conn.execute(
             text(sql),
-            {"engineer_id": engineer_id, "start": start, "end": end, "max_gap_s": max_gap_s},
+            {
+                "engineer_id": engineer_id,
+                "start": start,
+                "end": end,
+                "max_gap_s": max_gap_s,
+                "max_shift_s": DEFAULT_MAX_SHIFT_S,
+            },
         ):
             if float(r.minutes_on_site) >= min_minutes_present:
                 present[r.project_id].add(r.local_date)

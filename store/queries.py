@@ -10,22 +10,47 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rules.attendance import Tally, to_us
 
+# Minutes on site are the length of the union of (CONTRACT section 4 and §6.5): the gaps of at
+# most max_gap_s between consecutive on-site fixes, and each check-in to the next check-in or
+# check-out event when that is a check-out at most max_shift_s later. Without check-outs the
+# union is the sum of the gaps, as before.
 ATTENDANCE_SQL = """
 WITH on_site AS (
-    SELECT f.engineer_id, p.project_id, f.local_date, f.ts,
+    SELECT f.engineer_id, p.project_id, f.local_date, f.ts, f.kind,
            lag(f.ts) OVER (PARTITION BY f.engineer_id, p.project_id, f.local_date ORDER BY f.ts) AS prev_ts
     FROM fixes f CROSS JOIN LATERAL unnest(f.project_ids) AS p(project_id)
     WHERE ({where})
+),
+checks AS (
+    SELECT engineer_id, project_id, local_date, ts, kind,
+           lead(ts) OVER (PARTITION BY engineer_id, project_id, local_date ORDER BY ts) AS next_ts,
+           lead(kind) OVER (PARTITION BY engineer_id, project_id, local_date ORDER BY ts) AS next_kind
+    FROM on_site WHERE kind IN ('checkin', 'checkout')
+),
+spans AS (
+    SELECT engineer_id, project_id, local_date, tstzrange(prev_ts, ts) AS span FROM on_site
+    WHERE ts - prev_ts <= make_interval(secs => :max_gap_s)
+    UNION ALL
+    SELECT engineer_id, project_id, local_date, tstzrange(ts, next_ts) FROM checks
+    WHERE kind = 'checkin' AND next_kind = 'checkout'
+      AND next_ts - ts <= make_interval(secs => :max_shift_s)
+),
+covered AS (
+    SELECT engineer_id, project_id, local_date,
+           (SELECT coalesce(sum(extract(epoch FROM upper(x) - lower(x))), 0)
+            FROM unnest(range_agg(span)) AS x) / 60.0 AS minutes_on_site
+    FROM spans GROUP BY engineer_id, project_id, local_date
 )
 SELECT o.engineer_id, o.project_id, o.local_date, min(o.ts) AS first_in, max(o.ts) AS last_out,
-       coalesce(sum(extract(epoch FROM o.ts - o.prev_ts))
-                FILTER (WHERE o.ts - o.prev_ts <= make_interval(secs => :max_gap_s)), 0) / 60.0
-           AS minutes_on_site,
+       coalesce(c.minutes_on_site, 0) AS minutes_on_site,
        pr.region_code
 FROM on_site o JOIN projects pr ON pr.id = o.project_id
-GROUP BY o.engineer_id, o.project_id, o.local_date, pr.region_code
+LEFT JOIN covered c ON c.engineer_id = o.engineer_id AND c.project_id = o.project_id
+                   AND c.local_date = o.local_date
+GROUP BY o.engineer_id, o.project_id, o.local_date, pr.region_code, c.minutes_on_site
 ORDER BY o.local_date, o.engineer_id, o.project_id
 """
+DEFAULT_MAX_SHIFT_S = 43200.0  # config.Settings.max_shift_s
 
 
 def attendance_row(row: Any, min_minutes_present: float) -> dict[str, Any]:
@@ -47,17 +72,22 @@ async def attendance(
     *,
     max_gap_s: float,
     min_minutes_present: float,
+    max_shift_s: float = DEFAULT_MAX_SHIFT_S,
     **filters: Any,
 ) -> list[dict[str, Any]]:
     """Attendance per engineer, project and local day, computed from the stored on-site fixes
     (CONTRACT section 4), so late and redelivered fixes always give the same answer. Filters:
     those of `attendance_rows`."""
-    rows = await attendance_rows(conn, max_gap_s=max_gap_s, **filters)
+    rows = await attendance_rows(conn, max_gap_s=max_gap_s, max_shift_s=max_shift_s, **filters)
     return [attendance_row(r, min_minutes_present) for r in rows]
 
 
 async def attendance_tallies(
-    conn: AsyncConnection, *, max_gap_s: float, keys: list[tuple[str, str, dt.date]]
+    conn: AsyncConnection,
+    *,
+    max_gap_s: float,
+    keys: list[tuple[str, str, dt.date]],
+    max_shift_s: float = DEFAULT_MAX_SHIFT_S,
 ) -> list[tuple[tuple[str, str, dt.date], Tally]]:
     """The stored-fixes attendance of `keys` as the stream worker's live tallies
     (rules.attendance)."""
@@ -73,7 +103,9 @@ async def attendance_tallies(
                 r.region_code,
             ),
         )
-        for r in await attendance_rows(conn, max_gap_s=max_gap_s, keys=keys)
+        for r in await attendance_rows(
+            conn, max_gap_s=max_gap_s, max_shift_s=max_shift_s, keys=keys
+        )
     ]
 
 
@@ -81,6 +113,7 @@ async def attendance_rows(
     conn: AsyncConnection,
     *,
     max_gap_s: float,
+    max_shift_s: float = DEFAULT_MAX_SHIFT_S,
     engineer_id: str | None = None,
     project_id: str | None = None,
     date: dt.date | None = None,
@@ -90,7 +123,7 @@ async def attendance_rows(
     region_prefix: str | None = None,
 ) -> list[Any]:
     clauses = ["true"]
-    params: dict[str, Any] = {"max_gap_s": max_gap_s}
+    params: dict[str, Any] = {"max_gap_s": max_gap_s, "max_shift_s": max_shift_s}
     if engineer_id is not None:
         clauses.append("f.engineer_id = :engineer_id")
         params["engineer_id"] = engineer_id

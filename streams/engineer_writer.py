@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from config.settings import Settings
 from rules.alerts import live_alert
-from rules.attendance import AttendanceBook, Key, on_site_fixes
+from rules.attendance import AttendanceBook, Key, check_event_keys, on_site_fixes
 from rules.day_close import missing_log_alerts
 from rules.engineer_batch import process_engineer_batch
 from store import evidence as evidence_chain
@@ -92,9 +92,14 @@ class EngineerWriter:
             )
             alerts = out.alerts + missing_log_alerts(unlogged, self._tz)
             new_alerts = await sinks.insert_alerts(conn, alerts)
-            plan = self.book.plan(on_site_fixes(out.fixes, fences.project_region))
+            plan = self.book.plan(
+                on_site_fixes(out.fixes, fences.project_region), check_event_keys(out.fixes)
+            )
             recomputed = await attendance_tallies(
-                conn, max_gap_s=settings.max_gap_s, keys=sorted(plan.recompute)
+                conn,
+                max_gap_s=settings.max_gap_s,
+                max_shift_s=settings.max_shift_s,
+                keys=sorted(plan.recompute),
             )
             self.timing.lap("sinks")
             # Evidence chain (rules.evidence_chain): same transaction, idempotent.

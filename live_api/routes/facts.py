@@ -217,6 +217,7 @@ async def get_attendance(
     rows = await attendance(
         conn,
         max_gap_s=settings.max_gap_s,
+        max_shift_s=settings.max_shift_s,
         min_minutes_present=settings.min_minutes_present,
         engineer_id=engineer_id,
         project_id=project_id,
@@ -367,6 +368,7 @@ async def attendance_report(
     rows = await attendance(
         conn,
         max_gap_s=settings.max_gap_s,
+        max_shift_s=settings.max_shift_s,
         min_minutes_present=settings.min_minutes_present,
         date_from=first,
         date_to=last,

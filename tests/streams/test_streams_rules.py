@@ -391,3 +391,20 @@ def test_array_literal_quotes_and_escapes() -> None:
     assert array_literal([]) == "{}"
     assert array_literal(["P1", "a,b"]) == '{"P1","a,b"}'
     assert array_literal(['q"x', "b\\s", "{}", "NULL"]) == '{"q\\"x","b\\\\s","{}","NULL"}'
+
+
+def test_a_key_with_a_check_event_is_recomputed_never_incremented() -> None:
+    from rules.attendance import AttendanceBook, Tally, check_event_keys
+
+    day = dt.date(2026, 3, 2)
+    key = ("E1", "P1", day)
+    book = AttendanceBook(max_gap_s=900)
+    book.tallies[key] = Tally(0, 1_000_000, 0, "440305")
+    rows = [
+        {"engineer_id": "E1", "project_ids": ["P1"], "local_date": day, "kind": "checkout"},
+        {"engineer_id": "E1", "project_ids": [], "local_date": day, "kind": "checkin"},
+    ]
+    assert check_event_keys(rows) == {key}  # the off-site check-in names no key
+    plan = book.plan([(key, 2_000_000, "440305")], check_event_keys(rows))
+    assert plan.recompute == {key} and plan.increments == {}
+    assert book.plan([(key, 2_000_000, "440305")]).increments == {key: [2_000_000]}
