@@ -4,7 +4,8 @@ columns named like the fields of the matching `POST` body (an engineer's employe
 a bad row is reported `{row, field, message}` without stopping the others; `?dry_run=true`
 reports without writing. Importing the same file again changes nothing: an engineer whose
 row matches the registry is left alone, one that differs is updated (and its change kept
-with the import's actor), a filing that exists with the same fields is not added twice.
+with the import's actor; an empty cell or a missing column leaves that field as it is), a
+filing that exists with the same fields is not added twice.
 
 Imported engineers get no MQTT password: `POST /api/engineers/{id}/credentials` issues one
 when their phone is set up."""
@@ -249,12 +250,13 @@ def _changes(
     """The column values to write and the changes as the change history shows them."""
     values: dict[str, Any] = {}
     changes: dict[str, list[Any]] = {}
-    for name in PLAIN:
+    given = row.model_fields_set  # an empty cell or a missing column leaves the field as it is
+    for name in (n for n in PLAIN if n in given):
         new = getattr(row, name)
         if getattr(current, name) != new:
             values[name] = new
             changes[name] = [_shown(getattr(current, name)), _shown(new)]
-    for name in PERSONAL:
+    for name in (n for n in PERSONAL if n in given):
         old_enc = getattr(current, f"{name}_enc")
         old = sm4_decrypt(key, old_enc) if old_enc else None
         new = getattr(row, name)
@@ -262,7 +264,7 @@ def _changes(
             values[f"{name}_enc"] = sm4_encrypt(key, new) if new else None
             values[f"{name}_last4"] = _last4(new)
             changes[name] = ["*" if old else None, "*" if new else None]
-    if float(current.ce_hours or 0.0) != row.ce_hours:
+    if "ce_hours" in given and float(current.ce_hours or 0.0) != row.ce_hours:
         values["ce_hours"] = row.ce_hours
         changes["ce_hours"] = [current.ce_hours, row.ce_hours]
     return values, changes
