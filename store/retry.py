@@ -139,7 +139,9 @@ def skip_while_db_down(
     what: str, log_to: logging.Logger = log
 ) -> Callable[[Callable[..., Awaitable[None]]], Callable[..., Awaitable[None]]]:
     """For periodic work (timers): a run that finds the database away is skipped with a
-    warning instead of raising (in Faust a raising timer stops the whole worker)."""
+    warning, and one that fails otherwise is logged with its traceback, instead of raising:
+    in Faust a raising timer stops the whole worker, and one periodic check must not stop
+    the ingest of everything else. The next run tries again."""
 
     def decorate(fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
         @functools.wraps(fn)
@@ -148,7 +150,8 @@ def skip_while_db_down(
                 await fn(*args, **kwargs)
             except Exception as exc:
                 if not is_transient(exc):
-                    raise
+                    log_to.exception("%s failed; the next run tries again", what)
+                    return
                 log_to.warning("%s skipped: database unavailable (%s)", what, _short(exc))
 
         return wrapper

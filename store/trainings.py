@@ -33,7 +33,8 @@ INSIDE_SQL = text(
 CREDIT_SQL = text(
     """
     INSERT INTO ce_records (engineer_id, year, hours, kind, provider, ref, actor)
-    SELECT e, :year, :hours, 'offline', :name, :ref, 'training:' || :ref
+    SELECT e, :year, :hours, 'offline', CAST(:name AS text), CAST(:ref AS text),
+           'training:' || CAST(:ref AS text)
     FROM unnest(CAST(:engineers AS text[])) AS e
     ON CONFLICT (engineer_id, ref) WHERE ref IS NOT NULL DO NOTHING
     RETURNING engineer_id

@@ -12,7 +12,15 @@ from tests.stack_client import StackClient
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 VALID_CODE = "91350100M000100Y43"
-COLUMNS = ["id", "name", "registered_region", "cert_status", "employer_credit_code", "phone"]
+COLUMNS = [
+    "id",
+    "name",
+    "registered_region",
+    "cert_status",
+    "employer_name",
+    "employer_credit_code",
+    "phone",
+]
 
 
 def _xlsx(rows: list[list[object]]) -> bytes:
@@ -30,14 +38,22 @@ def _xlsx(rows: list[list[object]]) -> bytes:
 def test_an_xlsx_of_engineers_is_checked_row_by_row_and_imported_once(sw: StackClient) -> None:
     tag = uuid.uuid4().hex[:6].upper()
     good = [
-        [f"IM-{tag}-{i:03d}", f"导入{i}", "440305", "valid", VALID_CODE, 13800000000 + i]
+        [
+            f"IM-{tag}-{i:03d}",
+            f"导入{i}",
+            "440305",
+            "valid",
+            "监理公司",
+            VALID_CODE,
+            13800000000 + i,
+        ]
         for i in range(40)
     ]
     bad = [
-        [f"IM-{tag}-X1", "坏代码", "440305", "valid", VALID_CODE[:-1] + "4", None],  # row 42
-        [f"IM-{tag}-X2", None, "440305", "valid", None, None],  # row 43: no name
-        [f"IM-{tag}-000", "重复", "440305", "valid", None, None],  # row 44: id of row 2
-        [f"IM-{tag}-X4", "状态", "440305", "revoked", None, None],  # row 45
+        [f"IM-{tag}-X1", "坏代码", "440305", "valid", "x", VALID_CODE[:-1] + "4", None],  # row 42
+        [f"IM-{tag}-X2", None, "440305", "valid", None, None, None],  # row 43: no name
+        [f"IM-{tag}-000", "重复", "440305", "valid", None, None, None],  # row 44: id of row 2
+        [f"IM-{tag}-X4", "状态", "440305", "revoked", None, None, None],  # row 45
     ]
     content = _xlsx(good + bad)
     headers = {"Content-Type": XLSX}

@@ -89,17 +89,29 @@ def test_retry_db_raises_other_errors_at_once() -> None:
     assert calls == 1
 
 
-def test_timer_runs_are_skipped_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+def test_timer_runs_are_skipped_or_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
     @skip_while_db_down("a timer")
     async def timer() -> None:
         raise asyncpg.CannotConnectNowError("the database system is starting up")
 
+    runs: list[int] = []
+
     @skip_while_db_down("another timer")
     async def buggy() -> None:
+        runs.append(1)
         raise ValueError("a bug stays visible")
 
     with caplog.at_level(logging.WARNING):
         asyncio.run(timer())
     assert "a timer skipped" in caplog.text
-    with pytest.raises(ValueError):
+    # a bug is logged with its traceback, and does not stop the worker: the next run runs
+    caplog.clear()
+    with caplog.at_level(logging.ERROR):
         asyncio.run(buggy())
+        asyncio.run(buggy())
+    assert len(runs) == 2
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert [r.getMessage() for r in errors] == [
+        "another timer failed; the next run tries again"
+    ] * 2
+    assert all(r.exc_info and r.exc_info[0] is ValueError for r in errors)
