@@ -51,6 +51,8 @@ def test_a_clean_record_scores_100_tier_a() -> None:
         "cross_region_unfiled",
         "impossible_travel",
         "missing_log",
+        "practice_while_suspended",
+        "chief_absent",
         "alert_closure",
     }
 
