@@ -144,6 +144,8 @@ class EngineerPlan:
     ts_format: str  # 's' | 'ms' | 'iso'
     filings: list[Filing] = field(default_factory=list)
     spoof_day: int | None = None
+    # the certificate is suspended from this local day on (practice_while_suspended)
+    suspended_from: dt.date | None = None
     tid: str = "SW"
     sm2_private_key: str | None = None  # signs every check-in and log (CONTRACT section 3)
     sm2_public_key: str | None = None

@@ -81,11 +81,14 @@ def buffered(poly: Polygon | MultiPolygon, metres: float) -> Any:
 
 
 def existing_projects(api: httpx.Client) -> list[tuple[str, str, Any]]:
-    """(id, region_code, WGS-84 geometry incl. its buffer) of every project the monitor has."""
+    """(id, region_code, WGS-84 geometry incl. its buffer) of every project the monitor judges
+    fixes against (not retired, not suspended)."""
     fc = check(api.get("/api/projects"), "listing projects")
     out = []
     for f in fc.get("features", []):
         props = f.get("properties") or {}
+        if props.get("retired_at") or props.get("status") == "suspended":
+            continue  # no fence at the monitor: fixes there are on no site
         try:
             geom = shape(f["geometry"])
         except Exception:  # noqa: BLE001 - a project we cannot read cannot be avoided either

@@ -233,6 +233,11 @@ def _plan_engineers(
     if config.violations:  # spoofers: a share of the engineers, at least one
         for p in rng.sample(plans, max(1, round(config.engineers * config.p_spoofer))):
             p.spoof_day = _weekday_index(rng, start, config.days)
+    # one certificate suspended from the third day (a past day: a change is dated today at
+    # the latest); its own generator, so the other draws stay as they were
+    third = first + dt.timedelta(days=2)
+    if config.violations and config.days >= 3 and third <= dt.datetime.now(config.tz).date():
+        random.Random(config.seed + 1).choice(plans).suspended_from = third
     # a few phones sign with SM2 (signing costs ~7 ms: keep them few)
     for p in [p for p in plans if p.phone == "checkin"][: max(1, config.engineers // 50)]:
         p.sm2_private_key, p.sm2_public_key = generate_sm2_keypair()

@@ -7,6 +7,7 @@ by identity (CONTRACT section 4):
 
 ========================  ===================================================================
 cross_region_unfiled      engineer, project, local date of the alert's event time
+practice_while_suspended  engineer, project, local date of the alert's event time
 impossible_travel         engineer, event time of the second fix of the pair (to the second)
 sensor_threshold          device, event time of the first reading outside the limits
 missing_log               engineer, project, ``details.date`` (else the local date just
@@ -165,7 +166,7 @@ def _ts(value: str) -> float:
 def alert_key(a: dict[str, Any], tz: ZoneInfo) -> tuple[Any, ...]:
     t = a["type"]
     ts = _ts(a["ts"])
-    if t == "cross_region_unfiled":
+    if t in ("cross_region_unfiled", "practice_while_suspended"):
         return (
             a.get("engineer_id"),
             a.get("project_id"),
@@ -184,7 +185,7 @@ def alert_key(a: dict[str, Any], tz: ZoneInfo) -> tuple[Any, ...]:
 
 
 def expected_key(t: str, e: dict[str, Any]) -> tuple[Any, ...]:
-    if t == "cross_region_unfiled" or t == "missing_log":
+    if t in ("cross_region_unfiled", "missing_log", "practice_while_suspended"):
         return (e["engineer_id"], e["project_id"], e["date"])
     if t == "impossible_travel":
         return (e["engineer_id"], round(e["ts"]))

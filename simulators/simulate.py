@@ -31,7 +31,14 @@ from shapely.geometry import mapping
 from simulators import truth as truth_mod
 from simulators.plans import SCENARIOS, Config, Scenario
 from simulators.publish import Progress, Publisher, pace_and_publish
-from simulators.registry import api_client, existing_projects, load_endpoints, post, wait_visible
+from simulators.registry import (
+    api_client,
+    check,
+    existing_projects,
+    load_endpoints,
+    post,
+    wait_visible,
+)
 from simulators.scenario import build
 
 log = logging.getLogger("sitewatch.simulate")
@@ -76,6 +83,7 @@ def compute_truth(
         e.id: truth_mod.Registered(
             e.registered_region,
             tuple((f.region_code, f.valid_from, f.valid_to) for f in e.filings),
+            e.suspended_from,
         )
         for e in sc.engineers
     }
@@ -136,6 +144,9 @@ def register(api: Any, sc: Scenario) -> dict[str, str]:
         r = post(api, "/api/engineers", body, f"registering engineer {e.id}")
         for f in e.filings:
             post(api, "/api/filings", f.body(e.id), f"filing for {e.id}")
+        if e.suspended_from is not None:
+            change = {"cert_status": "suspended", "cert_status_from": e.suspended_from.isoformat()}
+            check(api.patch(f"/api/engineers/{e.id}", json=change), f"suspending {e.id}")
         return e.id, r["mqtt_password"]
 
     def device(d: Any) -> tuple[str, str]:
@@ -252,6 +263,7 @@ def write_run_dir(
                 "signs": bool(e.sm2_public_key),
                 "spoof_day": e.spoof_day,
                 "filings": [f.body(e.id) for f in e.filings],
+                "suspended_from": e.suspended_from.isoformat() if e.suspended_from else None,
             }
             for e in sc.engineers
         ],

@@ -15,6 +15,8 @@ the same answer, and this module says which reading it uses:
   (the scenario never produces any).
 * attendance: "consecutive on-site fixes at the same project" are consecutive among that
   project's on-site fixes of the day.
+* ``practice_while_suspended``: an on-site fix (the fixes that count for geofencing) on a
+  local day on or after the day the engineer's certificate was suspended from.
 * ``missing_log``: a day counts once the engineer's own later records are past its end plus
   ``allowed_lateness_s`` (each engineer sends a closing record after the last day).
 * ``device_offline`` (stream time): a silence is a gap between consecutive readings of a device
@@ -43,6 +45,7 @@ ALERT_TYPES = (
     "sensor_threshold",
     "device_offline",
     "missing_log",
+    "practice_while_suspended",
 )
 
 
@@ -88,6 +91,7 @@ class Fence:
 class Registered:
     registered_region: str
     filings: tuple[tuple[str, dt.date, dt.date], ...] = ()  # (region, from, to), both included
+    suspended_from: dt.date | None = None  # the certificate is not valid from this day on
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,7 @@ def compute(
 
     on_site: dict[tuple[str, str, dt.date], list[float]] = defaultdict(list)
     cross: dict[tuple[str, str, dt.date], float] = {}
+    suspended: dict[tuple[str, str, dt.date], float] = {}
     for eng_id, items in by_engineer.items():
         items.sort(key=lambda f: (f.ts, f.msg_id))
         seen: set[str] = set()
@@ -180,6 +185,9 @@ def compute(
                 if not fence.polygon.covers(p):
                     continue
                 on_site[(eng_id, fence.id, day)].append(f.ts)
+                if reg is not None and reg.suspended_from and day >= reg.suspended_from:
+                    key = (eng_id, fence.id, day)
+                    suspended[key] = min(suspended.get(key, f.ts), f.ts)
                 if reg is None or city(fence.region_code) == city(reg.registered_region):
                     continue
                 if any(
@@ -223,6 +231,11 @@ def compute(
                 "ts": ts,
                 "time": iso(ts, tz),
             }
+        )
+
+    for (eng_id, pid, day), ts in sorted(suspended.items()):
+        truth.alerts["practice_while_suspended"].append(
+            {"engineer_id": eng_id, "project_id": pid, "date": day.isoformat(), "ts": ts}
         )
 
     # attendance

@@ -157,3 +157,24 @@ def test_trailing_silence_needs_the_project_stream_to_move_on() -> None:
     assert run(readings=readings, sensors=sensors).alerts["device_offline"] == []
     t = run(readings=readings, sensors=sensors, trailing_silences=True)
     assert [(a["device_id"], a["to_ts"]) for a in t.alerts["device_offline"]] == [("B", None)]
+
+
+def test_practice_while_suspended_from_the_day_of_the_suspension() -> None:
+    next_day = DAY + dt.timedelta(days=1)
+    truth = run(
+        fixes=[
+            F("E", "before", at(9, DAY - dt.timedelta(days=1)), *IN),
+            F("E", "d1", at(9), *IN),
+            F("E", "d2", at(10), *EDGE),
+            F("E", "off", at(11), *OUT),
+            F("E", "next", at(9, next_day), *IN),
+        ],
+        engineers={"E": Registered("440305", (), DAY)},
+    )
+    assert [
+        (a["project_id"], a["date"], a["ts"]) for a in truth.alerts["practice_while_suspended"]
+    ] == [
+        ("P", "2026-03-02", at(9)),
+        ("P", "2026-03-03", at(9, next_day)),
+    ]
+    assert run(fixes=[F("E", "a", at(9), *IN)]).alerts["practice_while_suspended"] == []
