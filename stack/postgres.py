@@ -168,6 +168,10 @@ def start_postgres(sup: Supervisor, data_dir: Path, port: int | None = None) -> 
             "wal_compression=lz4",
             "-c",
             "max_wal_size=2GB",
+            # no JIT: it compiled for tens of milliseconds before short batch statements
+            # whose row estimates were high (the evidence tail, store/evidence.py)
+            "-c",
+            "jit=off",
             # per-statement times for operators and the soak (docs/reliability.md)
             "-c",
             "shared_preload_libraries=pg_stat_statements",

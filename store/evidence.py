@@ -68,6 +68,22 @@ def _head(row: Any) -> chain.Head:
 # --------------------------------------------------------------------------- append
 
 
+# The entries of each engineer from a time on: one index range scan per engineer. As a plain
+# join the planner cannot see the times in the array, guesses a third of the table for
+# `order_ts >= t.ts` and scans all of it: 7 ms per batch at the start of the 60-minute soak,
+# 850 ms at its end, the worker's whole capacity (docs/BENCHMARKS.md). OFFSET 0 keeps the
+# subquery from being flattened into that join.
+TAIL_SQL = """
+SELECT e.* FROM unnest(CAST(:e AS text[]), CAST(:t AS double precision[])) AS t(engineer_id, ts)
+CROSS JOIN LATERAL (
+    SELECT * FROM evidence_entries x
+    WHERE x.engineer_id = t.engineer_id AND x.order_ts >= t.ts
+    OFFSET 0
+) e
+ORDER BY e.engineer_id, e.seq
+"""
+
+
 async def append(
     conn: AsyncConnection,
     records: Iterable[Record],
@@ -130,12 +146,7 @@ async def append(
         min_order[e] = min(s.order_ts for s in staged)
     tails: dict[str, list[chain.Entry]] = defaultdict(list)
     tail_rows = await conn.execute(
-        text(
-            "SELECT e.* FROM evidence_entries e "
-            "JOIN unnest(CAST(:e AS text[]), CAST(:t AS double precision[])) AS t(engineer_id, ts) "
-            "ON e.engineer_id = t.engineer_id AND e.order_ts >= t.ts "
-            "ORDER BY e.engineer_id, e.seq"
-        ),
+        text(TAIL_SQL),
         {"e": list(min_order), "t": list(min_order.values())},
     )
     for r in tail_rows:

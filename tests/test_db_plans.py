@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import asyncio
 
+import psycopg
 from sqlalchemy import text
 
 from config.settings import Settings
 from store.db import async_engine
+from store.evidence import TAIL_SQL
 from tests.stack_client import StackClient
 
-TAIL = (
-    "EXPLAIN SELECT e.* FROM evidence_entries e "
-    "JOIN unnest(CAST(:e AS text[]), CAST(:t AS double precision[])) AS t(engineer_id, ts) "
-    "ON e.engineer_id = t.engineer_id AND e.order_ts >= t.ts"
-)
+TAIL = "EXPLAIN " + TAIL_SQL
 
 
 def test_statements_keep_their_index_plans_after_many_executions(sw: StackClient) -> None:
@@ -38,19 +36,47 @@ def test_statements_keep_their_index_plans_after_many_executions(sw: StackClient
     assert all("Seq Scan on evidence_entries" not in p for p in explained), explained[-1]
 
 
+def test_the_evidence_tail_scans_each_engineer_from_its_time_on(sw: StackClient) -> None:
+    """The worker reads each batch's engineers' chain entries from a time on. As a plain join
+    the planner guessed a third of the table and scanned all of it: 7 ms per batch at the start
+    of the 60-minute soak, 850 ms at its end (docs/BENCHMARKS.md)."""
+    with psycopg.connect(sw.owner_database, autocommit=True) as db:
+        db.execute(
+            "INSERT INTO evidence_entries (engineer_id, seq, kind, msg_id, ts, order_ts, "
+            "local_date, canonical, prev_hash, hash) SELECT 'PLAN-' || (i % 100), i / 100, "
+            "'fix', 'plan-' || i, i, i, DATE '2026-01-01', '\\x00', 'p', 'h' "
+            "FROM generate_series(1, 200000) i"
+        )
+        db.execute("ANALYZE evidence_entries")
+        try:
+            plan = "\n".join(
+                r[0]
+                for r in db.execute(
+                    "EXPLAIN " + TAIL_SQL.replace(":e", "%(e)s").replace(":t", "%(t)s"),
+                    {"e": [f"PLAN-{k}" for k in range(50)], "t": [199_000.0] * 50},
+                )
+            )
+        finally:
+            db.execute("DELETE FROM evidence_entries WHERE engineer_id LIKE 'PLAN-%%'")
+    assert "Seq Scan on evidence_entries" not in plan, plan
+    assert "order_ts >= t.ts" in plan.split("Index Cond:")[1], plan
+    assert "JIT" not in plan
+
+
 def test_the_embedded_postgis_keeps_checkpoints_rare_and_small(sw: StackClient) -> None:
     """Checkpoint storms stalled the worker's batches (docs/reliability.md): the embedded
     cluster compresses full-page images and checkpoints after 2 GB of WAL."""
     settings = dict(
         sw.sql(
             "SELECT name, setting || coalesce(unit, '') FROM pg_settings "
-            "WHERE name IN ('wal_compression', 'max_wal_size', 'synchronous_commit')"
+            "WHERE name IN ('wal_compression', 'max_wal_size', 'synchronous_commit', 'jit')"
         )
     )
     assert settings == {
         "wal_compression": "lz4",
         "max_wal_size": "2048MB",
         "synchronous_commit": "off",
+        "jit": "off",
     }
 
 
