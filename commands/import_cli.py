@@ -1,4 +1,4 @@
-"""`sitewatch import {engineers,filings} FILE [--dry-run]`: a CSV or XLSX file into a running
+"""`sitewatch import {engineers,projects,filings} FILE [--dry-run]`: a CSV or XLSX file into a running
 stack, through `POST /api/import/...` in parts of `--chunk` rows with a progress bar. Errors
 name the row of FILE (the header is row 1)."""
 
@@ -18,11 +18,11 @@ from typing import Any
 from live_api import table_files
 from simulators.publish import Progress
 
-KINDS = ("engineers", "filings")
+KINDS = ("engineers", "projects", "filings")
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("import", help="import engineers or filings from CSV or XLSX")
+    p = sub.add_parser("import", help="import engineers, projects or filings from CSV or XLSX")
     p.add_argument("kind", choices=KINDS)
     p.add_argument("file", type=Path)
     p.add_argument("--dry-run", action="store_true", help="check every row, write nothing")

@@ -224,6 +224,12 @@ async def create_project(request: Request, conn: Conn, admin: Admin) -> dict[str
         feature = json.loads(await request.body())
     except (ValueError, RecursionError) as exc:
         raise HTTPException(422, f"body is not JSON: {exc}") from exc
+    return feature_of(await add_project(request, conn, admin, feature))
+
+
+async def add_project(request: Request, conn: Any, admin: Caller, feature: Any) -> Any:
+    """Check and register one project Feature (POST /api/projects, the bulk import); its row,
+    or the HTTPException naming what is wrong."""
     props, geom = parse_site(feature)
     project_id = _str_id(props.get("id"), "id")
     if await identity_taken(conn, project_id, kinds=("project",)):
@@ -302,7 +308,7 @@ async def create_project(request: Request, conn: Conn, admin: Admin) -> dict[str
         engineer_ids=engineer_ids,
         area_deg2=round(geom.area, 9),
     )
-    return feature_of(row)
+    return row
 
 
 async def _vendor_projects(conn: Any, caller: Caller) -> set[str]:

@@ -3,7 +3,9 @@ nothing, per-row errors with the row and the field, and a re-import that changes
 
 from __future__ import annotations
 
+import csv
 import io
+import json
 import uuid
 
 import openpyxl
@@ -118,3 +120,53 @@ def test_a_csv_row_that_changed_updates_its_engineer_and_filings_import_once(
     assert len(listed) == 1
     assert unknown.status_code == 422 and "colour" in unknown.text
     assert garbage.status_code == 422 and "XLSX" in garbage.text
+
+
+def test_projects_import_from_wkt_or_geojson_once(sw: StackClient) -> None:
+    tag = uuid.uuid4().hex[:6].upper()
+    lon, lat = sw.free_spot(114.03, 22.60)
+    d = 0.001
+    wkt = (
+        f"POLYGON(({lon - d} {lat - d},{lon + d} {lat - d},{lon + d} {lat + d},"
+        f"{lon - d} {lat + d},{lon - d} {lat - d}))"
+    )
+    geojson = json.dumps(
+        {
+            "type": "Polygon",
+            "coordinates": [
+                [[lon + 0.01, lat], [lon + 0.012, lat], [lon + 0.012, lat + d], [lon + 0.01, lat]]
+            ],
+        }
+    )
+    bow_tie = (
+        f"POLYGON(({lon} {lat},{lon + d} {lat + d},{lon + d} {lat},{lon} {lat + d},{lon} {lat}))"
+    )
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        ["id", "name", "region_code", "engineer_ids", "required_days_per_month", "geometry"]
+    )
+    writer.writerow([f"IP-{tag}-A", "导入工地A", "440305", "E-1; E-2", "10", wkt])
+    writer.writerow([f"IP-{tag}-B", "导入工地B", "440305", "", "", geojson])
+    writer.writerow([f"IP-{tag}-C", "坏边界", "440305", "", "", bow_tie])  # row 4
+    body = out.getvalue().encode()
+    headers = {"Content-Type": "text/csv"}
+    url = "/api/import/projects"
+    with sw.api() as api:
+        dry = api.post(url, content=body, headers=headers, params={"dry_run": "true"}).json()
+        assert api.get(f"/api/projects/IP-{tag}-A").status_code == 404
+        first = api.post(url, content=body, headers=headers).json()
+        again = api.post(url, content=body, headers=headers).json()
+        a = api.get(f"/api/projects/IP-{tag}-A").json()
+        renamed = api.post(
+            url, content=body.replace("导入工地B".encode(), "改名".encode()), headers=headers
+        ).json()
+    assert (dry["created"], first["created"], again["created"], again["unchanged"]) == (2, 2, 0, 2)
+    assert [e["row"] for e in first["errors"]] == [4] and "self-intersection" in first["errors"][0][
+        "message"
+    ].lower()
+    assert a["properties"]["engineer_ids"] == ["E-1", "E-2"]
+    assert a["properties"]["required_days_per_month"] == 10
+    assert [e["row"] for e in renamed["errors"]] == [3, 4] and "PATCH" in renamed["errors"][0][
+        "message"
+    ]
