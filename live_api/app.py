@@ -44,6 +44,7 @@ from live_api.routes import (
     imports,
     live,
     map_data,
+    project_import,
     project_lifecycle,
     projects,
     regions,
@@ -185,6 +186,7 @@ def create_app(settings: Settings) -> FastAPI:
         devices,
         device_lifecycle,
         imports,
+        project_import,
         trainings,
     ):
         app.include_router(resource.router)

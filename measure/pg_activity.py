@@ -47,3 +47,22 @@ def busiest_statements(
             spent = total - total0
             deltas.append([query, calls - calls0, round(spent / (calls - calls0), 2), round(spent)])
     return sorted(deltas, key=lambda d: -float(d[3]))[:top]
+
+
+def statements_table(statements: list[list[list[object]]], times: list[float]) -> list[str]:
+    """Markdown: the busiest statement of the first, middle and last sampled minute."""
+    minutes = [(t, st) for t, st in zip(times, statements, strict=True) if st]
+    if not minutes:
+        return []
+    lines = [
+        "",
+        "PostgreSQL's busiest statement per minute (pg_stat_statements), first, middle and "
+        "last minute:",
+        "",
+        "| t (s) | calls | mean ms | total ms | statement |",
+        "|---|---|---|---|---|",
+    ]
+    for t, st in (minutes[0], minutes[len(minutes) // 2], minutes[-1]):
+        query, calls, mean, total = st[0]
+        lines.append(f"| {t:.0f} | {calls} | {mean} | {total} | `{str(query)[:90]}` |")
+    return lines

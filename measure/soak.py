@@ -42,8 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from measure import faults as restart
-from measure import loadgen, reconciliation
-from measure.pg_activity import busiest_statements, maintenance, statement_totals
+from measure import loadgen, pg_activity, reconciliation
 from stack.up import Stack, StackOptions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -159,7 +158,7 @@ def run_soak(
         def sample_every_interval() -> None:
             last_cpu = {n: cpu_seconds(n, p) for n, p in pids.items()}
             last_t = t0
-            last_statements = statement_totals(db)
+            last_statements = pg_activity.statement_totals(db)
             statements_every = max(1, round(60 / interval_s))
             next_at = t0 + interval_s
             while not stop.wait(max(0.0, next_at - time.monotonic())):
@@ -175,12 +174,12 @@ def run_soak(
                     rss_mib={n: round(memory_mib(n, p), 1) for n, p in pids.items()},
                     cpu={n: round((cpu_now[n] - last_cpu[n]) / (now - last_t), 2) for n in pids},
                     load1=round(os.getloadavg()[0], 2),
-                    maintenance=maintenance(db),
+                    maintenance=pg_activity.maintenance(db),
                 )
                 last_cpu, last_t = cpu_now, now
                 if len(result.samples) % statements_every == statements_every - 1:
-                    totals = statement_totals(db)
-                    sample.statements = busiest_statements(last_statements, totals)
+                    totals = pg_activity.statement_totals(db)
+                    sample.statements = pg_activity.busiest_statements(last_statements, totals)
                     last_statements = totals
                 result.samples.append(sample)
                 log.info(
@@ -382,6 +381,7 @@ def markdown(result: SoakResult) -> str:
         f"| {k} | {'yes' if ok else '**no**'} | {why} |" for k, (ok, why) in result.verdicts.items()
     ]
     lines += [f"| {k} | not judged | {why} |" for k, why in result.notes.items()]
+    lines += pg_activity.statements_table([x.statements for x in s], [x.t for x in s])
     lines += [
         "",
         "| t (s) | acked | persisted | lag | "
