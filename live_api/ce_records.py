@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -33,6 +33,13 @@ class CeRecordIn(BaseModel):
         max_length=128,
         description="the certificate or training id: a record with the same ref counts once",
     )
+
+    @field_validator("ref")
+    @classmethod
+    def _not_declared(cls, value: str | None) -> str | None:
+        if value is not None and value.startswith("declared:"):
+            raise ValueError("refs starting with 'declared:' are the registry's declared hours")
+        return value
 
 
 class CeRecordOut(BaseModel):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import itertools
 import zipfile
 from dataclasses import dataclass
 
@@ -45,7 +46,9 @@ def read_table(content: bytes, content_type: str) -> Table:
     if "\x00" in text:
         raise TableError("the CSV holds a NUL character")
     try:
-        cells: list[list[object]] = [list(r) for r in csv.reader(io.StringIO(text, newline=""))]
+        reader = csv.reader(io.StringIO(text, newline=""))
+        # at most the header, MAX_ROWS rows and one more (to say the file is too long)
+        cells: list[list[object]] = [list(r) for r in itertools.islice(reader, MAX_ROWS + 2)]
         return _rows(cells)
     except csv.Error as exc:
         raise TableError(f"the CSV cannot be read: {exc}") from exc

@@ -1,9 +1,11 @@
 """An engineer's registration certificate as of a date (CONTRACT §6.5): its status history and
 its validity. Pure: the worker and the API read the rows, these functions decide.
 
-The history holds one entry per recorded status with the date it applies from; the entry in
-force on a day is the latest one dated on or before it (of two dated the same day, the one
-recorded last). The status recorded at registration applies from the beginning of time: an
+The history holds one entry per recorded status with the date it applies from; the status on
+a day is that of the entry recorded last among those dated on or before it (so a correction
+dated before the change it corrects overrides it, and the registry's current status, the last
+one recorded, is the status today). Before the first entry the first entry applies: the
+status recorded at registration applies from the beginning of time: an
 engineer registered today may send a replay of last week, and the registration is the only
 thing known about last week. A certificate past its `valid_to` is expired whatever the
 history says.
@@ -23,7 +25,8 @@ SINCE_REGISTRATION = dt.date(1, 1, 1)
 class StatusEntry:
     from_date: dt.date
     status: str  # valid | suspended | expired
-    entry_id: int  # the row in cert_status_history: orders two entries of one day
+    entry_id: int  # the row in cert_status_history, named in `decided_by`
+    recorded: int = 0  # the order entries were recorded in (by time, then id); 0: by id
 
 
 @dataclass(frozen=True)
@@ -52,22 +55,21 @@ class Certificate:
         valid_to: dt.date | None,
         current_status: str,
     ) -> Certificate:
-        ordered = tuple(sorted(entries, key=lambda e: (e.from_date, e.entry_id)))
+        ordered = tuple(sorted(entries, key=lambda e: (e.from_date, e.recorded, e.entry_id)))
         return cls(ordered, valid_to, current_status)
 
     def on(self, day: dt.date) -> Standing:
         if self.valid_to is not None and day > self.valid_to:
             return Standing("expired", f"certificate valid to {self.valid_to.isoformat()}")
-        in_force = None
-        for entry in self.history:
-            if entry.from_date > day:
-                break
-            in_force = entry
-        if in_force is None:
+        in_force = [e for e in self.history if e.from_date <= day]
+        if not in_force:
             if not self.history:
                 return Standing(self.current_status, "registry status (no history recorded)")
-            in_force = self.history[0]
-        return Standing(in_force.status, describe(in_force))
+            return Standing(self.history[0].status, describe(self.history[0]))
+        # the statement about `day` recorded last wins: a correction dated earlier than a
+        # change it corrects overrides that change too
+        latest = max(in_force, key=lambda e: (e.recorded, e.entry_id))
+        return Standing(latest.status, describe(latest))
 
 
 def describe(entry: StatusEntry) -> str:

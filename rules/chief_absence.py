@@ -6,7 +6,9 @@ A day counts as present when its attendance is (CONTRACT section 4: `minutes_on_
 least `min_minutes_present`). A month is judged only when the project was being supervised
 in it: some engineer of the project (its chief or a member) had an on-site fix there that
 month. So a project registered today, or not yet started, raises nothing for the months
-before; a chief who stops coming while the members keep coming does. Pure: the worker reads
+before; a chief who stops coming while the members keep coming does. A chief named by a
+change is judged from the first whole month after the change; the chief named at
+registration for every month (the registration applies backwards). Pure: the worker reads
 the rows (store.chief_absence) and writes the alerts.
 """
 
@@ -31,6 +33,9 @@ class Duty:
     chief: str
     members: tuple[str, ...]
     required_days: int
+    # when the current chief was made chief by a change (None: since the registration, which
+    # applies backwards like a certificate's first status): earlier months are not theirs
+    chief_since: dt.datetime | None = None
 
 
 def month_start(day: dt.date) -> dt.date:
@@ -77,6 +82,10 @@ def chief_absent_alerts(
         for month in months:
             if (duty.project_id, month) not in supervised:
                 continue
+            if duty.chief_since is not None and (
+                dt.datetime.combine(month, dt.time(), tz) < duty.chief_since
+            ):
+                continue  # another chief's month, or only partly this one's
             days = sorted(present.get((duty.chief, duty.project_id, month), ()))
             if len(days) >= duty.required_days:
                 continue

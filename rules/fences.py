@@ -28,7 +28,7 @@ class Fences:
     regions: RegionIndex
     project_region: dict[str, str]
     # fence id -> its project and time window, for the fences of revised boundaries (their
-    # ids are `project@n`); any other fence is its project's only boundary, for all time
+    # ids are `project/n`: ids cannot hold a '/'); any other fence is its project's only boundary, for all time
     revisions: Mapping[str, Revision] = field(default_factory=dict)
 
     def project_at(self, fence: int, ts: float) -> str | None:

@@ -15,7 +15,10 @@ from store.queries import ATTENDANCE_SQL, DEFAULT_MAX_SHIFT_S
 DUTIES_SQL = text(
     """
     SELECT id, region_code, chief_engineer_id, coalesce(engineer_ids, '{}'),
-           required_days_per_month
+           required_days_per_month,
+           (SELECT max(a.at) FROM audit_log a
+            WHERE a.target = 'project:' || projects.id AND a.action = 'project.update'
+              AND a.details->'changes' ? 'chief_engineer_id') AS chief_since
     FROM projects
     WHERE retired_at IS NULL AND chief_engineer_id IS NOT NULL
       AND coalesce(required_days_per_month, 0) > 0
@@ -40,6 +43,7 @@ async def attendance_of(
     last: dt.date,
     *,
     max_gap_s: float,
+    max_shift_s: float = DEFAULT_MAX_SHIFT_S,
 ) -> list[tuple[str, str, dt.date, float]]:
     """(engineer, project, local date, minutes on site) of the duties' engineers at their
     projects between two local dates (inclusive)."""
@@ -54,7 +58,7 @@ async def attendance_of(
             "lo": first,
             "hi": last,
             "max_gap_s": max_gap_s,
-            "max_shift_s": DEFAULT_MAX_SHIFT_S,
+            "max_shift_s": max_shift_s,
         },
     )
     return [

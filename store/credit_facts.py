@@ -24,6 +24,7 @@ async def credit_facts(
     min_minutes_present: float,
     timezone: str,
     now: dt.datetime | None = None,
+    max_shift_s: float = DEFAULT_MAX_SHIFT_S,
 ) -> credit_model.CreditFacts:
     """Everything the credit score needs, read with indexed queries over the window."""
     tz = ZoneInfo(timezone)
@@ -33,7 +34,9 @@ async def credit_facts(
             text(
                 "SELECT id, required_days_per_month, created_at FROM projects "
                 "WHERE (chief_engineer_id = :e OR :e = ANY(engineer_ids)) "
-                "AND coalesce(required_days_per_month, 0) > 0"
+                "AND coalesce(required_days_per_month, 0) > 0 AND retired_at IS NULL "
+                # a suspended project has no fence: nobody can be present there
+                "AND coalesce(properties->>'status', 'active') <> 'suspended'"
             ),
             {"e": engineer_id},
         )
@@ -56,7 +59,7 @@ async def credit_facts(
                 "start": start,
                 "end": end,
                 "max_gap_s": max_gap_s,
-                "max_shift_s": DEFAULT_MAX_SHIFT_S,
+                "max_shift_s": max_shift_s,
             },
         ):
             if float(r.minutes_on_site) >= min_minutes_present:
@@ -94,7 +97,10 @@ async def chief_projects(
     """Active projects (rules.credit.is_active_project) the engineer leads as chief."""
     rows = (
         await conn.execute(
-            text("SELECT id, properties FROM projects WHERE chief_engineer_id = :e AND id <> :p"),
+            text(
+                "SELECT id, properties FROM projects WHERE chief_engineer_id = :e AND id <> :p"
+                " AND retired_at IS NULL"
+            ),
             {"e": engineer_id, "p": exclude},
         )
     ).all()
@@ -116,9 +122,12 @@ async def certificate_of(conn: AsyncConnection, engineer_id: str) -> Certificate
         )
     ).one()
     entries = [
-        StatusEntry(r.from_date, r.status, r.id)
+        StatusEntry(r.from_date, r.status, r.id, r.recorded)
         for r in await conn.execute(
-            text("SELECT id, status, from_date FROM cert_status_history WHERE engineer_id = :e"),
+            text(
+                "SELECT id, status, from_date, row_number() OVER (ORDER BY recorded_at, id)"
+                " AS recorded FROM cert_status_history WHERE engineer_id = :e"
+            ),
             {"e": engineer_id},
         )
     ]

@@ -34,8 +34,9 @@ FACTS_SQL = text(
     """
 )
 HISTORY_SQL = text(
-    "SELECT engineer_id, id, status, from_date FROM cert_status_history"
-    " WHERE engineer_id = ANY(CAST(:ids AS text[]))"
+    "SELECT engineer_id, id, status, from_date,"
+    " row_number() OVER (PARTITION BY engineer_id ORDER BY recorded_at, id)"
+    " FROM cert_status_history WHERE engineer_id = ANY(CAST(:ids AS text[]))"
 )
 # a new filing moves the first, a change of an engineer or a filing the second
 VERSION_SQL = text(
@@ -85,8 +86,10 @@ def facts_of(rows: Iterable[Any], history: Iterable[Any] = ()) -> dict[str, Engi
         if r[2] is not None:
             filings.setdefault(r[0], []).append((r[2], r[3], r[4], r[5]))
     entries: dict[str, list[StatusEntry]] = {}
-    for engineer_id, entry_id, status, from_date in history:
-        entries.setdefault(engineer_id, []).append(StatusEntry(from_date, status, entry_id))
+    for engineer_id, entry_id, status, from_date, recorded in history:
+        entries.setdefault(engineer_id, []).append(
+            StatusEntry(from_date, status, entry_id, recorded)
+        )
     return {
         e: EngineerFacts(
             reg,

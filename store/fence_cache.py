@@ -69,7 +69,8 @@ class FenceCache:
                         func.extract("epoch", ProjectBoundary.effective_from),
                         func.ST_AsBinary(ProjectBoundary.geom),
                     )
-                    .where(ProjectBoundary.project_id.in_([p[0] for p in projects]))
+                    .join(Project, Project.id == ProjectBoundary.project_id)
+                    .where(Project.retired_at.is_(None))
                     .order_by(
                         ProjectBoundary.project_id,
                         ProjectBoundary.effective_from,
@@ -81,8 +82,10 @@ class FenceCache:
                 await conn.execute(select(Region.code, Region.name, func.ST_AsBinary(Region.geom)))
             ).all()
         revised: dict[str, list[tuple[float, bytes]]] = {}
+        active = {p[0] for p in projects}
         for project_id, effective_from, wkb in boundaries:
-            revised.setdefault(project_id, []).append((float(effective_from), wkb))
+            if project_id in active:
+                revised.setdefault(project_id, []).append((float(effective_from), wkb))
         fences: list[Fence] = []
         revisions: dict[str, Revision] = {}
         for p in projects:
@@ -94,7 +97,7 @@ class FenceCache:
                 end = steps[n + 1][0] if n + 1 < len(steps) else math.inf
                 if end <= start:
                     continue  # replaced by a boundary recorded later for the same time
-                fence_id = f"{p[0]}@{n}"
+                fence_id = f"{p[0]}/{n}"  # ids cannot hold '/' (they are MQTT topic levels)
                 fences.append(Fence(fence_id, shapely.from_wkb(wkb), p[1], p[2] or 0.0))
                 revisions[fence_id] = Revision(p[0], start, end)
         shapes = [RegionShape(r[0], r[1], shapely.from_wkb(r[2])) for r in regions]

@@ -282,6 +282,7 @@ def build_app(settings: Settings) -> faust.App:
                 months[0],
                 chief_absence.next_month(months[-1]) - dt.timedelta(days=1),
                 max_gap_s=settings.max_gap_s,
+                max_shift_s=settings.max_shift_s,
             )
             new_alerts = await sinks.insert_alerts(
                 conn,

@@ -246,6 +246,7 @@ async def _credit(
         max_gap_s=settings.max_gap_s,
         min_minutes_present=settings.min_minutes_present,
         timezone=settings.timezone,
+        max_shift_s=settings.max_shift_s,
     )
     return credit_model.credit_score(facts, model)
 

@@ -13,12 +13,15 @@ when their phone is set up."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Text, any_, bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from gm.algorithms import sm4_decrypt, sm4_encrypt
@@ -42,6 +45,14 @@ from store.models import (
 )
 
 router = APIRouter(prefix="/api")
+
+
+def in_array(expr: Any, values: Iterable[str]) -> Any:
+    """`expr = ANY(array)`: one parameter, where `IN (...)` would send one per value (asyncpg
+    refuses more than 32,767, and an import may hold 50,000 rows)."""
+    return expr == any_(bindparam(None, sorted(values), type_=ARRAY(Text)))
+
+
 CHUNK = 1000  # rows per INSERT
 MAX_GEOMETRY_TEXT = 9000  # characters of a boundary in one cell (table_files.MAX_CELL)
 
@@ -112,7 +123,10 @@ def _errors(number: int, exc: ValidationError) -> list[RowError]:
 async def _table(request: Request, model: type[BaseModel]) -> table_files.Table:
     content = await request.body()
     try:
-        table = table_files.read_table(content, request.headers.get("content-type", ""))
+        # parsing (openpyxl) takes seconds for a large file: off the event loop
+        table = await run_in_threadpool(
+            table_files.read_table, content, request.headers.get("content-type", "")
+        )
     except table_files.TableError as exc:
         raise HTTPException(422, str(exc)) from exc
     known = set(model.model_fields)
@@ -182,7 +196,7 @@ async def import_engineers(
     existing = {
         r.id.lower(): r
         for r in await conn.execute(
-            select(Engineer).where(func.lower(Engineer.id).in_(lowered_ids))
+            select(Engineer).where(in_array(func.lower(Engineer.id), lowered_ids))
         )
     }
     elsewhere: dict[str, str] = {}
@@ -192,7 +206,7 @@ async def import_engineers(
         ("account", Account.username),
     ):
         for (value,) in await conn.execute(
-            select(column).where(func.lower(column).in_(lowered_ids))
+            select(column).where(in_array(func.lower(column), lowered_ids))
         ):
             elsewhere.setdefault(value.lower(), kind)
     key = _personal_key(request)
@@ -383,20 +397,20 @@ async def import_filings(
     engineers = {
         e
         for (e,) in await conn.execute(
-            select(Engineer.id).where(Engineer.id.in_({r.engineer_id for _, r in rows}))
+            select(Engineer.id).where(in_array(Engineer.id, {r.engineer_id for _, r in rows}))
         )
     }
     projects = {
         p
         for (p,) in await conn.execute(
             select(Project.id).where(
-                Project.id.in_({r.project_id for _, r in rows if r.project_id})
+                in_array(Project.id, {r.project_id for _, r in rows if r.project_id})
             )
         )
     }
     present = {
         (f.engineer_id, f.region_code, f.valid_from, f.valid_to, f.project_id)
-        for f in await conn.execute(select(Filing).where(Filing.engineer_id.in_(engineers)))
+        for f in await conn.execute(select(Filing).where(in_array(Filing.engineer_id, engineers)))
     }
     creates: list[FilingRow] = []
     unchanged = 0

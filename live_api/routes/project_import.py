@@ -15,9 +15,10 @@ from geoalchemy2.shape import to_shape
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
+from geofence.codes import normalise_code
 from live_api import schemas
 from live_api.deps import Admin, Conn
-from live_api.routes.imports import IMPORT_BODY, ImportOut, RowError, _parse, _table
+from live_api.routes.imports import IMPORT_BODY, ImportOut, RowError, _parse, _table, in_array
 from live_api.routes.projects import add_project, parse_site
 from store.models import Project
 
@@ -60,12 +61,19 @@ class ProjectRow(BaseModel):
 
 
 def _same_project(row: ProjectRow, current: Any, feature: dict[str, Any]) -> bool:
-    props = feature["properties"]
+    props = dict(feature["properties"])
+    if "region_code" in props:
+        try:
+            props["region_code"] = normalise_code(props["region_code"])
+        except (ValueError, TypeError):
+            return False
     fields = {
         "name": current.name,
         "chief_engineer_id": current.chief_engineer_id,
         "required_days_per_month": current.required_days_per_month,
         "region_code": current.region_code,
+        "crs": current.crs,
+        "buffer_m": current.buffer_m,
     }
     if any(k in props and props[k] != v for k, v in fields.items()):
         return False
@@ -93,7 +101,7 @@ async def import_projects(
     existing = {
         r.id.lower(): r
         for r in await conn.execute(
-            select(Project).where(func.lower(Project.id).in_([r.id.lower() for _, r in rows]))
+            select(Project).where(in_array(func.lower(Project.id), [r.id.lower() for _, r in rows]))
         )
     }
     created = unchanged = 0

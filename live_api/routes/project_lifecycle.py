@@ -129,7 +129,7 @@ async def patch_project(
         _props, geom = parse_site(
             {
                 "type": "Feature",
-                "properties": {"id": project_id, "crs": row.crs},
+                "properties": {"id": project_id, "crs": "wgs84"},
                 "geometry": body.geometry,
             }
         )

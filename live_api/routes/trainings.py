@@ -18,10 +18,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from live_api import audit
 from live_api.ce_records import CeRecordOut, ce_out
-from live_api.deps import Admin, Conn, CurrentCaller
+from live_api.deps import Admin, Conn, CurrentCaller, in_region
 from live_api.routes.projects import _str_id, parse_site
 from live_api.routes.registry import SAFE_ID_RE
-from store.models import CeRecord, Training
+from store.models import CeRecord, Engineer, Training
 
 router = APIRouter(prefix="/api")
 MAX_LENGTH = dt.timedelta(days=31)
@@ -147,6 +147,10 @@ async def get_training(training_id: str, conn: Conn, caller: CurrentCaller) -> T
     )
     if caller.role == "engineer":
         query = query.where(CeRecord.engineer_id == caller.engineer_id)
-    elif caller.role not in ("admin", "regulator"):
+    elif caller.role == "regulator":  # the engineers registered in their region, as ce-records
+        query = query.join(Engineer, Engineer.id == CeRecord.engineer_id).where(
+            in_region(Engineer.registered_region, caller.region_code or "")
+        )
+    elif caller.role != "admin":
         query = query.where(CeRecord.engineer_id.is_(None))
     return _out(row, list(await conn.execute(query.order_by(CeRecord.engineer_id))))

@@ -20,15 +20,15 @@ T = local(12)  # the revision applies from noon
 
 
 def revised() -> Fences:
-    old = Fence("P1@0", shapely.box(LON - D, LAT - D, LON + D, LAT + D), "440305")
-    new = Fence("P1@1", shapely.box(LON + MOVED - D, LAT - D, LON + MOVED + D, LAT + D), "440305")
+    old = Fence("P1/0", shapely.box(LON - D, LAT - D, LON + D, LAT + D), "440305")
+    new = Fence("P1/1", shapely.box(LON + MOVED - D, LAT - D, LON + MOVED + D, LAT + D), "440305")
     idx = FenceIndex.build([old, new])
     return Fences(
         1,
         idx,
         RegionIndex.build([]),
         {"P1": "440305"},
-        {"P1@0": Revision("P1", -math.inf, T), "P1@1": Revision("P1", T, math.inf)},
+        {"P1/0": Revision("P1", -math.inf, T), "P1/1": Revision("P1", T, math.inf)},
     )
 
 

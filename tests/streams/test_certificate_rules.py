@@ -76,3 +76,13 @@ def test_fixes_before_the_suspension_raise_nothing_and_after_it_one_alert_per_da
 def test_a_valid_certificate_raises_nothing() -> None:
     out = run([fix("a", local(9)), fix("b", local(9, day=3))])
     assert [a for a in out.alerts if a["type"] == "practice_while_suspended"] == []
+
+
+def test_a_correction_dated_before_the_change_it_corrects_overrides_it() -> None:
+    cert = history(
+        (SINCE_REGISTRATION, "valid", 1),
+        (D, "suspended", 2),  # suspended from 2026-03-02 ...
+        (D - dt.timedelta(days=5), "valid", 3),  # ... then corrected: valid from 02-25 on
+    )
+    assert [cert.on(D + dt.timedelta(days=k)).status for k in (-6, -1, 0, 9)] == ["valid"] * 4
+    assert "history entry 3" in cert.on(D).decided_by

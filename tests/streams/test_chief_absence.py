@@ -52,3 +52,11 @@ def test_enough_days_or_an_unsupervised_month_raise_nothing() -> None:
     only_nov = [("M1", "P1", day(6), 480.0)]
     alerts = chief_absent_alerts([DUTY], only_nov, [october, NOV], min_minutes_present=240, tz=TZ)
     assert [a["id"] for a in alerts] == ["chief_absent:P1:2026-11"]
+
+
+def test_a_chief_named_by_a_change_is_judged_from_the_first_whole_month_after_it() -> None:
+    attendance = [("M1", "P1", day(6), 480.0), ("M1", "P1", day(6, 10), 480.0)]
+    oct_ = dt.date(2026, 10, 1)
+    named = Duty("P1", "440305", "CHIEF", ("M1",), 3, dt.datetime(2026, 10, 15, tzinfo=TZ))
+    alerts = chief_absent_alerts([named], attendance, [oct_, NOV], min_minutes_present=240, tz=TZ)
+    assert [a["id"] for a in alerts] == ["chief_absent:P1:2026-11"]  # October was not theirs
