@@ -3,6 +3,7 @@ with gaps, re-sent duplicates and a dying battery) and the supervision logs."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -136,6 +137,8 @@ def _engineer_week(
             logs.append((LogFact(eng.id, msg_id, sid, ts, f.lon, f.lat), rng.choice(LOG_TEXTS)))
         # messages
         for fact, batt, speed, what in day_fixes:
+            if eng.phone != "owntracks":
+                fact = dataclasses.replace(fact, kind=_check_kind(fact, what, day_fixes))
             msg = _fix_message(eng, fact, batt, speed, what, day_fixes, tz, next_seq)
             sc.messages.append(msg)
             sc.fixes.append(fact)
@@ -258,6 +261,19 @@ def _rail(rng: random.Random, path: Path, lon: float, lat: float) -> None:
     drive(rng, path, lon, lat)
 
 
+def _check_kind(
+    fact: FixFact, what: str, day_fixes: list[tuple[FixFact, float, float, str]]
+) -> str:
+    """A check-in phone checks in with its first fix of a site visit, out with its last."""
+    if what.startswith("site:"):
+        ts_list = [f.ts for f, _b, _s, w in day_fixes if w == what]
+        if ts_list and fact.ts == ts_list[0]:
+            return "checkin"
+        if ts_list and fact.ts == ts_list[-1]:
+            return "checkout"
+    return "position"
+
+
 def _fix_message(
     eng: EngineerPlan,
     fact: FixFact,
@@ -290,13 +306,7 @@ def _fix_message(
 
         gx, gy = wgs84_to_gcj02(lon, lat)
         lon, lat = round(float(gx), 7), round(float(gy), 7)
-    kind = "position"
-    if what.startswith("site:"):
-        ts_list = [f.ts for f, _b, _s, w in day_fixes if w == what]
-        if ts_list and fact.ts == ts_list[0]:
-            kind = "checkin"
-        elif ts_list and fact.ts == ts_list[-1]:
-            kind = "checkout"
+    kind = fact.kind
     body = {
         "msg_id": fact.msg_id,
         "engineer_id": eng.id,

@@ -174,6 +174,7 @@ class FixFact:
     acc: float
     source: str
     spoof: bool = False
+    kind: str = "position"  # checkin | checkout | position (check-in phones; CONTRACT §6.5)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,9 @@ the same answer, and this module says which reading it uses:
   (haversine); pairs within 1 % of the distance or speed limit are listed in ``borderline``
   (the scenario never produces any).
 * attendance: "consecutive on-site fixes at the same project" are consecutive among that
-  project's on-site fixes of the day.
+  project's on-site fixes of the day; a check-in and the next check event among them, when
+  it is a check-out at most ``max_shift_s`` later, count whole (CONTRACT §6.5): minutes are
+  the length of the union of those shifts and the gaps.
 * ``practice_while_suspended``: an on-site fix (the fixes that count for geofencing) on a
   local day on or after the day the engineer's certificate was suspended from.
 * ``missing_log``: a day counts once the engineer's own later records are past its end plus
@@ -61,6 +63,7 @@ class Rules:
     min_minutes_present: float = 240.0
     allowed_lateness_s: float = 3600.0
     offline_factor: float = 3.0
+    max_shift_s: float = 43200.0
 
     @classmethod
     def from_settings(cls) -> Rules:
@@ -77,6 +80,7 @@ class Rules:
             min_minutes_present=s.min_minutes_present,
             allowed_lateness_s=s.allowed_lateness_s,
             offline_factor=s.offline_factor,
+            max_shift_s=s.max_shift_s,
         )
 
 
@@ -132,6 +136,17 @@ def covers(outer: str, inner: str) -> bool:
     return bool(prefix) and inner.startswith(prefix)
 
 
+def covered_seconds(spans: Iterable[tuple[float, float]]) -> float:
+    """The length of the union of intervals."""
+    total, end = 0.0, -math.inf
+    for a, b in sorted(spans):
+        if b <= end:
+            continue
+        total += b - max(a, end)
+        end = b
+    return total
+
+
 def iso(ts: float, tz: ZoneInfo) -> str:
     return dt.datetime.fromtimestamp(ts, tz).isoformat()
 
@@ -162,6 +177,7 @@ def compute(
         logs_by_engineer[g.engineer_id].append(g)
 
     on_site: dict[tuple[str, str, dt.date], list[float]] = defaultdict(list)
+    checks: dict[tuple[str, str, dt.date], list[tuple[float, str]]] = defaultdict(list)
     cross: dict[tuple[str, str, dt.date], float] = {}
     suspended: dict[tuple[str, str, dt.date], float] = {}
     for eng_id, items in by_engineer.items():
@@ -176,7 +192,8 @@ def compute(
         truth.fixes_by_engineer_date[eng_id] = dict(sorted(counts.items()))
         truth.fix_ids[eng_id] = sorted(seen)
         reg = engineers.get(eng_id)
-        usable = [f for f in items if f.acc is None or f.acc <= rules.max_accuracy_m]
+        unique = list({f.msg_id: f for f in items}.values())  # a re-sent fix counts once
+        usable = [f for f in unique if f.acc is None or f.acc <= rules.max_accuracy_m]
         for f in usable:
             p = Point(f.lon, f.lat)
             day = day_of(f.ts)
@@ -185,6 +202,9 @@ def compute(
                 if not fence.polygon.covers(p):
                     continue
                 on_site[(eng_id, fence.id, day)].append(f.ts)
+                kind = getattr(f, "kind", "position")
+                if kind in ("checkin", "checkout"):
+                    checks[(eng_id, fence.id, day)].append((f.ts, kind))
                 if reg is not None and reg.suspended_from and day >= reg.suspended_from:
                     key = (eng_id, fence.id, day)
                     suspended[key] = min(suspended.get(key, f.ts), f.ts)
@@ -241,10 +261,16 @@ def compute(
     # attendance
     for (eng_id, pid, day), stamps in sorted(on_site.items()):
         stamps.sort()
-        seconds = sum(
-            b - a for a, b in zip(stamps, stamps[1:], strict=False) if b - a <= rules.max_gap_s
-        )
-        minutes = seconds / 60.0
+        spans = [
+            (a, b) for a, b in zip(stamps, stamps[1:], strict=False) if b - a <= rules.max_gap_s
+        ]
+        events = sorted(checks.get((eng_id, pid, day), []))
+        spans += [
+            (a, b)
+            for (a, k1), (b, k2) in zip(events, events[1:], strict=False)
+            if k1 == "checkin" and k2 == "checkout" and b - a <= rules.max_shift_s
+        ]
+        minutes = covered_seconds(spans) / 60.0
         truth.attendance.append(
             {
                 "engineer_id": eng_id,

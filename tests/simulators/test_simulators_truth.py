@@ -178,3 +178,20 @@ def test_practice_while_suspended_from_the_day_of_the_suspension() -> None:
         ("P", "2026-03-03", at(9, next_day)),
     ]
     assert run(fixes=[F("E", "a", at(9), *IN)]).alerts["practice_while_suspended"] == []
+
+
+def test_attendance_counts_a_check_in_to_check_out_shift_whole() -> None:
+    @dataclass(frozen=True)
+    class K(F):
+        kind: str = "position"
+
+    truth = run(
+        fixes=[
+            K("E", "in", at(9), *IN, kind="checkin"),
+            K("E", "p", at(9.1), *IN),  # inside the shift
+            K("E", "out", at(17), *IN, kind="checkout"),  # 480 minutes
+            K("E", "after", at(17.2), *IN),  # a 12-minute gap after it: 492
+        ]
+    )
+    [row] = truth.attendance
+    assert row["minutes_on_site"] == 492.0 and row["present"]
