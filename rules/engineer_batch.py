@@ -397,21 +397,9 @@ def _cross_region(
         return
     if eng.filed_for(project_region, day):
         return
+    details = {"registered_region": eng.registered_region, "project_region": project_region}
     out.alerts.append(
-        alert(
-            f"cross_region_unfiled:{f.engineer_id}:{project_id}:{day.isoformat()}",
-            "cross_region_unfiled",
-            project_region,
-            utc(f.ts),
-            engineer_id=f.engineer_id,
-            project_id=project_id,
-            details={
-                "registered_region": eng.registered_region,
-                "project_region": project_region,
-                "date": day.isoformat(),
-                "msg_id": f.msg_id,
-            },
-        )
+        _site_day_alert("cross_region_unfiled", f, project_id, day, project_region, details)
     )
 
 
@@ -430,21 +418,25 @@ def _while_suspended(
     standing = eng.certificate.on(day)
     if standing.valid:
         return
+    details = {"cert_status": standing.status, "decided_by": standing.decided_by}
+    region = project_region or eng.registered_region
     out.alerts.append(
-        alert(
-            f"practice_while_suspended:{f.engineer_id}:{project_id}:{day.isoformat()}",
-            "practice_while_suspended",
-            project_region or eng.registered_region,
-            utc(f.ts),
-            engineer_id=f.engineer_id,
-            project_id=project_id,
-            details={
-                "cert_status": standing.status,
-                "decided_by": standing.decided_by,
-                "date": day.isoformat(),
-                "msg_id": f.msg_id,
-            },
-        )
+        _site_day_alert("practice_while_suspended", f, project_id, day, region, details)
+    )
+
+
+def _site_day_alert(
+    type_: str, f: Fix, project_id: str, day: dt.date, region: str, details: dict[str, Any]
+) -> dict[str, Any]:
+    """An alert whose identity is engineer, project and local date, raised by fix `f`."""
+    return alert(
+        f"{type_}:{f.engineer_id}:{project_id}:{day.isoformat()}",
+        type_,
+        region,
+        utc(f.ts),
+        engineer_id=f.engineer_id,
+        project_id=project_id,
+        details={**details, "date": day.isoformat(), "msg_id": f.msg_id},
     )
 
 
