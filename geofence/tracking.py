@@ -46,7 +46,7 @@ import bisect
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from geofence.geodesic import geodesic_distance_m, haversine_m
 
@@ -119,7 +119,12 @@ class TrackFix:
 
 
 @dataclass(frozen=True)
-class SiteEntered:
+class _SiteCrossing:
+    """An engineer crossing a project's boundary at one fix; the subclass says which way."""
+
+    TYPE: ClassVar[str]
+    ID_PREFIX: ClassVar[str]
+
     engineer_id: str
     project_id: str
     ts: float
@@ -127,11 +132,11 @@ class SiteEntered:
 
     @property
     def id(self) -> str:
-        return f"enter:{self.project_id}:{self.msg_id}"
+        return f"{self.ID_PREFIX}:{self.project_id}:{self.msg_id}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "type": "site_entered",
+            "type": self.TYPE,
             "id": self.id,
             "engineer_id": self.engineer_id,
             "project_id": self.project_id,
@@ -141,25 +146,15 @@ class SiteEntered:
 
 
 @dataclass(frozen=True)
-class SiteExited:
-    engineer_id: str
-    project_id: str
-    ts: float
-    msg_id: str
+class SiteEntered(_SiteCrossing):
+    TYPE = "site_entered"
+    ID_PREFIX = "enter"
 
-    @property
-    def id(self) -> str:
-        return f"exit:{self.project_id}:{self.msg_id}"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": "site_exited",
-            "id": self.id,
-            "engineer_id": self.engineer_id,
-            "project_id": self.project_id,
-            "ts": self.ts,
-            "msg_id": self.msg_id,
-        }
+@dataclass(frozen=True)
+class SiteExited(_SiteCrossing):
+    TYPE = "site_exited"
+    ID_PREFIX = "exit"
 
 
 @dataclass(frozen=True)
@@ -198,12 +193,13 @@ Event = SiteEntered | SiteExited | ImpossibleTravel
 def event_from_dict(d: Mapping[str, Any]) -> Event:
     """Inverse of the events' ``to_dict``."""
     kind = d.get("type")
-    if kind == "site_entered":
-        return SiteEntered(
-            str(d["engineer_id"]), str(d["project_id"]), float(d["ts"]), str(d["msg_id"])
-        )
-    if kind == "site_exited":
-        return SiteExited(
+    crossings: dict[str, type[SiteEntered] | type[SiteExited]] = {
+        SiteEntered.TYPE: SiteEntered,
+        SiteExited.TYPE: SiteExited,
+    }
+    crossing = crossings.get(str(kind))
+    if crossing is not None:
+        return crossing(
             str(d["engineer_id"]), str(d["project_id"]), float(d["ts"]), str(d["msg_id"])
         )
     if kind == "impossible_travel":

@@ -5,15 +5,13 @@ to the next readings; the ingest directory reads a retired device again within 3
 
 from __future__ import annotations
 
-import datetime as dt
-
 from fastapi import APIRouter, HTTPException, Request, Response
 from sqlalchemy import select, update
 
 from live_api import audit, schemas
 from live_api.deps import Admin, Conn, CurrentCaller
 from live_api.routes.devices import _device_out, visible_device
-from live_api.routes.registry import change_history, check_if_match, diff, etag
+from live_api.routes.registry import change_history, check_if_match, diff, etag, retire
 from store import alert_events
 from store.models import Alert, Device, Project
 
@@ -58,10 +56,7 @@ async def retire_device(device_id: str, request: Request, conn: Conn, admin: Adm
     messages are rejected with reason `retired`. Retiring again changes nothing."""
     row = await visible_device(conn, admin, device_id, for_update=True)
     check_if_match(request, "device", device_id, etag(_device_out(row)))
-    if row.retired_at is None:
-        await conn.execute(
-            update(Device).where(Device.id == device_id).values(retired_at=dt.datetime.now(dt.UTC))
-        )
+    if await retire(conn, Device, device_id):
         # a silence alert of a device that will never report again would stay open for good
         silent = (
             await conn.execute(

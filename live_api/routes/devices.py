@@ -30,6 +30,7 @@ from live_api.routes.registry import (
     already_exists,
     etag,
     identity_taken,
+    reset_credentials,
 )
 from store.models import (
     Device,
@@ -195,9 +196,6 @@ async def reset_device_credentials(
     device_id: str, request: Request, conn: Conn, admin: Admin
 ) -> schemas.Credentials:
     """Admin only. A new MQTT password for the device (the old one stops working)."""
-    if (await conn.execute(select(Device.id).where(Device.id == device_id))).first() is None:
-        raise HTTPException(404, f"no device {device_id!r}")
-    await audit.record(conn, admin, "device.credentials", f"device:{device_id}")
-    return schemas.Credentials(
-        id=device_id, mqtt_password=await _new_identity(request, "device", device_id)
+    return await reset_credentials(
+        conn, admin, Device, device_id, lambda: _new_identity(request, "device", device_id)
     )

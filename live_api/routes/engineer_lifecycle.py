@@ -25,6 +25,7 @@ from live_api.routes.registry import (
     check_if_match,
     diff,
     registry_changed,
+    retire,
 )
 from store.models import CertStatusChange, Engineer
 
@@ -125,12 +126,7 @@ async def retire_engineer(engineer_id: str, request: Request, conn: Conn, admin:
     new messages are rejected with reason `retired`. Retiring again changes nothing."""
     row = await visible_engineer(conn, admin, engineer_id, for_update=True)
     check_if_match(request, "engineer", engineer_id, engineer_etag(row))
-    if row.retired_at is None:
-        await conn.execute(
-            update(Engineer)
-            .where(Engineer.id == engineer_id)
-            .values(retired_at=dt.datetime.now(dt.UTC))
-        )
+    if await retire(conn, Engineer, engineer_id):
         await registry_changed(conn)
         await audit.record(conn, admin, "engineer.retire", f"engineer:{engineer_id}")
     return Response(status_code=204)

@@ -34,6 +34,7 @@ from live_api.routes.registry import (
     identity_taken,
     lock_registry,
     masked,
+    reset_credentials,
 )
 from rules.certificate import SINCE_REGISTRATION
 from store.models import (
@@ -284,11 +285,8 @@ async def reset_engineer_credentials(
     engineer_id: str, request: Request, conn: Conn, admin: Admin
 ) -> schemas.Credentials:
     """Admin only. A new MQTT password for the engineer (the old one stops working)."""
-    if (await conn.execute(select(Engineer.id).where(Engineer.id == engineer_id))).first() is None:
-        raise HTTPException(404, f"no engineer {engineer_id!r}")
-    await audit.record(conn, admin, "engineer.credentials", f"engineer:{engineer_id}")
-    return schemas.Credentials(
-        id=engineer_id, mqtt_password=await _engineer_password(request, conn, engineer_id)
+    return await reset_credentials(
+        conn, admin, Engineer, engineer_id, lambda: _engineer_password(request, conn, engineer_id)
     )
 
 

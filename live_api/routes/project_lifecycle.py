@@ -25,7 +25,7 @@ from live_api.routes.projects import (
     parse_site,
     project_etag,
 )
-from live_api.routes.registry import change_history, check_if_match
+from live_api.routes.registry import change_history, check_if_match, retire
 from store.models import AuditEntry, ChangeLog, Engineer, Project, ProjectBoundary
 
 router = APIRouter(prefix="/api")
@@ -181,12 +181,7 @@ async def retire_project(project_id: str, request: Request, conn: Conn, admin: A
     it has no fence from now on. Retiring again changes nothing."""
     row = await visible_project(conn, admin, project_id, for_update=True)
     check_if_match(request, "project", project_id, project_etag(row))
-    if row.retired_at is None:
-        await conn.execute(
-            update(Project)
-            .where(Project.id == project_id)
-            .values(retired_at=dt.datetime.now(dt.UTC))
-        )
+    if await retire(conn, Project, project_id):
         await conn.execute(insert(ChangeLog).values(kind="projects"))
         await audit.record(conn, admin, "project.retire", f"project:{project_id}")
     return Response(status_code=204)

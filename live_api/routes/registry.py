@@ -7,19 +7,21 @@ Scoping (docs/registry.md): single resources answer 403 outside the caller's rol
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from fastapi import HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select, text, update
 
 from devices.broker import BrokerError
-from live_api import schemas
+from live_api import audit, schemas
 from live_api.deps import (
     error_response,
 )
@@ -102,6 +104,18 @@ async def _new_identity(request: Request, kind: str, identity: str) -> str:
     return password
 
 
+async def reset_credentials(
+    conn: Any, admin: Any, model: Any, ident: str, issue: Callable[[], Awaitable[str]]
+) -> schemas.Credentials:
+    """A new MQTT password from `issue` for an engineer or device (the old one stops
+    working), audited; 404 for an id that is not registered."""
+    kind = model.__tablename__.removesuffix("s")
+    if (await conn.execute(select(model.id).where(model.id == ident))).first() is None:
+        raise HTTPException(404, f"no {kind} {ident!r}")
+    await audit.record(conn, admin, f"{kind}.credentials", f"{kind}:{ident}")
+    return schemas.Credentials(id=ident, mqtt_password=await issue())
+
+
 def etag(obj: BaseModel, *hidden: bytes | None) -> str:
     """A strong ETag of an object as the API shows it, and of `hidden` parts it shows only
     masked (a phone number changed in its middle is a new version too)."""
@@ -132,6 +146,18 @@ async def registry_changed(conn: Any) -> None:
     (a lower id committed after a higher one would go unseen)."""
     await lock_registry(conn)
     await conn.execute(insert(ChangeLog).values(kind="registry"))
+
+
+async def retire(conn: Any, model: Any, ident: str) -> bool:
+    """Set the object's `retired_at` to now unless it is retired already; True when this call
+    retired it (retiring twice changes nothing, CONTRACT §6.3)."""
+    retired = await conn.execute(
+        update(model)
+        .where(model.id == ident, model.retired_at.is_(None))
+        .values(retired_at=dt.datetime.now(dt.UTC))
+        .returning(model.id)
+    )
+    return retired.first() is not None
 
 
 async def lock_registry(conn: Any) -> None:
