@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     offline_check_interval_s: float = 5.0
     # chief_absent (rules.chief_absence): how often the closed months are judged again
     chief_check_interval_s: float = 300.0
+    # ... once no on-site fix of the month has been written for this long (a closed month
+    # that gets fixes is being backfilled or replayed: judge it when they stop coming)
+    chief_quiet_s: float = 300.0
     # offline trainings (store.trainings): how often ended trainings are credited
     training_check_interval_s: float = 60.0
     attendance_push_interval_s: float = 2.0  # live attendance messages, coalesced

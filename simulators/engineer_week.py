@@ -59,10 +59,12 @@ def _engineer_week(
         day0 = dt.datetime.combine(date, dt.time(0), tzinfo=tz).timestamp()
         weekday = date.weekday()
         visit_today = eng.visit is not None and eng.visit[0] == day
+        training_today = eng.training is not None and eng.training.day == day
         p_work = 0.95 if weekday < 5 else (0.35 if weekday == 5 else 0.1)
-        if not visit_today and eng.spoof_day != day and rng.random() > p_work:
+        forced = visit_today or training_today or eng.spoof_day == day
+        if not forced and rng.random() > p_work:
             continue
-        path, duty_end = _day_path(rng, eng, day0, visit_today, weekday)
+        path, duty_end = _day_path(rng, eng, day0, visit_today, training_today, weekday)
         # fix times
         t = path.t[0] - rng.uniform(0, 600)
         times: list[float] = []
@@ -135,6 +137,8 @@ def _engineer_week(
             ts = f.ts + rng.randint(20, 120)
             msg_id = f"{eng.id}-log-{int(ts)}"
             logs.append((LogFact(eng.id, msg_id, sid, ts, f.lon, f.lat), rng.choice(LOG_TEXTS)))
+        if eng.stops_coming_from is not None and date >= eng.stops_coming_from:
+            continue  # stays away from then on: nothing is sent
         # messages
         for fact, batt, speed, what in day_fixes:
             if eng.phone != "owntracks":
@@ -214,12 +218,29 @@ def _near_edge(x: float, y: float, tree: STRtree, fences: list[Polygon]) -> bool
 
 
 def _day_path(
-    rng: random.Random, eng: EngineerPlan, day0: float, visit_today: bool, weekday: int
+    rng: random.Random,
+    eng: EngineerPlan,
+    day0: float,
+    visit_today: bool,
+    training_today: bool,
+    weekday: int,
 ) -> tuple[Path, float]:
     depart = day0 + rng.uniform(7.25, 8.5) * 3600
     path = Path(depart, *eng.home)
     stops: list[tuple[Site, float]] = []
-    if visit_today and eng.visit is not None:
+    if training_today and eng.training is not None:
+        # there before it starts (town driving at 25 km/h), then the afternoon on site
+        training = eng.training
+        ex, ey = training.place.random_inner_point(rng)
+        drive_s = haversine_m(*eng.home, ex, ey) * 1.3 / (25 / 3.6)
+        path = Path(training.starts_at.timestamp() - drive_s - rng.uniform(15, 30) * 60, *eng.home)
+        t = path.now
+        drive(rng, path, ex, ey)
+        path.label(t, "travel")
+        until = training.starts_at.timestamp() + training.stays_s[eng.id]
+        stay(rng, path, training.place, until, label=f"training:{training.id}")
+        stops.append((eng.primary, rng.uniform(2.0, 3.5) * 3600))
+    elif visit_today and eng.visit is not None:
         target = eng.visit[1]
         stops.append((target, rng.uniform(2.5, 4.5) * 3600))
         if haversine_m(*eng.primary.centre, *target.centre) < 80_000:

@@ -75,11 +75,13 @@ def drive(rng: random.Random, path: Path, lon: float, lat: float) -> None:
     path.go(lon, lat, speed / 3.6)
 
 
-def stay(rng: random.Random, path: Path, site: Site, until: float) -> None:
+def stay(
+    rng: random.Random, path: Path, site: Site, until: float, label: str | None = None
+) -> None:
     """Walk between random points on site with pauses until ``until``."""
     start = path.now
     while path.now < until:
         x, y = site.random_inner_point(rng)
         path.go(x, y, rng.uniform(0.8, 1.3))
         path.wait_until(min(until, path.now + rng.uniform(300, 2400)))
-    path.label(start, f"site:{site.id}")
+    path.label(start, label or f"site:{site.id}")

@@ -146,9 +146,39 @@ class EngineerPlan:
     spoof_day: int | None = None
     # the certificate is suspended from this local day on (practice_while_suspended)
     suspended_from: dt.date | None = None
+    # a chief who stops coming (chief_absent): nothing is sent from this local day on
+    stops_coming_from: dt.date | None = None
+    training: TrainingPlan | None = None  # an offline training this engineer goes to
     tid: str = "SW"
     sm2_private_key: str | None = None  # signs every check-in and log (CONTRACT section 3)
     sm2_public_key: str | None = None
+
+
+@dataclass
+class TrainingPlan:
+    """An offline training (CONTRACT §6.3): a place that is no project, a morning's window,
+    and how long each invited engineer stays inside from its start (some leave early)."""
+
+    id: str
+    place: Site
+    day: int  # day index in the scenario
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    hours: float
+    stays_s: dict[str, float] = field(default_factory=dict)
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "type": "Feature",
+            "properties": {
+                "id": self.id,
+                "name": f"继续教育现场培训 {self.starts_at:%m-%d}",
+                "starts_at": self.starts_at.isoformat(),
+                "ends_at": self.ends_at.isoformat(),
+                "hours": self.hours,
+            },
+            "geometry": {"type": "Polygon", "coordinates": [[list(p) for p in self.place.ring]]},
+        }
 
 
 @dataclass
@@ -221,3 +251,8 @@ class Scenario:
     messages: list[Message]
     duplicates_sent: int = 0
     injected: dict[str, Any] = field(default_factory=dict)
+    trainings: list[TrainingPlan] = field(default_factory=list)
+    # per site: its engineers (primary or secondary), the first its chief, and the days a
+    # month the chief must be present (chief_absent)
+    members: dict[str, list[str]] = field(default_factory=dict)
+    required_days: dict[str, int] = field(default_factory=dict)

@@ -38,7 +38,15 @@ from gm.algorithms import generate_sm2_keypair
 from simulators import world
 from simulators.device_week import _device_week
 from simulators.engineer_week import _engineer_week
-from simulators.plans import Config, DevicePlan, EngineerPlan, Filing, Scenario, role_counts
+from simulators.plans import (
+    Config,
+    DevicePlan,
+    EngineerPlan,
+    Filing,
+    Scenario,
+    TrainingPlan,
+    role_counts,
+)
 from simulators.world import PLACE, Site
 
 
@@ -68,6 +76,12 @@ def build(
     devices = _plan_devices(rng, config, prefix, sites, start, end)
 
     sc = Scenario(config, prefix, start, end, closing_ts, sites, engineers, devices, [], [], [], [])
+    # their own generators, so the draws above and below stay as they were
+    sc.members, sc.required_days = _duties(random.Random(config.seed + 3), config, engineers, start)
+    sc.trainings = _plan_trainings(
+        random.Random(config.seed + 2), config, prefix, engineers, fences, start
+    )
+    fences = fences + [t.place.polygon for t in sc.trainings]
     tree = STRtree(fences)
     seq = [0]
 
@@ -242,6 +256,68 @@ def _plan_engineers(
     for p in [p for p in plans if p.phone == "checkin"][: max(1, config.engineers // 50)]:
         p.sm2_private_key, p.sm2_public_key = generate_sm2_keypair()
     return plans
+
+
+REQUIRED_DAYS_PER_MONTH = 3  # every site's chief (chief_absent)
+TRAINING_START = dt.time(9, 30)
+TRAINING_LENGTH = dt.timedelta(minutes=150)
+
+
+def _duties(
+    rng: random.Random, config: Config, plans: list[EngineerPlan], start: dt.datetime
+) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """Each site's engineers (the first is its chief) and the chief's required days a month;
+    with violations, one chief of a site with others on it stops coming after the first day."""
+    members: dict[str, list[str]] = {}
+    for e in plans:
+        members.setdefault(e.primary.id, []).append(e.id)
+        if e.secondary is not None:
+            members.setdefault(e.secondary.id, []).append(e.id)
+    required = {site: REQUIRED_DAYS_PER_MONTH for site in members}
+    by_id = {p.id: p for p in plans}
+    shared = sorted(
+        site
+        for site, ids in members.items()
+        if len(ids) >= 2 and by_id[ids[0]].suspended_from is None
+    )
+    if config.violations and config.days >= 3 and shared:
+        chief = by_id[members[rng.choice(shared)][0]]
+        chief.stops_coming_from = start.date() + dt.timedelta(days=1)
+    return members, required
+
+
+def _plan_trainings(
+    rng: random.Random,
+    config: Config,
+    prefix: str,
+    plans: list[EngineerPlan],
+    fences: list[Polygon],
+    start: dt.datetime,
+) -> list[TrainingPlan]:
+    """One morning's offline training in Futian for up to four engineers who work in
+    Shenzhen: all but the last stay to its end, the last leaves after 40-60 minutes."""
+    day = _weekday_index(rng, start, config.days)
+    invited = [
+        p
+        for p in plans
+        if p.role == "local_sz"
+        and p.spoof_day != day
+        and p.stops_coming_from is None
+        and (p.visit is None or p.visit[0] != day)
+        and p.primary.place.city == "440300"
+    ]
+    if len(invited) < 2:
+        return []
+    invited = rng.sample(invited, min(4, len(invited)))
+    drawn = world.draw_sites(rng, prefix, ["futian"], fences)[0]
+    place = Site(f"{prefix}-T1", "继续教育培训中心", drawn.place, drawn.ring)
+    starts = dt.datetime.combine(start.date() + dt.timedelta(days=day), TRAINING_START, config.tz)
+    training = TrainingPlan(place.id, place, day, starts, starts + TRAINING_LENGTH, 3.0)
+    for k, p in enumerate(invited):
+        whole = TRAINING_LENGTH.total_seconds() + 600
+        training.stays_s[p.id] = whole if k < len(invited) - 1 else rng.uniform(40, 60) * 60
+        p.training = training
+    return [training]
 
 
 def _weekday_index(rng: random.Random, start: dt.datetime, days: int) -> int:

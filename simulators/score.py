@@ -13,7 +13,12 @@ sensor_threshold          device, event time of the first reading outside the li
 missing_log               engineer, project, ``details.date`` (else the local date just
                           before the alert's event time, the end of the day)
 device_offline            device, event time within the silence (first to next reading)
+chief_absent              project, ``details.month``
 ========================  ===================================================================
+
+``chief_absent`` is scored whatever its event time (the last second of its month, which can
+lie after the window). Trainings: the engineers ``GET /api/trainings/{id}`` lists as credited
+against those the truth expects, and no engineer credited twice.
 
 Only alerts of the run's engineers and devices whose event time lies in the run's window
 (start of the simulated period to one hour after its closing records) are scored; others are
@@ -99,6 +104,15 @@ def fetch_tracks(
         return dict(pool.map(one, engineers))
 
 
+def fetch_trainings(api: httpx.Client, run: dict[str, Any]) -> dict[str, list[str]]:
+    """The engineers credited for each of the run's trainings (repeats kept)."""
+    out = {}
+    for training_id in run.get("trainings", []):
+        t = check(api.get(f"/api/trainings/{training_id}"), f"training {training_id}")
+        out[training_id] = [a["engineer_id"] for a in t.get("attendees", [])]
+    return out
+
+
 def wait_for_monitor(
     api: httpx.Client,
     run: dict[str, Any],
@@ -133,13 +147,24 @@ def wait_for_monitor(
         devices_pending = [
             d for d, ts in run.get("markers", {}).items() if (d, round(ts)) not in markers
         ]
+        # judged by timers once the data is in: wait for as many as expected
+        credited = fetch_trainings(api, run)
+        timers_pending = [
+            t
+            for t, ids in truth.get("trainings", {}).items()
+            if len(credited.get(t, [])) < len(ids)
+        ]
+        absent = sum(a["type"] == "chief_absent" for a in alerts)
+        if absent < len(truth["alerts"].get("chief_absent", [])):
+            timers_pending.append("chief_absent")
         snapshot = sorted((a["id"], a.get("status")) for a in alerts)
+        snapshot += sorted((t, tuple(ids)) for t, ids in credited.items())
         if snapshot != previous:
             previous = snapshot
             stable_since = time.monotonic()
         waited = time.monotonic() - t0
         settled = time.monotonic() - stable_since >= settle_s
-        if not pending and not devices_pending and settled:
+        if not pending and not devices_pending and not timers_pending and settled:
             return {"waited_s": round(waited, 1), "caught_up": True}
         if waited > timeout_s:
             return {
@@ -147,11 +172,13 @@ def wait_for_monitor(
                 "caught_up": False,
                 "engineers_pending": sorted(pending)[:10],
                 "devices_pending": devices_pending[:10],
+                "timers_pending": timers_pending,
             }
         if log is not None:
             log(
                 f"waiting for the monitor: last records of {len(pending)} engineers and "
-                f"{len(devices_pending)} devices pending, {len(alerts)} alerts so far"
+                f"{len(devices_pending)} devices pending, {len(timers_pending)} trainings or "
+                f"monthly judgements, {len(alerts)} alerts so far"
             )
         time.sleep(3.0)
 
@@ -176,6 +203,8 @@ def alert_key(a: dict[str, Any], tz: ZoneInfo) -> tuple[Any, ...]:
         return (a.get("engineer_id"), round(ts))
     if t == "sensor_threshold":
         return (a.get("device_id"), round(ts))
+    if t == "chief_absent":
+        return (a.get("project_id"), (a.get("details") or {}).get("month"))
     if t == "missing_log":
         day = (a.get("details") or {}).get("date") or (
             dt.datetime.fromtimestamp(ts - 1, tz).date().isoformat()
@@ -191,6 +220,8 @@ def expected_key(t: str, e: dict[str, Any]) -> tuple[Any, ...]:
         return (e["engineer_id"], round(e["ts"]))
     if t == "sensor_threshold":
         return (e["device_id"], round(e["ts"]))
+    if t == "chief_absent":
+        return (e["project_id"], e["month"])
     return (e["device_id"], round(e["from_ts"]))
 
 
@@ -211,8 +242,12 @@ def score_alerts(
 ) -> dict[str, Any]:
     tz = ZoneInfo(run["timezone"])
     lo, hi = _ts(run["window"]["from"]), _ts(run["window"]["to"])
-    inside = [a for a in reported if lo <= _ts(a["ts"]) <= hi]
-    outside = [a for a in reported if not lo <= _ts(a["ts"]) <= hi]
+
+    def scored(a: dict[str, Any]) -> bool:
+        return a["type"] == "chief_absent" or lo <= _ts(a["ts"]) <= hi
+
+    inside = [a for a in reported if scored(a)]
+    outside = [a for a in reported if not scored(a)]
     out: dict[str, Any] = {}
     for t in ALERT_TYPES:
         exp = truth["alerts"].get(t, [])
@@ -303,6 +338,20 @@ def score_attendance(truth: dict[str, Any], rows: list[dict[str, Any]]) -> dict[
     }
 
 
+def score_trainings(truth: dict[str, Any], credited: dict[str, list[str]]) -> dict[str, Any]:
+    want = {(t, e) for t, ids in truth.get("trainings", {}).items() for e in ids}
+    got = {(t, e) for t, ids in credited.items() for e in ids}
+    twice = sum(len(ids) - len(set(ids)) for ids in credited.values())
+    return {
+        **_prf(len(want & got), len(got - want), len(want - got)),
+        "credited_twice": twice,
+        "examples": {
+            "false_positives": sorted(got - want)[:5],
+            "false_negatives": sorted(want - got)[:5],
+        },
+    }
+
+
 def score_fixes(truth: dict[str, Any], seen: dict[str, list[str]]) -> dict[str, Any]:
     lost = duplicated = unexpected = 0
     examples: dict[str, list[str]] = {"lost": [], "duplicated": [], "unexpected": []}
@@ -350,6 +399,7 @@ def score_run(
         alerts = fetch_alerts(api, run)
         attendance = fetch_attendance(api, run)
         tracks = fetch_tracks(api, run["engineers"], run["dates"])
+        credited = fetch_trainings(api, run)
     alert_scores = score_alerts(truth, alerts, run)
     outside = alert_scores.pop("_outside_window")
     result = {
@@ -363,6 +413,7 @@ def score_run(
         "alerts_outside_window": dict(outside),
         "attendance": score_attendance(truth, attendance),
         "fixes": score_fixes(truth, tracks),
+        "trainings": score_trainings(truth, credited),
     }
     checked = [t for t, s in alert_scores.items() if s["checked"]]
     result["perfect"] = (
@@ -370,6 +421,8 @@ def score_run(
             alert_scores[t]["precision"] == 1.0 and alert_scores[t]["recall"] == 1.0
             for t in checked
         )
+        and result["trainings"]["precision"] == result["trainings"]["recall"] == 1.0
+        and result["trainings"]["credited_twice"] == 0
         and result["fixes"]["lost"] == 0
         and result["fixes"]["duplicated"] == 0
         and result["attendance"]["missing_rows"] == 0
@@ -396,7 +449,11 @@ def table(result: dict[str, Any]) -> str:
         )
     a = result["attendance"]
     f = result["fixes"]
+    tr = result["trainings"]
     lines += [
+        f"{'trainings (credits)':<22} {tr['expected']:>8} {tr['reported']:>8} "
+        f"{tr['true_positives']:>5} {tr['false_positives']:>5} {tr['false_negatives']:>5} "
+        f"{tr['precision']:>9.3f} {tr['recall']:>7.3f}  ({tr['credited_twice']} credited twice)",
         "",
         f"attendance: {a['expected_rows']} rows expected, {a['reported_rows']} reported, "
         f"{a['missing_rows']} missing, {a['extra_rows']} extra; minutes error mean "

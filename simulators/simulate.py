@@ -44,6 +44,7 @@ from simulators.scenario import build
 log = logging.getLogger("sitewatch.simulate")
 
 TRUTH_VERSION = 1
+TRAINING_PRESENT_SHARE = 0.8  # min_minutes_present's default (CONTRACT §6.3)
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -75,7 +76,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def compute_truth(
-    sc: Scenario, foreign: list[tuple[str, str, Any]], rules: truth_mod.Rules
+    sc: Scenario,
+    foreign: list[tuple[str, str, Any]],
+    rules: truth_mod.Rules,
+    now: float | None = None,
 ) -> truth_mod.Truth:
     fences = [truth_mod.Fence(s.id, s.region_code, s.polygon) for s in sc.sites]
     fences += [truth_mod.Fence(i, r, g) for i, r, g in foreign if r]
@@ -88,6 +92,21 @@ def compute_truth(
         for e in sc.engineers
     }
     sensors = {d.id: truth_mod.Sensor(d.interval_s, d.thresholds, d.site.id) for d in sc.devices}
+    duties = [
+        truth_mod.Duty(site, ids[0], tuple(ids), sc.required_days[site])
+        for site, ids in sc.members.items()
+        if sc.required_days.get(site)
+    ]
+    trainings = [
+        truth_mod.TrainingPlace(
+            t.id,
+            t.place.polygon,
+            t.starts_at.timestamp(),
+            t.ends_at.timestamp(),
+            TRAINING_PRESENT_SHARE * (t.ends_at - t.starts_at).total_seconds() / 60,
+        )
+        for t in sc.trainings
+    ]
     return truth_mod.compute(
         fixes=sc.fixes,
         logs=sc.logs,
@@ -97,6 +116,9 @@ def compute_truth(
         sensors=sensors,
         rules=rules,
         trailing_silences=sc.config.dead_devices > 0,
+        duties=duties,
+        trainings=trainings,
+        now=now,
     )
 
 
@@ -106,17 +128,13 @@ def register(api: Any, sc: Scenario) -> dict[str, str]:
     from geofence.coords import wgs84_to_gcj02  # the published GCJ-02 formula
 
     passwords: dict[str, str] = {}
-    members: dict[str, list[str]] = {}
-    for e in sc.engineers:
-        members.setdefault(e.primary.id, []).append(e.id)
-        if e.secondary is not None:
-            members.setdefault(e.secondary.id, []).append(e.id)
     for s in sc.sites:
         ring = s.ring
         if s.register_crs == "gcj02":
             gcj = [wgs84_to_gcj02(x, y) for x, y in ring]
             ring = [(round(float(x), 7), round(float(y), 7)) for x, y in gcj]
-        ids = members.get(s.id, [])
+        ids = sc.members.get(s.id, [])
+        required = sc.required_days.get(s.id)
         feature = {
             "type": "Feature",
             "properties": {
@@ -126,6 +144,7 @@ def register(api: Any, sc: Scenario) -> dict[str, str]:
                 "crs": s.register_crs,
                 "engineer_ids": ids,
                 **({"chief_engineer_id": ids[0]} if ids else {}),
+                **({"required_days_per_month": required} if ids and required else {}),
             },
             "geometry": {"type": "Polygon", "coordinates": [[list(p) for p in ring]]},
         }
@@ -164,6 +183,8 @@ def register(api: Any, sc: Scenario) -> dict[str, str]:
     with ThreadPoolExecutor(4) as pool:
         passwords.update(pool.map(engineer, sc.engineers))
         passwords.update(pool.map(device, sc.devices))
+    for t in sc.trainings:  # after its attendees: only registered engineers are credited
+        post(api, "/api/trainings", t.body(), f"registering training {t.id}")
     # the API may answer before it commits: publish only once every engineer is visible
     wait_visible(api, [f"/api/engineers/{e.id}" for e in sc.engineers])
     return passwords
@@ -211,6 +232,7 @@ def write_run_dir(
         "engineers": [e.id for e in sc.engineers],
         "devices": [d.id for d in sc.devices],
         "projects": [s.id for s in sc.sites],
+        "trainings": [t.id for t in sc.trainings],
         "foreign_projects": [i for i, _, _ in foreign],
         "counts": {
             "messages": len(sc.messages),
@@ -236,6 +258,7 @@ def write_run_dir(
             "duplicates_sent": sc.duplicates_sent,
         },
         "borderline": truth.borderline,
+        "trainings": truth.trainings,
     }
     registry = {
         "projects": {
@@ -264,9 +287,15 @@ def write_run_dir(
                 "spoof_day": e.spoof_day,
                 "filings": [f.body(e.id) for f in e.filings],
                 "suspended_from": e.suspended_from.isoformat() if e.suspended_from else None,
+                "stops_coming_from": (
+                    e.stops_coming_from.isoformat() if e.stops_coming_from else None
+                ),
+                "training": e.training.id if e.training else None,
             }
             for e in sc.engineers
         ],
+        "trainings": [t.body() for t in sc.trainings],
+        "required_days_per_month": sc.required_days,
         "devices": [
             {
                 "id": d.id,

@@ -19,6 +19,13 @@ the same answer, and this module says which reading it uses:
   the length of the union of those shifts and the gaps.
 * ``practice_while_suspended``: an on-site fix (the fixes that count for geofencing) on a
   local day on or after the day the engineer's certificate was suspended from.
+* ``chief_absent``: for a project with a chief and required days, each calendar month that has
+  closed when the truth is computed (its end plus ``allowed_lateness_s`` past) and in which
+  the chief or a member has an attendance row there: the chief's ``present`` days there
+  that month are fewer than required. One per project and month.
+* trainings: the engineers whose usable fixes inside the training's polygon during its window
+  (both ends included, a re-sent fix once) cover ``min_minutes_present`` the way attendance
+  counts minutes (gaps of at most ``max_gap_s``).
 * ``missing_log``: a day counts once the engineer's own later records are past its end plus
   ``allowed_lateness_s`` (each engineer sends a closing record after the last day).
 * ``device_offline`` (stream time): a silence is a gap between consecutive readings of a device
@@ -48,6 +55,7 @@ ALERT_TYPES = (
     "device_offline",
     "missing_log",
     "practice_while_suspended",
+    "chief_absent",
 )
 
 
@@ -105,10 +113,28 @@ class Sensor:
     project_id: str = ""
 
 
+@dataclass(frozen=True)
+class Duty:
+    project_id: str
+    chief: str
+    members: tuple[str, ...]
+    required_days: int
+
+
+@dataclass(frozen=True)
+class TrainingPlace:
+    id: str
+    polygon: Polygon
+    starts_ts: float
+    ends_ts: float
+    min_minutes_present: float
+
+
 @dataclass
 class Truth:
     alerts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     attendance: list[dict[str, Any]] = field(default_factory=list)
+    trainings: dict[str, list[str]] = field(default_factory=dict)  # id -> attendees
     fixes_by_engineer_date: dict[str, dict[str, int]] = field(default_factory=dict)
     fix_ids: dict[str, list[str]] = field(default_factory=dict)
     borderline: list[dict[str, Any]] = field(default_factory=list)
@@ -161,6 +187,9 @@ def compute(
     sensors: Mapping[str, Sensor],
     rules: Rules,
     trailing_silences: bool = False,
+    duties: Iterable[Duty] = (),
+    trainings: Iterable[TrainingPlace] = (),
+    now: float | None = None,
 ) -> Truth:
     tz = ZoneInfo(rules.timezone)
     truth = Truth(alerts={t: [] for t in ALERT_TYPES})
@@ -284,6 +313,14 @@ def compute(
             }
         )
 
+    truth.alerts["chief_absent"] = chief_absences(
+        truth.attendance, duties, tz, rules.allowed_lateness_s, now
+    )
+    truth.trainings = {
+        t.id: training_attendees(t, by_engineer.values(), rules.max_accuracy_m, rules.max_gap_s)
+        for t in trainings
+    }
+
     # missing_log: on-site days without a log for that project and day, once closed
     logged = {
         (g.engineer_id, g.project_id, day_of(g.ts)) for gs in logs_by_engineer.values() for g in gs
@@ -359,3 +396,71 @@ def compute(
                 }
             )
     return truth
+
+
+def chief_absences(
+    attendance: list[dict[str, Any]],
+    duties: Iterable[Duty],
+    tz: ZoneInfo,
+    allowed_lateness_s: float,
+    now: float | None,
+) -> list[dict[str, Any]]:
+    def month_of(day: str) -> str:
+        return day[:7]
+
+    def closed(month: str) -> bool:
+        year, m = int(month[:4]), int(month[5:7])
+        nxt = dt.date(year + m // 12, m % 12 + 1, 1)
+        end = dt.datetime.combine(nxt, dt.time(0), tzinfo=tz).timestamp()
+        return end + allowed_lateness_s <= (
+            now if now is not None else dt.datetime.now().timestamp()
+        )
+
+    out = []
+    for duty in duties:
+        rows = [
+            a
+            for a in attendance
+            if a["project_id"] == duty.project_id
+            and a["engineer_id"] in {duty.chief, *duty.members}
+        ]
+        for month in sorted({month_of(a["date"]) for a in rows}):
+            if not closed(month):
+                continue
+            present = {
+                a["date"]
+                for a in rows
+                if a["engineer_id"] == duty.chief and a["present"] and month_of(a["date"]) == month
+            }
+            if len(present) < duty.required_days:
+                out.append(
+                    {
+                        "engineer_id": duty.chief,
+                        "project_id": duty.project_id,
+                        "month": month,
+                        "present_days": len(present),
+                    }
+                )
+    return out
+
+
+def training_attendees(
+    training: TrainingPlace,
+    fixes_by_engineer: Iterable[list[Any]],
+    max_accuracy_m: float,
+    max_gap_s: float,
+) -> list[str]:
+    out = []
+    for items in fixes_by_engineer:
+        unique = {f.msg_id: f for f in items}.values()
+        inside = sorted(
+            f.ts
+            for f in unique
+            if (f.acc is None or f.acc <= max_accuracy_m)
+            and training.starts_ts <= f.ts <= training.ends_ts
+            and training.polygon.covers(Point(f.lon, f.lat))
+        )
+        seconds = sum(b - a for a, b in zip(inside, inside[1:], strict=False) if b - a <= max_gap_s)
+        if inside and seconds / 60.0 >= training.min_minutes_present:
+            out.append(items[0].engineer_id)
+    return sorted(out)

@@ -33,7 +33,10 @@ ATTENDANCE = text(
 
 
 async def duties(conn: AsyncConnection) -> list[Duty]:
-    return [Duty(r[0], r[1], r[2], tuple(r[3]), int(r[4])) for r in await conn.execute(DUTIES_SQL)]
+    return [
+        Duty(r[0], r[1], r[2], tuple(r[3]), int(r[4]), chief_since=r[5])
+        for r in await conn.execute(DUTIES_SQL)
+    ]
 
 
 async def attendance_of(

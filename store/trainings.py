@@ -2,8 +2,10 @@
 the `offline` CE records of its attendees, each exactly once (the record's `ref` is the
 training id, unique per engineer: a second pass, another worker or a restart adds nothing).
 
-A training is looked at again until its end plus `allowed_lateness_s` has passed (a fix that
-arrives late still counts), then settled."""
+A training is looked at again until `allowed_lateness_s` has passed after its end, or after
+its registration when it was registered after it ended (a fix that arrives late still counts,
+and so do the fixes of a replay or backfill that comes with a past training), then settled.
+Crediting early is safe: more fixes inside only add minutes (rules.training)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from rules.training import attendees
 
 DUE_SQL = text(
-    "SELECT id, name, starts_at, ends_at, hours, min_minutes_present FROM trainings"
+    "SELECT id, name, starts_at, ends_at, hours, min_minutes_present,"
+    " greatest(ends_at, created_at) AS late_from FROM trainings"
     " WHERE settled_at IS NULL AND ends_at <= :now ORDER BY ends_at LIMIT 100"
 )
 INSIDE_SQL = text(
@@ -76,7 +79,7 @@ async def credit_ended(
                     )
                 ).scalars()
             )
-        if now - t.ends_at >= dt.timedelta(seconds=allowed_lateness_s):
+        if now - t.late_from >= dt.timedelta(seconds=allowed_lateness_s):
             await conn.execute(
                 text("UPDATE trainings SET settled_at = :now WHERE id = :id"),
                 {"now": now, "id": t.id},

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,9 +47,10 @@ class EngineerWriter:
     book: AttendanceBook = field(init=False)
     # the attendance keys that changed since the last live push (the worker's timer drains it)
     attendance_due: set[Key] = field(default_factory=set)
-    # the months (first days) with on-site fixes that `chief_absent` has not judged since
-    # (rules.chief_absence: the worker's timer judges them once they have closed)
-    months_due: set[dt.date] = field(default_factory=set)
+    # the months (first days) with on-site fixes that `chief_absent` has not judged since,
+    # with the monotonic time of the newest (rules.chief_absence: the worker's timer judges
+    # them once they have closed and have been quiet for `chief_quiet_s`)
+    months_due: dict[dt.date, float] = field(default_factory=dict)
     timing: StepTimes = field(default_factory=lambda: StepTimes("engineer_records"))
 
     def __post_init__(self) -> None:
@@ -116,7 +118,8 @@ class EngineerWriter:
         self.states.remember(out.states)
         self.book.commit(plan, recomputed)
         self.attendance_due.update(plan.regions)
-        self.months_due.update(key[2].replace(day=1) for key in plan.regions)
+        written = time.monotonic()
+        self.months_due.update((key[2].replace(day=1), written) for key in plan.regions)
         await self.push_live(out.live + [live_alert(a) for a in new_alerts])
         self.timing.lap("live")
 

@@ -265,13 +265,15 @@ def build_app(settings: Settings) -> faust.App:
     @skip_while_db_down("chief_absent check", log)
     async def chief_absent() -> None:
         """CONTRACT §6.5 (rules.chief_absence): after a start every closed month of the last
-        year, then the closed months that got on-site fixes since they were last judged."""
+        year, then the closed months that got on-site fixes since they were last judged, once
+        those have stopped coming for `chief_quiet_s`."""
         tz = ZoneInfo(settings.timezone)
         closed = chief_absence.closed_months(
             dt.datetime.now(dt.UTC), tz, settings.allowed_lateness_s
         )
         due = writer().months_due
-        months = closed if not judged_once else sorted(due.intersection(closed))
+        quiet = {m: t for m, t in due.items() if time.monotonic() - t >= settings.chief_quiet_s}
+        months = closed if not judged_once else sorted(quiet.keys() & set(closed))
         if not months:
             return
         async with engine().begin() as conn:
@@ -295,7 +297,9 @@ def build_app(settings: Settings) -> faust.App:
                 ),
             )
         judged_once.append(True)
-        due.difference_update(months)
+        for month in months:  # unless newer fixes of it came in meanwhile
+            if month in quiet and due.get(month) == quiet[month]:
+                del due[month]
         await push_live([live_alert(a) for a in new_alerts])
 
     @app.timer(interval=settings.training_check_interval_s)

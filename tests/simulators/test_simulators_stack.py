@@ -19,6 +19,7 @@ import pytest
 
 from commands.main import main as sitewatch
 from geofence.coords import wgs84_to_gcj02
+from rules.chief_absence import closed_months
 from stack.up import Stack
 from tests.stack_client import StackClient, wait_until
 
@@ -283,11 +284,14 @@ def test_simulated_week_scores_perfectly(
     `test_several_devices_per_project` and docs/simulators.md)."""
     tag = uuid.uuid4().hex[:4].upper()
     run_dir = tmp_path / "week"
+    # the week in the last closed month, so that `chief_absent` judges it whatever today is
+    last_closed = closed_months(dt.datetime.now(dt.UTC), TZ, 3600.0)[-1]
+    start = last_closed + dt.timedelta(days=10)
     t0 = time.monotonic()
     rc = sitewatch(
         ["simulate", "week", "--data-dir", str(running_stack.options.data_dir)]
         + ["--seed", "20261124", "--run-id", f"SW{tag}", "--devices-per-site", "1"]
-        + ["--out", str(run_dir)]
+        + ["--start", start.isoformat(), "--out", str(run_dir)]
     )
     assert rc == 0
     t_publish = time.monotonic() - t0
@@ -317,6 +321,14 @@ def test_simulated_week_scores_perfectly(
     assert att["missing_rows"] == att["extra_rows"] == 0, att
     assert att["rows_off_by_more_than_tolerance"] == att["present_mismatches"] == 0, att
     assert att["first_last_mismatches"] == 0, att
+    # a training: those who stayed long enough credited, once; the one who left early not
+    trainings = score["trainings"]
+    assert trainings["expected"] > 0 and trainings["credited_twice"] == 0, trainings
+    assert (trainings["precision"], trainings["recall"]) == (1.0, 1.0), trainings
+    registry = json.loads((run_dir / "registry.json").read_text())
+    invited = [e["id"] for e in registry["engineers"] if e["training"]]
+    assert len(invited) > trainings["expected"], (invited, trainings)
+    assert any(e["stops_coming_from"] for e in registry["engineers"])
     assert score["perfect"] and rc == 0
 
 

@@ -8,7 +8,17 @@ from zoneinfo import ZoneInfo
 
 from shapely.geometry import box
 
-from simulators.truth import Fence, Registered, Rules, Sensor, compute, covers
+from simulators.truth import (
+    Duty,
+    Fence,
+    Registered,
+    Rules,
+    Sensor,
+    TrainingPlace,
+    compute,
+    covers,
+    training_attendees,
+)
 
 TZ = ZoneInfo("Asia/Shanghai")
 DAY = dt.date(2026, 3, 2)
@@ -195,3 +205,53 @@ def test_attendance_counts_a_check_in_to_check_out_shift_whole() -> None:
     )
     [row] = truth.attendance
     assert row["minutes_on_site"] == 492.0 and row["present"]
+
+
+def _day_on_site(engineer: str, day: dt.date, hours: float) -> list[F]:
+    """Fixes every 10 minutes from 08:00 for `hours` on site: `hours` * 60 minutes present."""
+    n = int(hours * 6)
+    return [F(engineer, f"{engineer}-{day}-{k}", at(8 + k / 6, day), *IN) for k in range(n + 1)]
+
+
+def test_chief_absent_counts_the_chiefs_present_days_of_a_closed_month_by_hand() -> None:
+    """Required 2 days in March 2026: the chief present on the 2nd (300 min) and on the 3rd
+    for 200 min only (not present), the member there on the 4th: one present day, an alert.
+    A second project whose chief is present on two days raises nothing; April is still open
+    when judged on 2026-04-15, so the chief's absence that month is not judged yet."""
+    d2, d3, d4 = DAY, DAY + dt.timedelta(days=1), DAY + dt.timedelta(days=2)
+    fixes = _day_on_site("C", d2, 5) + _day_on_site("C", d3, 200 / 60) + _day_on_site("M", d4, 5)
+    april = dt.date(2026, 4, 7)
+    fixes += _day_on_site("M", april, 5)
+    duties = [Duty("P", "C", ("C", "M"), 2)]
+    now = at(0, dt.date(2026, 4, 15))
+    t = run(fixes, engineers={e: Registered("440305") for e in "CM"}, duties=duties, now=now)
+    assert t.alerts["chief_absent"] == [
+        {"engineer_id": "C", "project_id": "P", "month": "2026-03", "present_days": 1}
+    ]
+    fixes += _day_on_site("C", DAY + dt.timedelta(days=5), 4)  # a second present day
+    t = run(fixes, engineers={e: Registered("440305") for e in "CM"}, duties=duties, now=now)
+    assert t.alerts["chief_absent"] == []
+
+
+def test_training_attendees_are_those_inside_long_enough_by_hand() -> None:
+    """A 09:00-11:00 training needing 96 minutes: A inside every 10 minutes 09:00-11:00
+    (120 min); B 09:00-10:20 (80 min); C the whole time, but its 10:00 fix has 1 km accuracy
+    and does not count, leaving a 20-minute gap over `max_gap_s` (100 min); D outside."""
+    place = box(113.90, 22.50, 113.91, 22.51)
+    training = TrainingPlace("T", place, at(9), at(11), 96.0)
+
+    def every10(who: str, start_h: float, end_h: float, where=IN) -> list[F]:  # type: ignore[no-untyped-def]
+        n = round((end_h - start_h) * 6)
+        return [F(who, f"{who}{k}", at(start_h + k / 6), *where) for k in range(n + 1)]
+
+    c = every10("C", 9, 11)
+    c[6] = F("C", c[6].msg_id, c[6].ts, *IN, acc=1000.0)
+    fixes = every10("A", 9, 11) + every10("B", 9, 10 + 1 / 3) + c + every10("D", 9, 11, OUT)
+    by_engineer: dict[str, list[F]] = {}
+    for f in fixes:
+        by_engineer.setdefault(f.engineer_id, []).append(f)
+    got = training_attendees(training, by_engineer.values(), 100.0, 900.0)
+    assert got == ["A", "C"]
+    assert training_attendees(
+        TrainingPlace("T", place, at(9), at(11), 101.0), by_engineer.values(), 100.0, 900.0
+    ) == ["A"]
