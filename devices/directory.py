@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gm.algorithms import sm4_decrypt
 from rules.verify import DeviceIdentity, EngineerIdentity
-from store.models import Device, Engineer
+from store.models import Device, Engineer, Project
 
 REFRESH_S = 30.0
 MAX_ENTRIES = 200_000  # per kind: unknown ids (anyone may send OsmAnd requests) must not grow it
@@ -28,6 +28,7 @@ class DirectoryCache:
         self._key = personal_key
         self._engineers: dict[str, tuple[float, EngineerIdentity | None]] = {}
         self._devices: dict[str, tuple[float, DeviceIdentity | None]] = {}
+        self._projects: dict[str, tuple[float, bool]] = {}  # retired?
 
     def engineer(self, engineer_id: str) -> EngineerIdentity | None:
         hit = self._engineers.get(engineer_id)
@@ -37,14 +38,21 @@ class DirectoryCache:
         hit = self._devices.get(device_id)
         return hit[1] if hit else None
 
-    async def prefetch(self, engineer_ids: set[str], device_ids: set[str]) -> None:
+    def project_retired(self, project_id: str) -> bool:
+        hit = self._projects.get(project_id)
+        return hit[1] if hit else False
+
+    async def prefetch(
+        self, engineer_ids: set[str], device_ids: set[str], project_ids: set[str] | None = None
+    ) -> None:
         now = time.monotonic()
-        for cache in (self._engineers, self._devices):
+        for cache in (self._engineers, self._devices, self._projects):
             if len(cache) > MAX_ENTRIES:
                 _shrink(cache)
         stale_e = {i for i in engineer_ids if _stale(self._engineers.get(i), now)}
         stale_d = {i for i in device_ids if _stale(self._devices.get(i), now)}
-        if not stale_e and not stale_d:
+        stale_p = {i for i in project_ids or () if _stale(self._projects.get(i), now)}
+        if not stale_e and not stale_d and not stale_p:
             return
         async with self._engine.connect() as conn:
             if stale_e:
@@ -61,20 +69,34 @@ class DirectoryCache:
                     self._engineers[i] = (now, found.get(i))
             if stale_d:
                 rows = await conn.execute(
-                    select(Device.id, Device.hmac_key_enc, Device.retired_at).where(
-                        Device.id.in_(stale_d)
+                    select(
+                        Device.id,
+                        Device.hmac_key_enc,
+                        Device.retired_at,
+                        Project.retired_at.label("project_retired_at"),
                     )
+                    .outerjoin(Project, Project.id == Device.project_id)
+                    .where(Device.id.in_(stale_d))
                 )
                 found_d = {
                     r.id: DeviceIdentity(
                         r.id,
                         bytes.fromhex(sm4_decrypt(self._key, r.hmac_key_enc)),
-                        r.retired_at is not None,
+                        r.retired_at is not None or r.project_retired_at is not None,
                     )
                     for r in rows
                 }
                 for i in stale_d:
                     self._devices[i] = (now, found_d.get(i))
+            if stale_p:
+                rows = await conn.execute(
+                    select(Project.id).where(
+                        Project.id.in_(stale_p), Project.retired_at.is_not(None)
+                    )
+                )
+                retired = {r.id for r in rows}
+                for i in stale_p:
+                    self._projects[i] = (now, i in retired)
 
 
 def _shrink(cache: dict[str, Any]) -> None:

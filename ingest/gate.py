@@ -48,7 +48,7 @@ from ingest.counters import Counters
 from ingest.sm2pool import Sm2Pool, Triple
 from rules.verify import check_many, sm2_work
 from store.retry import is_poison, pg_text, retry_db
-from wire.records import Fix, Reason, Record, Rejected, Telemetry, to_json
+from wire.records import Fix, Reason, Record, Rejected, SupervisionLog, Telemetry, to_json
 
 log = logging.getLogger("sitewatch.ingest")
 
@@ -235,6 +235,7 @@ class Gate:
             self.directory.prefetch,
             {r.engineer_id for r in ok if not isinstance(r, Telemetry)},
             {r.device_id for r in ok if isinstance(r, Telemetry)},
+            {r.project_id for r in ok if isinstance(r, SupervisionLog)},
             what="directory look-up",
             log_to=log,
         )

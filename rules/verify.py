@@ -3,7 +3,8 @@
 Rules (CONTRACT.md section 3):
 
 * The engineer (fixes, OwnTracks events, logs) or device (telemetry) must be registered,
-  else ``unknown_identity``.
+  else ``unknown_identity``; a retired one, or a log of a retired project, or telemetry of a
+  device of a retired project, is ``retired`` (CONTRACT §6.3).
 * An engineer with an ``sm2_public_key``: a message without ``sig`` is ``unsigned``, one whose
   SM2-with-SM3 signature (default user id, DER or ``r||s`` hex) over the canonical bytes does
   not verify is ``bad_signature``. This holds for every source, OwnTracks and OsmAnd included
@@ -62,6 +63,8 @@ class Directory(Protocol):
 
     def device(self, device_id: str) -> DeviceIdentity | None: ...
 
+    def project_retired(self, project_id: str) -> bool: ...
+
 
 def check(
     record: Record,
@@ -108,6 +111,9 @@ def check_many(
             if device_id not in devices:
                 devices[device_id] = directory.device(device_id)
             return devices[device_id]
+
+        def project_retired(self, project_id: str) -> bool:
+            return directory.project_retired(project_id)
 
     memo = _Memo()
     out: list[Rejected | None] = []
@@ -160,6 +166,10 @@ def _check_engineer(
         raise Rejected(
             Reason.RETIRED, f"engineer {record.engineer_id[:40]!r} is retired: nothing new is taken"
         )
+    if isinstance(record, SupervisionLog) and directory.project_retired(record.project_id):
+        raise Rejected(
+            Reason.RETIRED, f"project {record.project_id[:40]!r} is retired: nothing new is taken"
+        )
     if not who.sm2_public_key:
         return
     data, sig = _signed(record, raw, "sig")
@@ -193,7 +203,8 @@ def _check_device(
         )
     if dev.retired:
         raise Rejected(
-            Reason.RETIRED, f"device {record.device_id[:40]!r} is retired: nothing new is taken"
+            Reason.RETIRED,
+            f"device {record.device_id[:40]!r} or its project is retired: nothing new is taken",
         )
     if not dev.hmac_key:
         return

@@ -5,6 +5,7 @@ no new attendance; the assignment history says who was chief or member from when
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -173,6 +174,23 @@ def test_stale_if_match_suspension_and_the_assignment_history(sw: StackClient) -
     with sw.api() as api:
         assert api.delete(f"/api/projects/{project_id}").status_code == 204
         assert api.get(f"/api/projects/{project_id}").json()["properties"]["retired_at"]
+    # a retired project's messages are turned away (CONTRACT §6.3): the member's log of it
+    log_id = f"{member['id']}-log-after"
+    sw.publish(
+        f"sitewatch/logs/{member['id']}",
+        {"msg_id": log_id, "project_id": project_id, "ts": round(time.time()), "text": "巡视"}
+        | {"lat": lat, "lon": lon},
+        username=member["id"],
+        password=member["mqtt_password"],
+    )
+    wait_until(
+        lambda: (
+            sw.sql("SELECT reason FROM rejected_messages WHERE excerpt LIKE %s", f"%{log_id}%")
+            == [("retired",)]
+        ),
+        timeout_s=90,  # the gate's directory looks again within 30 s
+        what="the retired rejection",
+    )
 
 
 def test_a_chief_present_fewer_days_than_required_last_month_is_absent(sw: StackClient) -> None:

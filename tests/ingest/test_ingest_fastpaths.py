@@ -267,6 +267,9 @@ def test_sm2_pool_and_presigned_check() -> None:
         def device(self, device_id: str) -> None:
             return None
 
+        def project_retired(self, project_id: str) -> bool:
+            return False
+
     records = [
         Fix(f"m{k}", "E1", 1.7e9, 114.0, 22.5, None, "position", "checkin", canonical=d, sig=s)
         for k, (_p, d, s) in enumerate(triples[:8])
@@ -432,5 +435,7 @@ def test_directory_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     cache._engineers = {f"x{k}": (0.0, None) for k in range(20)}  # noqa: SLF001
     cache._engineers["known"] = (0.0, EngineerIdentity("known"))  # noqa: SLF001
     cache._devices = {}  # noqa: SLF001
+    cache._projects = {f"p{k}": (0.0, False) for k in range(20)}  # noqa: SLF001
     asyncio.run(cache.prefetch(set(), set()))
     assert list(cache._engineers) == ["known"]  # noqa: SLF001
+    assert len(cache._projects) <= 10  # noqa: SLF001

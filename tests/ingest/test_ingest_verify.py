@@ -21,6 +21,7 @@ DEV_KEY = bytes.fromhex("00112233445566778899aabbccddeeff")
 class Dir:
     engineers: dict[str, EngineerIdentity] = field(default_factory=dict)
     devices: dict[str, DeviceIdentity] = field(default_factory=dict)
+    retired_projects: set[str] = field(default_factory=set)
     calls: int = 0
 
     def engineer(self, engineer_id: str) -> EngineerIdentity | None:
@@ -31,6 +32,9 @@ class Dir:
         self.calls += 1
         return self.devices.get(device_id)
 
+    def project_retired(self, project_id: str) -> bool:
+        return project_id in self.retired_projects
+
 
 DIRECTORY = Dir(
     engineers={
@@ -39,6 +43,7 @@ DIRECTORY = Dir(
         "E3": EngineerIdentity("E3", "04" + PUB),
     },
     devices={"D1": DeviceIdentity("D1", DEV_KEY), "D0": DeviceIdentity("D0", b"")},
+    retired_projects={"P-OLD"},
 )
 
 
@@ -177,3 +182,18 @@ def test_check_many_batches_lookups() -> None:
     assert [o.reason if o else None for o in out] == [None, "bad_signature", None, None, None]
     assert d.calls == 2
     assert isinstance(ok, Fix)
+
+
+def test_a_log_of_a_retired_project_is_retired() -> None:
+    """CONTRACT §6.3: a retired project's messages are rejected with reason `retired`; the
+    same engineer's log of a live project passes."""
+
+    def log(project_id: str) -> bytes:
+        body = {"msg_id": f"l-{project_id}", "project_id": project_id, "ts": TS}
+        body |= {"lat": 22.5, "lon": 114.0, "text": "巡视"}
+        return json.dumps(body).encode()
+
+    old = decode_mqtt("sitewatch/logs/E2", log("P-OLD"), now=NOW)
+    live = decode_mqtt("sitewatch/logs/E2", log("P-NEW"), now=NOW)
+    assert why(old) == "retired"
+    assert why(live) is None
