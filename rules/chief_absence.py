@@ -67,6 +67,21 @@ def chief_absent_alerts(
     tz: ZoneInfo,
 ) -> list[dict[str, Any]]:
     """`attendance`: (engineer, project, local date, minutes on site) of the months' days."""
+    verdicts = judge(duties, attendance, months, min_minutes_present=min_minutes_present, tz=tz)
+    return [a for a in verdicts.values() if a is not None]
+
+
+def judge(
+    duties: Sequence[Duty],
+    attendance: Iterable[tuple[str, str, dt.date, float]],
+    months: Sequence[dt.date],
+    *,
+    min_minutes_present: float,
+    tz: ZoneInfo,
+) -> dict[str, dict[str, Any] | None]:
+    """Every (project, month) judged, by alert id: the alert, or None where the chief was
+    there enough (an alert of that id raised on fewer fixes is retracted). Months not judged
+    (unsupervised, or another chief's) are left out."""
     judged = set(months)
     supervised: set[tuple[str, dt.date]] = set()
     present: dict[tuple[str, str, dt.date], set[dt.date]] = defaultdict(set)
@@ -77,7 +92,7 @@ def chief_absent_alerts(
         supervised.add((project, month))
         if minutes >= min_minutes_present:
             present[(engineer, project, month)].add(day)
-    out = []
+    out: dict[str, dict[str, Any] | None] = {}
     for duty in duties:
         for month in months:
             if (duty.project_id, month) not in supervised:
@@ -86,24 +101,24 @@ def chief_absent_alerts(
                 dt.datetime.combine(month, dt.time(), tz) < duty.chief_since
             ):
                 continue  # another chief's month, or only partly this one's
+            alert_id = f"chief_absent:{duty.project_id}:{month:%Y-%m}"
             days = sorted(present.get((duty.chief, duty.project_id, month), ()))
             if len(days) >= duty.required_days:
+                out[alert_id] = None
                 continue
             end = dt.datetime.combine(next_month(month), dt.time(), tz) - dt.timedelta(seconds=1)
-            out.append(
-                alert(
-                    f"chief_absent:{duty.project_id}:{month:%Y-%m}",
-                    "chief_absent",
-                    duty.region_code,
-                    end.astimezone(dt.UTC),
-                    engineer_id=duty.chief,
-                    project_id=duty.project_id,
-                    details={
-                        "month": f"{month:%Y-%m}",
-                        "present_days": len(days),
-                        "required_days_per_month": duty.required_days,
-                        "days": [d.isoformat() for d in days],
-                    },
-                )
+            out[alert_id] = alert(
+                alert_id,
+                "chief_absent",
+                duty.region_code,
+                end.astimezone(dt.UTC),
+                engineer_id=duty.chief,
+                project_id=duty.project_id,
+                details={
+                    "month": f"{month:%Y-%m}",
+                    "present_days": len(days),
+                    "required_days_per_month": duty.required_days,
+                    "days": [d.isoformat() for d in days],
+                },
             )
     return out

@@ -75,7 +75,16 @@ async def retract(conn: AsyncConnection, event_ids: Sequence[str]) -> None:
     if not event_ids:
         return
     await conn.execute(delete(Transition).where(Transition.id.in_(event_ids)))
-    alert_ids = [f"impossible_travel:{i}" for i in event_ids]
+    await retract_alerts(
+        conn, [f"impossible_travel:{i}" for i in event_ids], "a late fix changed the pair"
+    )
+
+
+async def retract_alerts(conn: AsyncConnection, alert_ids: Sequence[str], why: str) -> list[str]:
+    """Resolve the alerts (those not resolved yet) whose situation no longer holds, noting
+    `retracted: {why}` in their history (the credit does not count them, rules.credit)."""
+    if not alert_ids:
+        return []
     result = await conn.execute(
         update(Alert)
         .where(Alert.id.in_(alert_ids), Alert.status != "resolved")
@@ -83,9 +92,8 @@ async def retract(conn: AsyncConnection, event_ids: Sequence[str]) -> None:
         .returning(Alert.id)
     )
     resolved = [r.id for r in result]
-    await alert_events.changed(
-        conn, resolved, "resolved", "retracted: a late fix changed the pair", "system"
-    )
+    await alert_events.changed(conn, resolved, "resolved", f"retracted: {why}", "system")
+    return resolved
 
 
 __all__ = [
@@ -98,4 +106,5 @@ __all__ = [
     "insert_alerts",
     "insert_new",
     "retract",
+    "retract_alerts",
 ]

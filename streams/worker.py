@@ -286,15 +286,17 @@ def build_app(settings: Settings) -> faust.App:
                 max_gap_s=settings.max_gap_s,
                 max_shift_s=settings.max_shift_s,
             )
+            verdicts = chief_absence.judge(
+                duties, rows, months, min_minutes_present=settings.min_minutes_present, tz=tz
+            )
             new_alerts = await sinks.insert_alerts(
+                conn, [a for a in verdicts.values() if a is not None]
+            )
+            # raised on a month's fixes so far, and late fixes put the chief there enough
+            await sinks.retract_alerts(
                 conn,
-                chief_absence.chief_absent_alerts(
-                    duties,
-                    rows,
-                    months,
-                    min_minutes_present=settings.min_minutes_present,
-                    tz=tz,
-                ),
+                [i for i, a in verdicts.items() if a is None],
+                "late fixes put the chief there on enough days",
             )
         judged_once.append(True)
         for month in months:  # unless newer fixes of it came in meanwhile

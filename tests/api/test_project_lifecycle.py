@@ -222,3 +222,21 @@ def test_a_chief_present_fewer_days_than_required_last_month_is_absent(sw: Stack
         )
 
     assert wait_until(alert, timeout_s=120, what="chief_absent") == [(chief["id"], "1")]
+    # late fixes: the chief was there on the 5th too (250 minutes), which makes 2 days of
+    # the 2 required: once the month is quiet again the alert is retracted, with the reason
+    start = dt.datetime.combine(last_month.replace(day=5), dt.time(8), TZ)
+    for k in range(26):
+        _publish(sw, chief, f"late{k}", start + dt.timedelta(minutes=10 * k), lon, lat)
+
+    def retracted() -> list[Any]:
+        return sw.sql(
+            "SELECT a.status, h.note FROM alerts a JOIN alert_history h ON h.alert_id = a.id "
+            "WHERE a.id = %s AND h.note LIKE 'retracted%%'",
+            expected,
+        )
+
+    [(status, note)] = wait_until(retracted, timeout_s=120, what="the retraction")
+    assert (status, note) == (
+        "resolved",
+        "retracted: late fixes put the chief there on enough days",
+    )

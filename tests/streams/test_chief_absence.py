@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from rules.chief_absence import Duty, chief_absent_alerts, closed_months
+from rules.chief_absence import Duty, chief_absent_alerts, closed_months, judge
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOV = dt.date(2026, 11, 1)
@@ -60,3 +60,15 @@ def test_a_chief_named_by_a_change_is_judged_from_the_first_whole_month_after_it
     named = Duty("P1", "440305", "CHIEF", ("M1",), 3, dt.datetime(2026, 10, 15, tzinfo=TZ))
     alerts = chief_absent_alerts([named], attendance, [oct_, NOV], min_minutes_present=240, tz=TZ)
     assert [a["id"] for a in alerts] == ["chief_absent:P1:2026-11"]  # October was not theirs
+
+
+def test_judge_names_the_months_where_the_chief_was_there_enough() -> None:
+    """October: the chief present 3 days of 3 (None: an alert of it is retracted); November:
+    1 day (the alert); December: nobody there (not judged, so nothing is retracted)."""
+    attendance = [("CHIEF", "P1", day(d, 10), 300.0) for d in (1, 2, 3)]
+    attendance += [("CHIEF", "P1", day(9), 300.0)]
+    months = [dt.date(2026, 10, 1), NOV, dt.date(2026, 12, 1)]
+    verdicts = judge([DUTY], attendance, months, min_minutes_present=240, tz=TZ)
+    assert sorted(verdicts) == ["chief_absent:P1:2026-10", "chief_absent:P1:2026-11"]
+    assert verdicts["chief_absent:P1:2026-10"] is None
+    assert verdicts["chief_absent:P1:2026-11"]["details"]["present_days"] == 1  # type: ignore[index]
