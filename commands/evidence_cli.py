@@ -126,6 +126,7 @@ def _verify_http(engineer_id: str, data_dir: Path) -> dict[str, Any]:
 def _verify_db(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
     from sqlalchemy import select
 
+    from attachments.files import FileStore
     from config.settings import Settings
     from store import evidence
     from store import seals as seal_store
@@ -153,7 +154,11 @@ def _verify_db(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
                 if known is None:
                     raise _Unavailable(f"no engineer {engineer_id!r}")
                 result = await evidence.verify(
-                    conn, engineer_id, retention_days=settings.retention_days, seals=seals
+                    conn,
+                    engineer_id,
+                    retention_days=settings.retention_days,
+                    seals=seals,
+                    file_digest=FileStore(settings.data_dir / "files").digest_of,
                 )
                 out = result.as_dict()
                 if problems:

@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     # v1 OsmAnd clients send the engineer id as `id`: anyone could post any engineer's
     # position. Since v1.1 the id is a phone's secret id; true accepts the old form too.
     osmand_engineer_ids: bool = False
+    # Practice records (POST /records): a photo whose EXIF puts it further than this from the
+    # record's position, or taken longer than this from its time, is flagged on the record.
+    record_exif_max_distance_m: float = 1000.0
+    record_exif_max_time_s: float = 3600.0
     # How often an open WebSocket's token is checked again (revoked or expired: closed).
     ws_token_recheck_s: float = 30.0
     # Accounts: how long a login's token lasts.

@@ -129,7 +129,7 @@ async def owntracks(request: Request) -> JSONResponse:
     X-Limit-D or ?d=. Answers `[]` (no friends' locations) as the app expects."""
     limit(request, "ingest_address", client_address(request))
     body = await _body(request, "/owntracks")
-    user = await _basic_user(request)
+    user = await basic_user(request)
     if user is None:
         why = Rejected(
             Reason.UNAUTHENTICATED,
@@ -159,7 +159,7 @@ async def owntracks(request: Request) -> JSONResponse:
     return JSONResponse([])
 
 
-async def _basic_user(request: Request) -> str | None:
+async def basic_user(request: Request) -> str | None:
     """The engineer id of valid Basic credentials, else None (whatever was wrong)."""
     header = request.headers.get("authorization", "")
     scheme, _, encoded = header.partition(" ")

@@ -47,6 +47,7 @@ from live_api.routes import (
     project_import,
     project_lifecycle,
     projects,
+    records,
     regions,
     seals,
     tokens,
@@ -188,6 +189,7 @@ def create_app(settings: Settings) -> FastAPI:
         imports,
         project_import,
         trainings,
+        records,
     ):
         app.include_router(resource.router)
     app.include_router(facts.router)

@@ -37,6 +37,7 @@ BODY_LIMITS = {
     "/api/import": 20 * 1024 * 1024,  # CSV/XLSX tables (live_api.table_files.MAX_BYTES)
     "/osmand": 64 * 1024 + 1,
     "/owntracks": 64 * 1024 + 1,
+    "/api/records": 64 * 1024 * 1024,  # a practice record and its files (routes/records.py)
 }
 INGEST_PATHS = ("/osmand", "/owntracks")
 

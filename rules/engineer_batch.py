@@ -168,6 +168,9 @@ def process_engineer_batch(
                     "local_date": utc(r.ts).astimezone(tz).date(),
                     "geom": point_wkt(r.lon, r.lat),
                     "text": r.text,
+                    "kind": r.kind,
+                    "files": [{"sm3": a.sm3, "type": a.type, "bytes": a.bytes} for a in r.files],
+                    "flags": list(r.flags),
                 }
             )
         elif isinstance(r, OwnTracksEvent):

@@ -5,7 +5,7 @@ with the fact row it stands for."""
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
 from rules.evidence_chain import (
@@ -16,7 +16,7 @@ from rules.evidence_chain import (
     genesis_hash,
     link,
 )
-from wire.codecs import decode_mqtt, decode_osmand
+from wire.codecs import decode_mqtt, decode_osmand, decode_record
 from wire.fields import parse_json_object
 from wire.owntracks import decode_owntracks_obj
 from wire.records import Fix, Record, Rejected, SupervisionLog
@@ -32,6 +32,7 @@ class Decoded:
     lat: float
     text: str | None = None
     project_id: str | None = None
+    files: tuple[str, ...] = ()  # a practice record's files, by SM3
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +59,7 @@ def decode_canonical(
     untimed = False
     try:
         if kind == "log":
-            rec: Record = decode_mqtt(f"sitewatch/logs/{engineer_id}", canonical, now=_NOW)
+            rec: Record = decode_record(parse_json_object(canonical), engineer_id, now=_NOW)
         elif source == "checkin":
             rec = decode_mqtt(f"sitewatch/checkin/{engineer_id}", canonical, now=_NOW)
         elif source in ("owntracks", "owntracks-http"):
@@ -79,7 +80,8 @@ def decode_canonical(
     except (Rejected, ValueError, TypeError, AttributeError, RecursionError, OverflowError):
         return None
     if isinstance(rec, SupervisionLog):
-        return Decoded(rec.msg_id, rec.ts, rec.lon, rec.lat, rec.text, rec.project_id)
+        files = tuple(a.sm3 for a in rec.files)
+        return Decoded(rec.msg_id, rec.ts, rec.lon, rec.lat, rec.text, rec.project_id, files)
     if isinstance(rec, Fix):
         return Decoded(rec.msg_id, None if untimed else rec.ts, rec.lon, rec.lat)
     return None
@@ -164,6 +166,8 @@ class ChainVerifier:
     ``facts_required_after`` (epoch s): an entry at or after it must have its fact row (older
     fact rows may have been trimmed by retention; the chain itself is never trimmed).
     ``watch``: seqs whose recomputed hash is kept in ``at`` (the sealed ones).
+    ``file_digest``: the SM3 of what is stored under a file's name now (None: nothing is); with
+    it, every file a practice record names must still hash to its name.
     """
 
     def __init__(
@@ -172,8 +176,10 @@ class ChainVerifier:
         *,
         facts_required_after: float = -math.inf,
         watch: Collection[int] = (),
+        file_digest: Callable[[str], str | None] | None = None,
     ) -> None:
         self.engineer_id = engineer_id
+        self.file_digest = file_digest
         self.watch = frozenset(watch)
         self.at: dict[int, str] = {}
         self.prev = genesis_hash(engineer_id)
@@ -246,11 +252,29 @@ class ChainVerifier:
                 if problem:
                     self._break(e.seq, "fact_mismatch", f"entry {e.seq}: {problem}", e)
                     return
+            problem = self._file_problem(e)
+            if problem:
+                self._break(e.seq, "file_mismatch", f"entry {e.seq}: {problem}", e)
+                return
             self.prev = h
             self.last_key = e.key
             self.count += 1
             if e.seq in self.watch:
                 self.at[e.seq] = h
+
+    def _file_problem(self, e: Entry) -> str | None:
+        if self.file_digest is None or e.kind != "log":
+            return None
+        if b'"files"' not in e.canonical and b'"attachments"' not in e.canonical:
+            return None
+        decoded = decode_canonical(self.engineer_id, e.kind, e.msg_id, e.canonical, None, e.ts)
+        for sm3 in decoded.files if decoded else ():
+            now = self.file_digest(sm3)
+            if now is None:
+                return f"file {sm3[:16]}... of {e.msg_id!r} is no longer stored"
+            if now != sm3:
+                return f"file {sm3[:16]}... of {e.msg_id!r} now hashes to {now[:16]}... (altered)"
+        return None
 
     def result(self, head: Head | None, stored: int | None = None) -> VerifyResult:
         """``head``: the stored head row (None: none); ``stored``: how many entries are stored

@@ -22,6 +22,7 @@ Nothing here raises anything but :class:`~wire.records.Rejected` (from :func:`ch
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -139,7 +140,7 @@ def _signed(
     field: str,
 ) -> tuple[bytes, str | None]:
     if raw is None:
-        return record.canonical, getattr(record, field)
+        return signed_bytes(record), getattr(record, field)
     value = raw.get(field)
     try:
         data = canonical_bytes(raw)
@@ -241,5 +242,16 @@ def sm2_work(records: Sequence[Record], directory: Directory) -> list[tuple[str,
             keys[eid] = who.sm2_public_key if who is not None else None
         pub = keys[eid]
         if pub and record.sig:
-            out.append((pub, record.canonical, record.sig))
+            out.append((pub, signed_bytes(record), record.sig))
     return out
+
+
+def signed_bytes(record: Record) -> bytes:
+    """What the sender signed: the canonical bytes, less the `attachments` the receiver added
+    to a practice record (the SM3 of the files it uploaded without naming them, CONTRACT
+    §6.4); the evidence chain holds them with the rest."""
+    if isinstance(record, SupervisionLog) and record.files and b'"attachments"' in record.canonical:
+        obj = json.loads(record.canonical)
+        obj.pop("attachments", None)
+        return canonical_bytes(obj)
+    return record.canonical

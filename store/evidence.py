@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -316,18 +316,22 @@ async def verify(
     *,
     retention_days: float | None = None,
     seals: Sequence[seal_rules.Seal] = (),
+    file_digest: Callable[[str], str | None] | None = None,
 ) -> checks.VerifyResult:
     """Recompute the engineer's chain from the genesis and check it against the stored head
     and fact rows (rules.evidence_verify.ChainVerifier), then against ``seals`` (a chain
     rewritten consistently after it was sealed: reason ``seal_mismatch``). Fact rows older
-    than ``retention_days`` may be missing (trimmed); younger ones must be there."""
+    than ``retention_days`` may be missing (trimmed); younger ones must be there. With
+    ``file_digest``, a practice record's files must still hash to their names."""
     cutoff = (
         -math.inf
         if retention_days is None
         else dt.datetime.now(dt.UTC).timestamp() - retention_days * 86400.0
     )
     points = seal_rules.sealed_points(engineer_id, seals)
-    verifier = checks.ChainVerifier(engineer_id, facts_required_after=cutoff, watch=points)
+    verifier = checks.ChainVerifier(
+        engineer_id, facts_required_after=cutoff, watch=points, file_digest=file_digest
+    )
     async for rows in _verify_rows(conn, engineer_id):
         verifier.feed(_verify_row(r) for r in rows)
         if verifier.done:

@@ -26,6 +26,9 @@ from sqlalchemy import (
     Text,
     func,
 )
+from sqlalchemy import (
+    text as sql_text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -288,6 +291,9 @@ class SupervisionLog(Base):
     local_date: Mapped[dt.date] = mapped_column(Date)
     geom: Mapped[Any] = mapped_column(Geometry("POINT", srid=4326, spatial_index=True))
     text: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16), server_default="log")
+    files: Mapped[list[Any]] = mapped_column(JSONB, server_default=sql_text("'[]'::jsonb"))
+    flags: Mapped[list[Any]] = mapped_column(JSONB, server_default=sql_text("'[]'::jsonb"))
 
 
 class OwnTracksEvent(Base):

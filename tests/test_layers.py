@@ -21,6 +21,7 @@ FLOORS = {
     "wire": 1,  # message formats and the typed records they become
     "rules": 2,  # the domain: engineer and device rules, attendance, evidence, credit
     "store": 3,  # PostGIS: models, queries, retries
+    "attachments": 3,  # practice records' files: what they may be, kept by their SM3
     "devices": 4,  # identities: broker accounts, phone credentials, the directory
     "ingest": 5,  # the MQTT bridge and the HTTP ingest: validate, sign-check, hand to Kafka
     "streams": 5,  # the Faust worker: agents that run the rules and write the store

@@ -11,11 +11,14 @@ MQTT topics (CONTRACT.md section 3):
   kind?, sig?}``; ``kind`` defaults to ``position``.
 * ``sitewatch/devices/{device_id}/telemetry`` - ``{msg_id, ts, metrics: {name: number},
   lat?, lon?, crs?, mac?}``.
-* ``sitewatch/logs/{engineer_id}`` - ``{msg_id, project_id, ts, lat, lon, text, crs?, sig?}``.
+* ``sitewatch/logs/{engineer_id}`` - ``{msg_id, project_id, ts, lat, lon, text, kind?, crs?,
+  sig?}``: a practice record without files; one with files (``files: [{sm3, type, bytes}]``)
+  comes over HTTP with them (``POST /records``, :func:`decode_record`).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from wire.fields import (
@@ -37,11 +40,16 @@ from wire.fields import (
 )
 from wire.osmand import decode_osmand
 from wire.owntracks import decode_owntracks_obj
-from wire.records import Fix, Reason, Record, SupervisionLog, Telemetry
+from wire.records import Attachment, Fix, Reason, Record, SupervisionLog, Telemetry
 
-__all__ = ["decode_mqtt", "decode_osmand", "decode_owntracks_http"]
+__all__ = ["decode_mqtt", "decode_osmand", "decode_owntracks_http", "decode_record"]
 
 FIX_KINDS = ("position", "checkin", "checkout")
+RECORD_KINDS = ("log", "side_station", "inspection", "notice", "stop_work")
+MEDIA_TYPES = ("image/jpeg", "image/png", "application/pdf")
+MAX_FILES = 9
+MAX_FILE_BYTES = 20 * 1024 * 1024  # a PDF; a photo at most 10 MiB (attachments.checks)
+SM3_HEX = re.compile(r"[0-9a-f]{64}")
 MAX_METRICS = 256
 MAX_TEXT = 20_000
 OWNTRACKS_IGNORED_SUBTOPICS = (
@@ -75,7 +83,12 @@ def decode_mqtt(topic: str, payload: bytes, *, now: float) -> Record:
         if parts[1] == "checkin" and len(parts) == 3:
             return _checkin(parse_json_object(payload), as_id(parts[2], "engineer id"), now=now)
         if parts[1] == "logs" and len(parts) == 3:
-            return _log(parse_json_object(payload), as_id(parts[2], "engineer id"), now=now)
+            obj = parse_json_object(payload)
+            if "files" in obj or "attachments" in obj:
+                raise reject(
+                    Reason.BAD_VALUE, "a record with files is uploaded with them: POST /records"
+                )
+            return _log(obj, as_id(parts[2], "engineer id"), now=now)
         if parts[1] == "devices" and len(parts) == 4 and parts[3] == "telemetry":
             return _telemetry(parse_json_object(payload), as_id(parts[2], "device id"), now=now)
     raise reject(
@@ -140,6 +153,43 @@ def _checkin(obj: dict[str, Any], engineer_id: str, *, now: float) -> Fix:
     )
 
 
+def decode_record(obj: dict[str, Any], engineer_id: str, *, now: float) -> SupervisionLog:
+    """A practice record as ``POST /records`` carries it (its ``files`` named by SM3), or as
+    its evidence entry holds it; raises ``Rejected``."""
+    return _log(obj, as_id(engineer_id, "engineer id"), now=now)
+
+
+def _files(obj: dict[str, Any]) -> tuple[Attachment, ...]:
+    """`files` as the sender named (and signed) them, or `attachments` as the receiver added
+    them for files uploaded without being named."""
+    if "files" in obj and "attachments" in obj:
+        raise reject(Reason.BAD_VALUE, "a record has files or attachments, not both")
+    value = obj.get("files", obj.get("attachments", []))
+    if not isinstance(value, list):
+        raise reject(Reason.BAD_TYPE, "files must be an array of {sm3, type, bytes}")
+    if len(value) > MAX_FILES:
+        raise reject(Reason.OUT_OF_RANGE, f"at most {MAX_FILES} files a record")
+    out = []
+    for k, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise reject(Reason.BAD_TYPE, f"files[{k}] must be an object {{sm3, type, bytes}}")
+        sm3 = req(item, "sm3")
+        if not isinstance(sm3, str) or not SM3_HEX.fullmatch(sm3):
+            raise reject(Reason.BAD_VALUE, f"files[{k}].sm3 must be 64 lowercase hex digits")
+        media = req(item, "type")
+        if media not in MEDIA_TYPES:
+            raise reject(
+                Reason.BAD_VALUE, f"files[{k}].type must be one of {', '.join(MEDIA_TYPES)}"
+            )
+        size = req(item, "bytes")
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 < size <= MAX_FILE_BYTES:
+            raise reject(Reason.OUT_OF_RANGE, f"files[{k}].bytes must be 1..{MAX_FILE_BYTES}")
+        out.append(Attachment(sm3, media, size))
+    if len({a.sm3 for a in out}) != len(out):
+        raise reject(Reason.BAD_VALUE, "a file is named twice")
+    return tuple(out)
+
+
 def _log(obj: dict[str, Any], engineer_id: str, *, now: float) -> SupervisionLog:
     msg_id = as_token(req(obj, "msg_id"), "msg_id")
     _body_id(obj, "engineer_id", engineer_id, required=False)
@@ -156,6 +206,10 @@ def _log(obj: dict[str, Any], engineer_id: str, *, now: float) -> SupervisionLog
     if len(text) > MAX_TEXT:
         raise reject(Reason.OUT_OF_RANGE, f"text is longer than {MAX_TEXT} characters")
     check_text(text, "text", multiline=True)
+    kind = obj.get("kind", "log")
+    if kind not in RECORD_KINDS:
+        raise reject(Reason.BAD_VALUE, f"kind must be one of {', '.join(RECORD_KINDS)}")
+    files = _files(obj)
     return SupervisionLog(
         msg_id=msg_id,
         engineer_id=engineer_id,
@@ -167,6 +221,8 @@ def _log(obj: dict[str, Any], engineer_id: str, *, now: float) -> SupervisionLog
         canonical=canonical(obj),
         sig=opt_str(obj, "sig"),
         crs=crs,
+        kind=kind,
+        files=files,
     )
 
 

@@ -20,6 +20,7 @@ import orjson
 
 __all__ = [
     "REASON_DESCRIPTIONS",
+    "Attachment",
     "Fix",
     "OwnTracksEvent",
     "Reason",
@@ -56,6 +57,7 @@ class Reason(StrEnum):
     BAD_SIGNATURE = "bad_signature"
     BAD_MAC = "bad_mac"
     REPLAY = "replay"
+    BAD_FILE = "bad_file"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -87,6 +89,9 @@ REASON_DESCRIPTIONS: dict[str, str] = {
     Reason.BAD_SIGNATURE: "The SM2 signature does not verify with the engineer's public key.",
     Reason.BAD_MAC: "The SM3-HMAC does not match with the device's key.",
     Reason.REPLAY: "A message with this msg_id was already accepted.",
+    Reason.BAD_FILE: "A practice record's file is not what it must be: not JPEG, PNG or PDF by "
+    "its own bytes, unreadable, too large in bytes, pixels or pages, a PDF that would inflate "
+    "past the limit, or not the file the record names (POST /records).",
     Reason.INTERNAL_ERROR: "SiteWatch failed on this message (a bug, logged with its "
     "traceback); it is kept here instead of stopping the bridge on every redelivery.",
 }
@@ -154,8 +159,19 @@ class Telemetry:
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file of a practice record, named by its SM3 (it is stored under that name)."""
+
+    sm3: str  # 64 lowercase hex
+    type: str  # image/jpeg | image/png | application/pdf
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class SupervisionLog:
-    """A supervision log entry (监理日志) written on site."""
+    """A practice record written on site (CONTRACT §6.4): a supervision log (监理日志) by
+    default, or a side-station record, inspection, notice or stop-work order; its files are
+    named in the signed JSON by their SM3, so the evidence chain covers them."""
 
     msg_id: str
     engineer_id: str
@@ -167,6 +183,10 @@ class SupervisionLog:
     canonical: bytes
     sig: str | None = None
     crs: str = "wgs84"
+    kind: str = "log"
+    files: tuple[Attachment, ...] = ()
+    # what the receiver noticed and the sender did not sign (a photo's EXIF far from the record)
+    flags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +227,11 @@ def to_dict(record: Record) -> dict[str, Any]:
             value = base64.b64encode(value).decode("ascii")
         elif isinstance(value, dict):
             value = dict(value)
+        elif isinstance(value, tuple):
+            value = [
+                {"sm3": v.sm3, "type": v.type, "bytes": v.bytes} if isinstance(v, Attachment) else v
+                for v in value
+            ]
         out[name] = value
     return out
 
@@ -236,6 +261,19 @@ def from_dict(d: dict[str, Any]) -> Record:
             if not isinstance(value, dict):
                 raise ValueError("metrics must be an object")
             value = {str(k): float(v) for k, v in value.items()}
+        elif name == "files":
+            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                raise ValueError("files must be a list of objects")
+            try:
+                value = tuple(
+                    Attachment(str(v["sm3"]), str(v["type"]), int(v["bytes"])) for v in value
+                )
+            except (KeyError, ValueError, TypeError) as exc:
+                raise ValueError(f"bad file entry: {exc!r}") from exc
+        elif name == "flags":
+            if not isinstance(value, list):
+                raise ValueError("flags must be a list")
+            value = tuple(str(v) for v in value)
         elif name == "ts" or (name in ("lon", "lat") and value is not None):
             value = float(value)
             if not math.isfinite(value):

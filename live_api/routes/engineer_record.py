@@ -21,6 +21,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select, text
 
+from attachments.files import FileStore
 from geofence.codes import code_prefix
 from live_api.auth import Caller
 from live_api.deps import Conn, CurrentCaller, SettingsDep, credit_rules, unknown
@@ -215,14 +216,20 @@ async def evidence_verify(
 ) -> dict[str, Any]:
     """Recompute the chain from its genesis: ``{ok, entries, broken_at?}``; ``broken`` names
     the first broken entry and why (hash_mismatch, prev_mismatch, seq_gap, out_of_order,
-    fact_mismatch, fact_missing, head_mismatch) or, for a chain rewritten consistently after
+    fact_mismatch, fact_missing, file_mismatch: a practice record's file altered or gone,
+    head_mismatch) or, for a chain rewritten consistently after
     it was sealed, `seal_mismatch` (``seals`` says how many sealed entries were checked)."""
     await store.one_snapshot(conn)
     eng = await _engineer(conn, caller, engineer_id)
     await _access(conn, caller, eng)
     seals, problems = await run_in_threadpool(seal_store.trusted_seals, settings)
+    files = FileStore(settings.data_dir / "files")
     result = await store.verify(
-        conn, engineer_id, retention_days=settings.retention_days, seals=seals
+        conn,
+        engineer_id,
+        retention_days=settings.retention_days,
+        seals=seals,
+        file_digest=files.digest_of,
     )
     out = result.as_dict()
     if problems:  # a seal file altered or signed by another key: never trusted, always said

@@ -197,3 +197,21 @@ def test_a_log_of_a_retired_project_is_retired() -> None:
     live = decode_mqtt("sitewatch/logs/E2", log("P-NEW"), now=NOW)
     assert why(old) == "retired"
     assert why(live) is None
+
+
+def test_a_signed_record_passes_with_the_attachments_the_receiver_added() -> None:
+    """CONTRACT §6.4: the engineer signs the record's JSON; the receiver adds `attachments`
+    (the SM3 of the uploaded files) for the chain. The signature still verifies; a text
+    changed after signing does not."""
+    from wire.codecs import decode_record
+
+    body = {"msg_id": "r1", "project_id": "P1", "ts": TS, "lat": 22.5, "lon": 114.0}
+    body |= {"kind": "inspection", "text": "巡视：临边防护缺失"}
+    body["sig"] = gm.sign_sm2(PRIV, gm.canonical_bytes(body), public_key_hex=PUB)
+    added = body | {"attachments": [{"sm3": "ab" * 32, "type": "image/jpeg", "bytes": 9}]}
+    record = decode_record(added, "E1", now=NOW)
+    assert [a.sm3 for a in record.files] == ["ab" * 32]
+    assert b'"attachments"' in record.canonical  # the chain covers the files
+    assert why(record) is None
+    forged = decode_record(added | {"text": "巡视：无问题"}, "E1", now=NOW)
+    assert why(forged) == "bad_signature"

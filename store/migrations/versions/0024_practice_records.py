@@ -1,0 +1,38 @@
+"""supervision_logs: practice records (CONTRACT §6.4): their kind, their files (named by SM3,
+stored content-addressed under the data directory) and what the receiver flagged
+
+Revision ID: 0024_practice_records
+Revises: 0001
+Create Date: 2026-12-06 12:00:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects.postgresql import JSONB
+
+revision = "0024_practice_records"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column(
+        "supervision_logs",
+        sa.Column("kind", sa.String(16), nullable=False, server_default="log"),
+    )
+    op.add_column(
+        "supervision_logs",
+        sa.Column("files", JSONB(), nullable=False, server_default=sa.text("'[]'::jsonb")),
+    )
+    op.add_column(
+        "supervision_logs",
+        sa.Column("flags", JSONB(), nullable=False, server_default=sa.text("'[]'::jsonb")),
+    )
+
+
+def downgrade() -> None:
+    for column in ("flags", "files", "kind"):
+        op.drop_column("supervision_logs", column)
