@@ -105,6 +105,8 @@ class Settings(BaseSettings):
     chief_quiet_s: float = 300.0
     # offline trainings (store.trainings): how often ended trainings are credited
     training_check_interval_s: float = 60.0
+    # notice_overdue (rules.notices): how often deadlines are looked at
+    notice_check_interval_s: float = 60.0
     attendance_push_interval_s: float = 2.0  # live attendance messages, coalesced
 
     # Retention of bounded-growth tables (fixes, telemetry, transitions, rejected, seen ids).

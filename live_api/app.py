@@ -44,6 +44,7 @@ from live_api.routes import (
     imports,
     live,
     map_data,
+    notices,
     project_import,
     project_lifecycle,
     projects,
@@ -190,6 +191,7 @@ def create_app(settings: Settings) -> FastAPI:
         project_import,
         trainings,
         records,
+        notices,
     ):
         app.include_router(resource.router)
     app.include_router(facts.router)

@@ -296,6 +296,39 @@ class SupervisionLog(Base):
     flags: Mapped[list[Any]] = mapped_column(JSONB, server_default=sql_text("'[]'::jsonb"))
 
 
+class Notice(Base):
+    """A rectification notice or stop-work order and where its lifecycle stands (rules.notices)."""
+
+    __tablename__ = "notices"
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    engineer_id: Mapped[str] = mapped_column(String(64), index=True)
+    msg_id: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    region_code: Mapped[str] = mapped_column(String(12))
+    text: Mapped[str] = mapped_column(Text)
+    severity: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    deadline: Mapped[dt.datetime] = mapped_column(TS)
+    responsible: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    issued_at: Mapped[dt.datetime] = mapped_column(TS)
+    settled_at: Mapped[dt.datetime | None] = mapped_column(TS, nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())
+
+
+class NoticeEvent(Base):
+    """One link of a notice's chain: seq 1..n per notice."""
+
+    __tablename__ = "notice_events"
+    notice_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    event: Mapped[str] = mapped_column(String(16))
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    canonical: Mapped[bytes] = mapped_column(LargeBinary)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
 class OwnTracksEvent(Base):
     __tablename__ = "owntracks_events"
     engineer_id: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -34,9 +34,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from config import topics
 from config.settings import Settings
-from rules import chief_absence
+from rules import chief_absence, notices
 from rules.alerts import live_alert
 from store import chief_absence as chief_absence_store
+from store import notices as notices_store
 from store import trainings as trainings_store
 from store.db import async_engine
 from store.models import (
@@ -320,6 +321,18 @@ def build_app(settings: Settings) -> faust.App:
         for training_id, engineers in credited.items():
             if engineers:
                 log.info("training %s credited %d engineers", training_id, len(engineers))
+
+    @app.timer(interval=settings.notice_check_interval_s)
+    @skip_while_db_down("notice_overdue check", log)
+    async def notice_overdue() -> None:
+        """CONTRACT §6.5 (rules.notices): notices past their deadline, not rectified or closed
+        by it; one alert per notice (its id), whatever restarts."""
+        async with engine().begin() as conn:
+            due = await notices_store.due(conn, dt.datetime.now(dt.UTC))
+            new_alerts = await sinks.insert_alerts(
+                conn, notices.overdue_alerts(due, dt.datetime.now(dt.UTC))
+            )
+        await push_live([live_alert(a) for a in new_alerts])
 
     @app.timer(interval=3600.0)
     @skip_while_db_down("retention", log)

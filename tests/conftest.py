@@ -22,6 +22,7 @@ os.environ.setdefault("SITEWATCH_REJECTED_SAMPLE_PER_HOUR", "100000000")
 os.environ.setdefault("SITEWATCH_BRIDGE_RETAINED_SWEEP_S", "3")
 os.environ.setdefault("SITEWATCH_WS_TOKEN_RECHECK_S", "2")
 os.environ.setdefault("SITEWATCH_CHIEF_CHECK_INTERVAL_S", "2")  # chief_absent at once
+os.environ.setdefault("SITEWATCH_NOTICE_CHECK_INTERVAL_S", "2")
 os.environ.setdefault("SITEWATCH_CHIEF_QUIET_S", "10")  # once a month's fixes stop
 os.environ.setdefault("SITEWATCH_TRAINING_CHECK_INTERVAL_S", "2")
 # every test talks to the stack from one address, the fuzzers thousands of times a second for

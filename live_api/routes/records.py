@@ -28,6 +28,8 @@ from gm.algorithms import sm3_hex
 from ingest.gate import Gate, Incoming
 from ingest.http_routes import client_address, limit
 from live_api.deps import CurrentCaller
+from live_api.routes import notices
+from rules.notices import NOTICE_KINDS
 from wire.codecs import MAX_FILE_BYTES, MAX_FILES, decode_record
 from wire.fields import parse_json_object
 from wire.records import Reason, Rejected, SupervisionLog
@@ -66,6 +68,9 @@ async def upload_record(request: Request, caller: CurrentCaller) -> RecordAccept
     except Rejected as why:
         raise await _refused(request, payload, why) from None
     limit(request, "ingest_identity", record.engineer_id)
+    notice = (
+        notices.notice_fields(parse_json_object(payload)) if record.kind in NOTICE_KINDS else None
+    )
     store = FileStore(request.app.state.settings.data_dir / "files")
     for data in parts.values():
         await run_in_threadpool(store.put, data)
@@ -73,8 +78,10 @@ async def upload_record(request: Request, caller: CurrentCaller) -> RecordAccept
     (verdict,) = await gate.admit([Incoming("http", "/api/records", payload, time.time(), record)])
     if verdict is not None:
         raise HTTPException(400, {"reason": verdict.reason, "message": verdict.message})
+    if notice is not None:
+        await notices.issue(request, record, notice, caller.name)
     return RecordAccepted(
-        id=record.msg_id,
+        id=f"{record.engineer_id}:{record.msg_id}",
         kind=record.kind,
         category=None,
         attachments=[

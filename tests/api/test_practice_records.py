@@ -82,7 +82,7 @@ def test_a_record_with_photos_is_chained_and_an_altered_file_breaks_the_chain_th
     r = _upload(sw, bearer, record, files)
     assert r.status_code == 201, r.text
     answer = r.json()
-    assert (answer["id"], answer["kind"]) == (record["msg_id"], "inspection")
+    assert (answer["id"], answer["kind"]) == (f"{eng['id']}:{record['msg_id']}", "inspection")
     assert [(a["sm3"], a["size"], a["content_type"]) for a in answer["attachments"]] == [
         (sm3_hex(d), len(d), t) for d, t in files
     ]

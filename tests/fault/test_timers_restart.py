@@ -1,7 +1,8 @@
-"""An offline training credited exactly once across worker kills (CONTRACT §6.3): the
-credit lives in the database (a CE record unique per engineer and training), not in the
-worker, so a worker killed before the attendee's last fixes arrive credits them when it is
-back, and one killed after credits nobody again."""
+"""The worker's timers across worker kills: an offline training credited exactly once
+(CONTRACT §6.3: the credit lives in the database, a CE record unique per engineer and training,
+so a worker killed before the attendee's last fixes arrive credits them when it is back, and
+one killed after credits nobody again), and `notice_overdue` raised once per notice (§6.5),
+also for a notice whose deadline passed while no worker ran."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from typing import Any
 import pytest
 
 from measure import faults as restart
+from tests.api.conftest import token
+from tests.api.test_notices import issue_notice
 from tests.fault.harness import FaultStack
-from tests.stack_client import StackClient, square, wait_until
+from tests.stack_client import StackClient, site, square, wait_until
 
 pytestmark = pytest.mark.stack
 
@@ -91,3 +94,46 @@ def test_a_training_is_credited_once_across_worker_kills(fault_stack: FaultStack
     with sw.api() as api:
         shown = api.get(f"/api/trainings/{training_id}").json()
     assert [a["engineer_id"] for a in shown["attendees"]] == [stayed["id"]]
+
+
+def test_notice_overdue_is_raised_once_per_notice_across_worker_kills(
+    fault_stack: FaultStack,
+) -> None:
+    fs = fault_stack
+    sw = StackClient(fs.stack.endpoints, fs.stack.admin_token)
+    project_id = f"NTK-{uuid.uuid4().hex[:6]}"
+    lon, lat = sw.free_spot(114.07, 22.63)
+    with sw.api() as api:
+        assert api.post("/api/projects", json=site(project_id, lon, lat)).status_code == 201
+    issuer = sw.new_engineer("NTK")
+    bearer = token(sw, "engineer", engineer_id=issuer["id"])
+
+    def opened(notice_id: str) -> list[tuple[Any, ...]]:
+        return sw.sql(
+            "SELECT event FROM alert_events WHERE alert_id = %s ORDER BY seq",
+            f"notice_overdue:{notice_id}",
+        )
+
+    first = issue_notice(sw, bearer, project_id, lon, lat, time.time() + 2)
+    assert wait_until(lambda: opened(first), timeout_s=60, what="the first overdue") == [("open",)]
+    restart.kill9(fs.stack, "worker")
+    second = issue_notice(sw, bearer, project_id, lon, lat, time.time() + 1)
+    time.sleep(3)  # its deadline passes while no worker runs
+    restart.start_component(fs.stack, "worker")
+    assert wait_until(lambda: opened(second), timeout_s=120, what="the second") == [("open",)]
+    restart.kill9(fs.stack, "worker")
+    restart.start_component(fs.stack, "worker")
+    probe = sw.new_engineer("NTK")
+    sw.publish(
+        f"sitewatch/checkin/{probe['id']}",
+        {"msg_id": "p1", "engineer_id": probe["id"], "ts": time.time(), "lat": lat, "lon": lon},
+        username=probe["id"],
+        password=probe["mqtt_password"],
+    )
+    wait_until(
+        lambda: sw.sql("SELECT 1 FROM fixes WHERE engineer_id = %s", probe["id"]),
+        timeout_s=120,
+        what="the restarted worker",
+    )
+    time.sleep(3 * CHECK_INTERVAL_S)  # its timers ran again
+    assert opened(first) == opened(second) == [("open",)]
