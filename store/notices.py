@@ -41,9 +41,7 @@ async def apply(
 ) -> Any:
     """Rectify, close or reopen (rules.notices.ACTIONS); raises `rules.NotAllowed`. Returns
     the notice's row after it."""
-    row = (
-        await conn.execute(select(Notice).where(Notice.id == notice_id).with_for_update())
-    ).one()
+    row = (await conn.execute(select(Notice).where(Notice.id == notice_id).with_for_update())).one()
     status = rules.next_status(row.status, action)
     now = dt.datetime.now(dt.UTC)
     values: dict[str, Any] = {"status": status, "updated_at": now}
