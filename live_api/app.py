@@ -48,6 +48,7 @@ from live_api.routes import (
     project_import,
     project_lifecycle,
     projects,
+    record_reads,
     records,
     regions,
     seals,
@@ -191,6 +192,7 @@ def create_app(settings: Settings) -> FastAPI:
         project_import,
         trainings,
         records,
+        record_reads,
         notices,
     ):
         app.include_router(resource.router)

@@ -110,6 +110,27 @@ def test_a_record_with_photos_is_chained_and_an_altered_file_breaks_the_chain_th
 
     assert wait_until(lambda: verified()["entries"] == 1, timeout_s=60, what="the chain entry")
     assert verified()["ok"] is True
+    # read back: the engineer's own records and files; a regulator of the project's region
+    # too, one of another region neither
+    with sw.api(bearer) as api:
+        [listed] = api.get("/api/records", params={"project_id": project_id}).json()
+        photo = api.get(f"/api/attachments/{sm3_hex(far)}")
+        assert api.get(f"/api/attachments/{'0' * 64}").status_code == 404
+        assert api.get("/api/attachments/not-an-sm3").status_code == 422
+    assert (listed["id"], listed["kind"], listed["flags"]) == (answer["id"], "inspection", [flag])
+    assert (photo.status_code, photo.content, photo.headers["content-type"]) == (
+        200,
+        far,
+        "image/jpeg",
+    )
+    with sw.api(token(sw, "regulator", region_code="440305")) as api:
+        assert [
+            r["id"] for r in api.get("/api/records", params={"project_id": project_id}).json()
+        ] == [answer["id"]]
+        assert api.get(f"/api/attachments/{sm3_hex(report)}").content == report
+    with sw.api(token(sw, "regulator", region_code="440304")) as api:
+        assert api.get("/api/records", params={"project_id": project_id}).json() == []
+        assert api.get(f"/api/attachments/{sm3_hex(report)}").status_code == 403
     # the PDF report changed on disk afterwards: the chain breaks at that record's entry
     (files_dir / sm3_hex(report)[:2] / sm3_hex(report)).write_bytes(pdf(b"BT (forged) Tj ET"))
     broken = verified()
