@@ -15,19 +15,6 @@ from tests.stack_client import StackClient, site, square, wait_until
 TZ = ZoneInfo("Asia/Shanghai")
 
 
-def _engineer(sw: StackClient) -> dict[str, Any]:
-    body = {
-        "id": f"PL-{uuid.uuid4().hex[:8]}",
-        "name": "项目",
-        "registered_region": "440305",
-        "cert_status": "valid",
-    }
-    with sw.api() as api:
-        r = api.post("/api/engineers", json=body)
-    assert r.status_code == 201, r.text
-    return dict(r.json())
-
-
 def _publish(
     sw: StackClient, eng: dict[str, Any], msg: str, at: dt.datetime, lon: float, lat: float
 ) -> None:
@@ -56,7 +43,7 @@ def test_a_new_boundary_changes_attendance_only_from_its_effective_time(sw: Stac
     def at(h: int, m: int) -> dt.datetime:
         return dt.datetime.combine(day, dt.time(h, m), TZ)
 
-    eng = _engineer(sw)
+    eng = sw.new_engineer("PL")
     with sw.api() as api:
         r = api.post("/api/projects", json=site(project_id, lon_a, lat, engineer_ids=[eng["id"]]))
         assert r.status_code == 201, r.text
@@ -119,7 +106,7 @@ def test_a_new_boundary_changes_attendance_only_from_its_effective_time(sw: Stac
 def test_stale_if_match_suspension_and_the_assignment_history(sw: StackClient) -> None:
     project_id = f"PL-S-{uuid.uuid4().hex[:6]}"
     lon, lat = sw.free_spot(113.98, 22.56)
-    chief, member = _engineer(sw), _engineer(sw)
+    chief, member = sw.new_engineer("PL"), sw.new_engineer("PL")
     with sw.api() as api:
         assert (
             api.post(
@@ -196,7 +183,7 @@ def test_stale_if_match_suspension_and_the_assignment_history(sw: StackClient) -
 def test_a_chief_present_fewer_days_than_required_last_month_is_absent(sw: StackClient) -> None:
     project_id = f"PL-C-{uuid.uuid4().hex[:6]}"
     lon, lat = sw.free_spot(113.99, 22.57)
-    chief, member = _engineer(sw), _engineer(sw)
+    chief, member = sw.new_engineer("PL"), sw.new_engineer("PL")
     with sw.api() as api:
         body = site(
             project_id,

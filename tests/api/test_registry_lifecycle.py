@@ -15,18 +15,10 @@ VALID_CODE = "91350100M000100Y43"  # GB 32100's own example
 
 
 def _engineer(sw: StackClient, **extra: Any) -> dict[str, Any]:
-    body = {
-        "id": f"LC-{uuid.uuid4().hex[:8]}",
-        "name": "周期",
-        "registered_region": "440100",
-        "cert_status": "valid",
-        "phone": "13800138000",
-        **extra,
-    }
-    with sw.api() as api:
-        r = api.post("/api/engineers", json=body)
-    assert r.status_code == 201, r.text
-    return dict(r.json())
+    """Registered in Guangzhou, with a phone number (a personal field the history masks)."""
+    return sw.new_engineer(
+        "LC", name="周期", registered_region="440100", phone="13800138000", **extra
+    )
 
 
 def test_a_patch_on_a_stale_read_is_refused_and_every_change_is_kept(sw: StackClient) -> None:
