@@ -1,7 +1,8 @@
 """What a practice record's file may be, judged by its own bytes (never its name or the type a
 client declares): JPEG or PNG up to 10 MiB, PDF up to 20 MiB, by magic bytes; an image must
 decode, within `MAX_PIXELS`; a PDF must parse with at most `MAX_PDF_PAGES` pages, every stream
-inflating to at most `MAX_PDF_STREAM_BYTES` (a zip bomb stops at the limit, it is not inflated).
+inflating to at most `MAX_PDF_STREAM_BYTES` and all pages together to `MAX_PDF_INFLATED_BYTES`
+(a zip bomb stops at the limit, it is not inflated).
 
 An image's EXIF, when present and readable, gives the time it was taken and where: those are
 compared with the record's (`exif_flags`). EXIF that does not parse is ignored, never an error:
@@ -25,6 +26,7 @@ MAX_FILE_BYTES["application/pdf"] = 20 * 1024 * 1024
 MAX_PIXELS = 50_000_000  # a 50-megapixel photo; the decoder refuses more before allocating
 MAX_PDF_PAGES = 200
 MAX_PDF_STREAM_BYTES = 20 * 1024 * 1024
+MAX_PDF_INFLATED_BYTES = 40 * 1024 * 1024  # all of a document's pages together
 MAGIC = {
     b"\xff\xd8\xff": "image/jpeg",
     b"\x89PNG\r\n\x1a\n": "image/png",
@@ -83,7 +85,7 @@ def _check_image(data: bytes, media: str, tz: ZoneInfo) -> Checked:
 def _check_pdf(data: bytes) -> None:
     limits: dict[str, Any] = {
         f"{name}_maximum_output_length": MAX_PDF_STREAM_BYTES
-        for name in ("zlib", "lzw", "run_length", "jbig2", "array_based_stream")
+        for name in ("zlib", "lzw", "run_length", "jbig2", "brotli", "array_based_stream")
     }
     limits["maximum_declared_stream_length"] = MAX_PDF_STREAM_BYTES
     try:
@@ -92,8 +94,14 @@ def _check_pdf(data: bytes) -> None:
             pages = len(reader.pages)
             if pages == 0 or pages > MAX_PDF_PAGES:
                 raise BadFile(f"a PDF needs 1..{MAX_PDF_PAGES} pages, this one has {pages}")
-            for page in reader.pages:
-                page.get_contents()  # inflates the content streams, within the limits
+            inflated = 0
+            for page in reader.pages:  # inflates the content streams, within the limits
+                contents = page.get_contents()
+                inflated += len(contents.get_data()) if contents is not None else 0
+                if inflated > MAX_PDF_INFLATED_BYTES:  # pypdf keeps what it inflated: stop
+                    raise BadFile(
+                        f"the PDF's pages inflate past {MAX_PDF_INFLATED_BYTES} bytes together"
+                    )
     except BadFile:
         raise
     except pypdf.errors.LimitReachedError as exc:

@@ -38,6 +38,7 @@ BODY_LIMITS = {
     "/osmand": 64 * 1024 + 1,
     "/owntracks": 64 * 1024 + 1,
     "/api/records": 64 * 1024 * 1024,  # a practice record and its files (routes/records.py)
+    "/api/notices": 64 * 1024 * 1024,  # a notice's reply with its photos (routes/notices.py)
 }
 INGEST_PATHS = ("/osmand", "/owntracks")
 

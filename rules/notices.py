@@ -20,8 +20,20 @@ from typing import Any
 
 from gm.algorithms import canonical_bytes, sm3_hex
 from rules.alerts import alert
+from wire.codecs import NOTICE_KINDS
 
-NOTICE_KINDS = ("notice", "stop_work")
+__all__ = [
+    "ACTIONS",
+    "NOTICE_KINDS",
+    "SEVERITIES",
+    "Due",
+    "NotAllowed",
+    "event",
+    "genesis_hash",
+    "link",
+    "next_status",
+    "overdue_alerts",
+]
 SEVERITIES = ("low", "medium", "high")
 # action -> (the states it may start from, the state it leads to)
 ACTIONS: dict[str, tuple[tuple[str, ...], str]] = {

@@ -313,6 +313,7 @@ class Notice(Base):
     status: Mapped[str] = mapped_column(String(16))
     issued_at: Mapped[dt.datetime] = mapped_column(TS)
     settled_at: Mapped[dt.datetime | None] = mapped_column(TS, nullable=True)
+    overdue_raised_at: Mapped[dt.datetime | None] = mapped_column(TS, nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())
 
 

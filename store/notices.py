@@ -8,6 +8,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rules import notices as rules
@@ -19,21 +20,27 @@ DUE_SQL = text(
            n.severity, n.responsible
     FROM notices n
     WHERE n.deadline <= :now AND (n.settled_at IS NULL OR n.settled_at > n.deadline)
-      AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.id = 'notice_overdue:' || n.id)
+      AND n.overdue_raised_at IS NULL
     ORDER BY n.deadline LIMIT 1000
     """
 )
 
 
-async def issue(conn: AsyncConnection, row: dict[str, Any], actor: str) -> None:
-    """A new notice (status open) and the first link of its chain, `issued`."""
-    await conn.execute(insert(Notice).values(**row, status="open"))
+async def issue(conn: AsyncConnection, row: dict[str, Any], actor: str) -> bool:
+    """A new notice (status open) and the first link of its chain, `issued`; False when the
+    notice was issued before (nothing is written)."""
+    created = await conn.execute(
+        pg_insert(Notice).values(**row, status="open").on_conflict_do_nothing().returning(Notice.id)
+    )
+    if created.first() is None:
+        return False
     details = {
         k: (v.isoformat() if isinstance(v, dt.datetime) else v)
         for k, v in row.items()
         if k in ("kind", "project_id", "text", "severity", "deadline", "responsible")
     }
     await _chain(conn, row["id"], rules.event("issued", actor, row["issued_at"], **details))
+    return True
 
 
 async def apply(
@@ -99,3 +106,11 @@ async def due(conn: AsyncConnection, now: dt.datetime) -> list[rules.Due]:
         )
         for r in await conn.execute(DUE_SQL, {"now": now})
     ]
+
+
+async def mark_overdue(conn: AsyncConnection, notice_ids: list[str], at: dt.datetime) -> None:
+    """Its `notice_overdue` was raised: never again (an alert trimmed by retention included)."""
+    if notice_ids:
+        await conn.execute(
+            update(Notice).where(Notice.id.in_(notice_ids)).values(overdue_raised_at=at)
+        )

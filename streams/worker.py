@@ -327,11 +327,11 @@ def build_app(settings: Settings) -> faust.App:
     async def notice_overdue() -> None:
         """CONTRACT §6.5 (rules.notices): notices past their deadline, not rectified or closed
         by it; one alert per notice (its id), whatever restarts."""
+        now = dt.datetime.now(dt.UTC)
         async with engine().begin() as conn:
-            due = await notices_store.due(conn, dt.datetime.now(dt.UTC))
-            new_alerts = await sinks.insert_alerts(
-                conn, notices.overdue_alerts(due, dt.datetime.now(dt.UTC))
-            )
+            raised = notices.overdue_alerts(await notices_store.due(conn, now), now)
+            new_alerts = await sinks.insert_alerts(conn, raised)
+            await notices_store.mark_overdue(conn, [a["details"]["notice_id"] for a in raised], now)
         await push_live([live_alert(a) for a in new_alerts])
 
     @app.timer(interval=3600.0)

@@ -46,6 +46,7 @@ __all__ = ["decode_mqtt", "decode_osmand", "decode_owntracks_http", "decode_reco
 
 FIX_KINDS = ("position", "checkin", "checkout")
 RECORD_KINDS = ("log", "side_station", "inspection", "notice", "stop_work")
+NOTICE_KINDS = ("notice", "stop_work")  # they open a notice with a lifecycle (rules.notices)
 MEDIA_TYPES = ("image/jpeg", "image/png", "application/pdf")
 MAX_FILES = 9
 MAX_FILE_BYTES = 20 * 1024 * 1024  # a PDF; a photo at most 10 MiB (attachments.checks)
@@ -84,9 +85,11 @@ def decode_mqtt(topic: str, payload: bytes, *, now: float) -> Record:
             return _checkin(parse_json_object(payload), as_id(parts[2], "engineer id"), now=now)
         if parts[1] == "logs" and len(parts) == 3:
             obj = parse_json_object(payload)
-            if "files" in obj or "attachments" in obj:
+            if "files" in obj or "attachments" in obj or obj.get("kind") in NOTICE_KINDS:
                 raise reject(
-                    Reason.BAD_VALUE, "a record with files is uploaded with them: POST /records"
+                    Reason.BAD_VALUE,
+                    "a record with files, a notice or a stop-work order is posted with "
+                    "POST /api/records",
                 )
             return _log(obj, as_id(parts[2], "engineer id"), now=now)
         if parts[1] == "devices" and len(parts) == 4 and parts[3] == "telemetry":

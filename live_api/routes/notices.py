@@ -63,14 +63,21 @@ class NoteIn(BaseModel):
     note: str | None = Field(default=None, max_length=2000)
 
 
-def notice_fields(obj: dict[str, Any]) -> dict[str, Any]:
+MAX_TERM = dt.timedelta(days=5 * 366)  # a deadline at most five years after the notice
+
+
+def notice_fields(obj: dict[str, Any], issued_ts: float, msg_id: str) -> dict[str, Any]:
     """A notice's own fields from its record's JSON; raises `HTTPException` 400."""
 
     def refuse(message: str) -> HTTPException:
         return HTTPException(400, {"reason": "bad_value", "message": message})
 
+    if "/" in msg_id:
+        raise refuse("a notice's msg_id may not hold '/' (it names the notice in URLs)")
     try:
         deadline = parse_ts(obj.get("deadline"), "deadline", now=float("inf"))
+        if not issued_ts < deadline <= issued_ts + MAX_TERM.total_seconds():
+            raise refuse("the deadline is after the notice, at most five years after it")
     except Rejected as why:
         raise refuse(f"a notice needs its deadline: {why.message}") from None
     severity = obj.get("severity")
@@ -104,7 +111,8 @@ async def issue(request: Request, record: Any, fields: dict[str, Any], actor: st
             "issued_at": dt.datetime.fromtimestamp(record.ts, dt.UTC),
             **fields,
         }
-        await store.issue(conn, row, actor)
+        if not await store.issue(conn, row, actor):
+            return  # issued before (a retry of a record that was taken)
         notice = (await conn.execute(select(Notice).where(Notice.id == row["id"]))).one()
     await push_live(request, notice)
 
@@ -183,10 +191,17 @@ async def rectify_notice(
     each kept under its SM3, which the chain's `rectified` link names."""
     if caller.role not in ("engineer", "admin"):
         raise HTTPException(403, "a notice is rectified by an engineer (or an admin)")
+    row = await _visible(conn, caller, notice_id, lock=True)
+    try:
+        rules.next_status(row.status, "rectify")
+    except rules.NotAllowed as why:
+        raise HTTPException(409, str(why)) from None
     form = await request.form(max_files=MAX_FILES, max_fields=1, max_part_size=64 * 1024)
     raw = form.get("reply")
     try:
-        reply = parse_json_object(raw.encode() if isinstance(raw, str) else b"")
+        reply = parse_json_object(
+            raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else b""
+        )
     except Rejected as why:
         raise HTTPException(
             400, {"reason": why.reason, "message": f"reply: {why.message}"}
@@ -213,7 +228,6 @@ async def rectify_notice(
             )
         photos.append({"sm3": sm3_hex(data), "type": checked.type, "bytes": len(data)})
         await run_in_threadpool(files.put, data)
-    row = await _visible(conn, caller, notice_id, lock=True)
     return await _step(request, background, conn, caller, row, "rectify", text=text, photos=photos)
 
 

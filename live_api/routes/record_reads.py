@@ -122,18 +122,26 @@ async def get_attachment(
     conn: Conn,
     caller: CurrentCaller,
 ) -> Response:
-    """The file, to whoever may read a record (or a notice's reply) that names it."""
+    """The file, to whoever may read a record (or a notice's reply) that names it; 404 for
+    anyone else, as for a file nobody names."""
     probe = f'[{{"sm3": "{sm3}"}}]'
     naming: list[Any] = list(await conn.execute(NAMING_SQL, {"probe": probe, "sm3": sm3}))
     if not naming:
-        raise HTTPException(404, f"no record names a file {sm3}")
+        raise HTTPException(404, f"no record you may read names a file {sm3}")
     readable = [
         r for r in naming if caller.sees(region_code=r.region_code, engineer_id=r.engineer_id)
     ]
-    if not readable:
-        raise HTTPException(403, f"the records naming {sm3} are outside your region or role")
+    if not readable:  # the same answer as for no file: whether one exists is not told
+        raise HTTPException(404, f"no record you may read names a file {sm3}")
     store = FileStore(request.app.state.settings.data_dir / "files")
     data = await run_in_threadpool(store.read, sm3)
     if data is None:
         raise HTTPException(404, f"file {sm3} is named but no longer stored")
-    return Response(data, media_type=readable[0].type)
+    return Response(
+        data,
+        media_type=readable[0].type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{sm3}"',
+            "X-Content-Type-Options": "nosniff",
+        },
+    )

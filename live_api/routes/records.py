@@ -31,7 +31,7 @@ from live_api.deps import CurrentCaller
 from live_api.routes import notices
 from rules.notices import NOTICE_KINDS
 from wire.codecs import MAX_FILE_BYTES, MAX_FILES, decode_record
-from wire.fields import parse_json_object
+from wire.fields import MAX_PAYLOAD, parse_json_object
 from wire.records import Reason, Rejected, SupervisionLog
 
 router = APIRouter(prefix="/api")
@@ -62,24 +62,29 @@ async def upload_record(request: Request, caller: CurrentCaller) -> RecordAccept
         raise HTTPException(403, "practice records are posted by engineers (or an admin)")
     form = await request.form(max_files=MAX_FILES, max_fields=1, max_part_size=MAX_RECORD_JSON)
     raw = form.get("record")
-    payload = raw.encode() if isinstance(raw, str) else b""
+    # a part may declare a charset (utf-7...) that decodes to lone surrogates: keep them, so
+    # that the JSON check refuses them as bad_encoding
+    payload = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else b""
     try:
         record, parts = await _decoded(request, caller, payload, list(form.multi_items()))
     except Rejected as why:
         raise await _refused(request, payload, why) from None
     limit(request, "ingest_identity", record.engineer_id)
     notice = (
-        notices.notice_fields(parse_json_object(payload)) if record.kind in NOTICE_KINDS else None
+        notices.notice_fields(parse_json_object(payload), record.ts, record.msg_id)
+        if record.kind in NOTICE_KINDS
+        else None
     )
     store = FileStore(request.app.state.settings.data_dir / "files")
     for data in parts.values():
         await run_in_threadpool(store.put, data)
     gate: Gate = request.app.state.gate
     (verdict,) = await gate.admit([Incoming("http", "/api/records", payload, time.time(), record)])
+    if notice is not None and (verdict is None or verdict.reason == Reason.REPLAY):
+        # a retry of a notice whose record was taken: it exists once, whatever failed before
+        await notices.issue(request, record, notice, caller.name)
     if verdict is not None:
         raise HTTPException(400, {"reason": verdict.reason, "message": verdict.message})
-    if notice is not None:
-        await notices.issue(request, record, notice, caller.name)
     return RecordAccepted(
         id=f"{record.engineer_id}:{record.msg_id}",
         kind=record.kind,
@@ -129,6 +134,10 @@ async def _decoded(
             for sm3, data in parts.items()
         ]
     record = decode_record(obj, engineer_id, now=time.time())
+    if len(record.canonical) > MAX_PAYLOAD:  # what the chain holds must decode again
+        raise Rejected(
+            Reason.TOO_LARGE, f"the record's JSON with its files is over {MAX_PAYLOAD} bytes"
+        )
     _match(record, parts, checked)
     flags: list[str] = []
     for sm3, facts in checked.items():

@@ -110,12 +110,13 @@ def test_a_notice_goes_overdue_once_is_rectified_late_closed_and_reopened(sw: St
         with sw.api(stranger) as api:
             assert api.post(f"/api/notices/{notice_id}/close").status_code == 403
         with sw.api(bearer) as api:
-            assert api.post(f"/api/notices/{notice_id}/rectify", data={}).status_code == 400
+            assert api.post(f"/api/notices/{notice_id}/rectify", data={}).status_code == 409
             closed = api.post(f"/api/notices/{notice_id}/close", json={"note": "验收合格"})
             assert closed.status_code == 200 and closed.json()["status"] == "closed"
             assert api.post(f"/api/notices/{notice_id}/close").status_code == 409
             reopened = api.post(f"/api/notices/{notice_id}/reopen", json={"note": "复查不合格"})
             assert reopened.status_code == 200 and reopened.json()["status"] == "open"
+            assert api.post(f"/api/notices/{notice_id}/rectify", data={}).status_code == 400
         wait_until(lambda: len(live.messages) >= 4, timeout_s=30, what="the live notices")
     assert [m["status"] for m in live.messages if m["id"] == notice_id] == [
         "open",
@@ -134,3 +135,26 @@ def test_a_notice_goes_overdue_once_is_rectified_late_closed_and_reopened(sw: St
         assert e["hash"] == prev
     time.sleep(5)  # more checks of the worker's timer: still one alert for the notice
     assert len(alerts()) == 1
+
+
+@pytest.mark.parametrize(
+    "deadline",
+    [1e18, "9999-12-31T23:59:59-14:00", "2001-01-01T00:00:00+08:00", "tomorrow", None],
+    ids=["epoch-overflow", "year-9999", "before-the-notice", "not-a-time", "missing"],
+)
+def test_a_notice_without_a_usable_deadline_is_refused(sw: StackClient, deadline: Any) -> None:
+    eng = sw.new_engineer("NT")
+    record = {
+        "msg_id": f"n-{uuid.uuid4().hex[:10]}",
+        "project_id": "ANY-PROJECT",
+        "ts": round(time.time()) - 5,
+        "lat": 22.5,
+        "lon": 113.9,
+        "kind": "notice",
+        "text": "整改通知",
+        "deadline": deadline,
+    }
+    with sw.api(token(sw, "engineer", engineer_id=eng["id"])) as api:
+        r = api.post("/api/records", data={"record": json.dumps(record)})
+    assert r.status_code == 400, r.text
+    assert r.json()["detail"]["reason"] == "bad_value"

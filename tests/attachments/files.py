@@ -56,17 +56,21 @@ def png_claiming(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
-def pdf(content: bytes = b"BT /F1 12 Tf 72 720 Td (ok) Tj ET", *, deflate: bool = False) -> bytes:
-    """A one-page PDF with a correct cross-reference table; its content stream deflated when
-    `deflate` (a zip bomb when `content` is large and repetitive)."""
+def pdf(
+    content: bytes = b"BT /F1 12 Tf 72 720 Td (ok) Tj ET", *, deflate: bool = False, pages: int = 1
+) -> bytes:
+    """A PDF of `pages` pages sharing one content stream, with a correct cross-reference
+    table; the stream deflated when `deflate` (a zip bomb when `content` is large and
+    repetitive)."""
     stream = zlib.compress(content, 9) if deflate else content
     filt = b" /Filter /FlateDecode" if deflate else b""
+    kids = b" ".join(b"%d 0 R" % (4 + k) for k in range(pages))
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
+        b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, pages),
         b"<< /Length %d%s >>\nstream\n" % (len(stream), filt) + stream + b"\nendstream",
     ]
+    objects += [b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 3 0 R >>"] * pages
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for n, body in enumerate(objects, start=1):

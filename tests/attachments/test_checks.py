@@ -65,6 +65,7 @@ def test_a_pdf_passes() -> None:
         (png_claiming(100_000, 100_000), "too large"),
         (b"%PDF-1.4\n garbage without objects", "does not parse"),
         (pdf(b"0" * 60_000_000, deflate=True), "inflate past the limit"),
+        (pdf(b"0" * 15_000_000, deflate=True, pages=3), "pages inflate past"),
     ],
     ids=[
         "empty",
@@ -75,6 +76,7 @@ def test_a_pdf_passes() -> None:
         "10-gigapixel",
         "pdf-garbage",
         "pdf-bomb",
+        "pdf-pages-bomb",
     ],
 )
 def test_a_hostile_file_is_refused_with_its_reason(data: bytes, why: str) -> None:

@@ -215,3 +215,12 @@ def test_a_signed_record_passes_with_the_attachments_the_receiver_added() -> Non
     assert why(record) is None
     forged = decode_record(added | {"text": "巡视：无问题"}, "E1", now=NOW)
     assert why(forged) == "bad_signature"
+
+
+@pytest.mark.parametrize("extra", [{"kind": "notice"}, {"kind": "stop_work"}, {"files": []}])
+def test_notices_and_files_come_over_http_not_mqtt(extra: dict[str, object]) -> None:
+    body = {"msg_id": "l1", "project_id": "P1", "ts": TS, "lat": 22.5, "lon": 114.0}
+    body |= {"text": "巡视", **extra}
+    with pytest.raises(Rejected) as refused:
+        decode_mqtt("sitewatch/logs/E2", json.dumps(body).encode(), now=NOW)
+    assert refused.value.reason == "bad_value" and "POST /api/records" in refused.value.message

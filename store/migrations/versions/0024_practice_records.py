@@ -32,7 +32,17 @@ def upgrade() -> None:
         sa.Column("flags", JSONB(), nullable=False, server_default=sa.text("'[]'::jsonb")),
     )
 
+    # GET /api/attachments/{sm3}: the records naming a file
+    op.create_index(
+        "ix_supervision_logs_files",
+        "supervision_logs",
+        ["files"],
+        postgresql_using="gin",
+        postgresql_ops={"files": "jsonb_path_ops"},
+    )
+
 
 def downgrade() -> None:
+    op.drop_index("ix_supervision_logs_files", table_name="supervision_logs")
     for column in ("flags", "files", "kind"):
         op.drop_column("supervision_logs", column)

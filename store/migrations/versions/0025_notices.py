@@ -37,13 +37,15 @@ def upgrade() -> None:
         sa.Column("issued_at", TS, nullable=False),
         # the first time it was rectified or closed: what notice_overdue judges
         sa.Column("settled_at", TS, nullable=True),
+        # its notice_overdue was raised (an alert retention trims must not be raised again)
+        sa.Column("overdue_raised_at", TS, nullable=True),
         sa.Column("updated_at", TS, server_default=sa.text("now()"), nullable=False),
     )
     op.create_index(
-        "ix_notices_unsettled",
+        "ix_notices_not_overdue",
         "notices",
         ["deadline"],
-        postgresql_where=sa.text("settled_at IS NULL"),
+        postgresql_where=sa.text("overdue_raised_at IS NULL"),
     )
     op.create_table(
         "notice_events",
