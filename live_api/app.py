@@ -37,6 +37,7 @@ from live_api.routes import (
     continuing_education,
     device_lifecycle,
     devices,
+    dossier,
     engineer_lifecycle,
     engineers,
     facts,
@@ -194,6 +195,7 @@ def create_app(settings: Settings) -> FastAPI:
         records,
         record_reads,
         notices,
+        dossier,
     ):
         app.include_router(resource.router)
     app.include_router(facts.router)
