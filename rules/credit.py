@@ -12,7 +12,11 @@ The model (docs/evidence.md, every number a setting ``SITEWATCH_CREDIT_*`` /
 * ``cross_region_unfiled``, ``impossible_travel``, ``missing_log``,
   ``practice_while_suspended`` and ``chief_absent`` alerts: points per alert, each kind capped; alerts retracted by the system (a late fix undid them) do not count;
 * alert closure: ``closure_weight x (1 - resolved / due)``, ``due`` = the engineer's alerts
-  raised more than ``closure_grace_days`` ago.
+  raised more than ``closure_grace_days`` ago;
+* rectification closure (the seed's 整改闭合率): ``rectification_weight x (1 - on_time / due)``,
+  ``due`` = the notices and stop-work orders the engineer issued whose deadline fell in the
+  window and has passed, ``on_time`` = those the engineer closed by their deadline (the first
+  ``close`` of the notice's chain).
 
 Score = 100 - penalties, clamped to 0..100, one decimal; tier A at ``tier_a_min`` or more,
 B at ``tier_b_min`` or more, else C.
@@ -33,6 +37,7 @@ __all__ = [
     "CreditModel",
     "EligibilityFacts",
     "EligibilityRules",
+    "NoticeFact",
     "ProjectRequirement",
     "REASONS",
     "credit_score",
@@ -69,6 +74,7 @@ class CreditModel:
     chief_absent_cap: float = 30.0
     closure_weight: float = 10.0
     closure_grace_days: float = 7.0
+    rectification_weight: float = 10.0
     tier_a_min: float = 85.0
     tier_b_min: float = 60.0
 
@@ -101,6 +107,13 @@ class AlertFact:
 
 
 @dataclass(frozen=True)
+class NoticeFact:
+    id: str
+    deadline: dt.datetime
+    closed_at: dt.datetime | None  # first closed by its issuer (or an admin)
+
+
+@dataclass(frozen=True)
 class CreditFacts:
     engineer_id: str
     start: dt.date  # first local day of the window
@@ -109,6 +122,7 @@ class CreditFacts:
     requirements: Sequence[ProjectRequirement] = ()
     present: Mapping[str, frozenset[dt.date]] = field(default_factory=dict)  # project -> days
     alerts: Sequence[AlertFact] = ()
+    notices: Sequence[NoticeFact] = ()
 
 
 def _months(start: dt.date, end: dt.date) -> list[tuple[dt.date, dt.date, int]]:
@@ -193,6 +207,7 @@ def credit_score(facts: CreditFacts, model: CreditModel) -> dict[str, Any]:
         "weight": model.closure_weight,
         "penalty": 0.0 if rate is None else round(model.closure_weight * (1.0 - rate), 2),
     }
+    breakdown["rectification_closure"] = _rectification(facts, model)
     penalty = sum(float(part["penalty"]) for part in breakdown.values())
     score = round(min(100.0, max(0.0, 100.0 - penalty)), 1)
     tier = "A" if score >= model.tier_a_min else "B" if score >= model.tier_b_min else "C"
@@ -203,6 +218,19 @@ def credit_score(facts: CreditFacts, model: CreditModel) -> dict[str, Any]:
         "breakdown": breakdown,
         "window": {"from": facts.start.isoformat(), "to": facts.end.isoformat()},
         "model": dataclasses.asdict(model),
+    }
+
+
+def _rectification(facts: CreditFacts, model: CreditModel) -> dict[str, Any]:
+    due = [n for n in facts.notices if n.deadline <= facts.now]
+    on_time = sum(1 for n in due if n.closed_at is not None and n.closed_at <= n.deadline)
+    rate = None if not due else on_time / len(due)
+    return {
+        "due": len(due),
+        "closed_on_time": on_time,
+        "rate": None if rate is None else round(rate, 4),
+        "weight": model.rectification_weight,
+        "penalty": 0.0 if rate is None else round(model.rectification_weight * (1.0 - rate), 2),
     }
 
 

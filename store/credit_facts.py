@@ -77,6 +77,16 @@ async def credit_facts(
             {"e": engineer_id, "s": window_start, "t": window_end},
         )
     ).all()
+    notice_rows = (
+        await conn.execute(
+            text(
+                "SELECT n.id, n.deadline, (SELECT min(CAST(e.details->>'at' AS timestamptz)) "
+                "  FROM notice_events e WHERE e.notice_id = n.id AND e.event = 'close') AS closed "
+                "FROM notices n WHERE n.engineer_id = :e AND n.deadline >= :s AND n.deadline < :t"
+            ),
+            {"e": engineer_id, "s": window_start, "t": window_end},
+        )
+    ).all()
     return credit_model.CreditFacts(
         engineer_id=engineer_id,
         start=start,
@@ -88,6 +98,7 @@ async def credit_facts(
             credit_model.AlertFact(a.id, a.type, a.status, a.ts, bool(a.retracted))
             for a in alert_rows
         ],
+        notices=[credit_model.NoticeFact(n.id, n.deadline, n.closed) for n in notice_rows],
     )
 
 

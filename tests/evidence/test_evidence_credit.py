@@ -13,6 +13,7 @@ from rules.credit import (
     CreditModel,
     EligibilityFacts,
     EligibilityRules,
+    NoticeFact,
     ProjectRequirement,
     credit_score,
     eligibility,
@@ -54,6 +55,7 @@ def test_a_clean_record_scores_100_tier_a() -> None:
         "practice_while_suspended",
         "chief_absent",
         "alert_closure",
+        "rectification_closure",
     }
 
 
@@ -201,3 +203,20 @@ def test_active_project() -> None:
     assert not is_active_project({"end_date": "2025-06-29"}, today)
     assert is_active_project({"end_date": "2025-06-30"}, today)
     assert is_active_project({"end_date": "not a date"}, today)
+
+
+def test_rectification_closure_counts_notices_closed_by_their_deadline() -> None:
+    """Four notices due in the window: closed a day early, closed a day late, never closed,
+    closed exactly at the deadline; one more not due yet. 2 of 4 on time: 10 x 0.5 = 5."""
+    due = NOW - dt.timedelta(days=10)
+    notices = [
+        NoticeFact("n1", due, due - dt.timedelta(days=1)),
+        NoticeFact("n2", due, due + dt.timedelta(days=1)),
+        NoticeFact("n3", due, None),
+        NoticeFact("n4", due, due),
+        NoticeFact("n5", NOW + dt.timedelta(days=3), None),  # not due yet
+    ]
+    result = credit_score(facts(notices=notices), MODEL)
+    term = result["breakdown"]["rectification_closure"]
+    assert (term["due"], term["closed_on_time"], term["rate"], term["penalty"]) == (4, 2, 0.5, 5.0)
+    assert result["score"] == 95.0
