@@ -135,6 +135,11 @@ def test_a_notice_goes_overdue_once_is_rectified_late_closed_and_reopened(sw: St
         assert e["hash"] == prev
     time.sleep(5)  # more checks of the worker's timer: still one alert for the notice
     assert len(alerts()) == 1
+    # the issuer's rectification closure: one notice due, closed after its deadline
+    with sw.api() as api:
+        credit = api.get(f"/api/engineers/{issuer['id']}/credit").json()
+    term = credit["breakdown"]["rectification_closure"]
+    assert (term["due"], term["closed_on_time"], term["penalty"]) == (1, 0, 10.0)
 
 
 @pytest.mark.parametrize(
