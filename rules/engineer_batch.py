@@ -173,6 +173,22 @@ def process_engineer_batch(
                     "flags": list(r.flags),
                 }
             )
+            out.live.append(  # CONTRACT §6.6: a new practice record, without its files
+                {
+                    "type": "record",
+                    "id": f"{r.engineer_id}:{r.msg_id}",
+                    "kind": r.kind,
+                    "engineer_id": r.engineer_id,
+                    "project_id": r.project_id,
+                    "region_code": fences.project_region.get(r.project_id, ""),
+                    "ts": utc(r.ts).isoformat(),
+                    "lon": r.lon,
+                    "lat": r.lat,
+                    "text": r.text,
+                    "files": len(r.files),
+                    "flags": list(r.flags),
+                }
+            )
         elif isinstance(r, OwnTracksEvent):
             out.ot_events.append(
                 {

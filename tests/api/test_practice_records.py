@@ -16,6 +16,7 @@ import pytest
 
 from gm.algorithms import sm3_hex
 from tests.api.conftest import token
+from tests.api.test_notices import LiveMessages
 from tests.attachments.files import jpeg, pdf, png_claiming
 from tests.stack_client import StackClient, site, wait_until
 
@@ -202,3 +203,25 @@ def test_an_upload_by_someone_else_or_without_a_record_is_refused(
         ):
             r = client.post("/api/records", content=body, headers={"content-type": ctype})
             assert r.status_code in (400, 422), (ctype, r.status_code, r.text)
+
+
+def test_a_new_record_is_pushed_live_without_its_files(
+    sw: StackClient, place: tuple[str, float, float]
+) -> None:
+    project_id, lon, lat = place
+    eng, bearer = _engineer_token(sw)
+    files = [(jpeg(), "image/jpeg")]
+    record = _record(project_id, lon, lat)
+    with LiveMessages(sw.ws_url(token(sw, "regulator", region_code="440305")), "record") as live:
+        assert _upload(sw, bearer, record, files).status_code == 201
+        [message] = wait_until(
+            lambda: [m for m in live.messages if m["id"] == f"{eng['id']}:{record['msg_id']}"],
+            timeout_s=60,
+            what="the live record",
+        )
+    assert (message["kind"], message["project_id"], message["region_code"]) == (
+        "inspection",
+        project_id,
+        "440305",
+    )
+    assert message["files"] == 1 and "sm3" not in json.dumps(message)
