@@ -28,7 +28,7 @@ test: bootstrap lint
 lint: bootstrap
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy config gm rules wire geofence ingest attachments
+	$(BIN)/mypy config gm rules wire geofence ingest attachments categories
 
 bench: bootstrap
 	$(BIN)/sitewatch bench --write docs/BENCHMARKS.md

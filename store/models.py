@@ -292,6 +292,7 @@ class SupervisionLog(Base):
     geom: Mapped[Any] = mapped_column(Geometry("POINT", srid=4326, spatial_index=True))
     text: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(String(16), server_default="log")
+    category: Mapped[str | None] = mapped_column(String(16), nullable=True)
     files: Mapped[list[Any]] = mapped_column(JSONB, server_default=sql_text("'[]'::jsonb"))
     flags: Mapped[list[Any]] = mapped_column(JSONB, server_default=sql_text("'[]'::jsonb"))
 

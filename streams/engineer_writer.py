@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from categories import model as categories
 from config.settings import Settings
 from rules.alerts import live_alert
 from rules.attendance import AttendanceBook, Key, check_event_keys, on_site_fixes
@@ -81,6 +82,8 @@ class EngineerWriter:
         out = process_engineer_batch(
             records, fences=fences, states=states, facts=facts, settings=settings
         )
+        if out.logs:
+            _categorise(out.logs, out.live)
         self.timing.lap("rules")
         async with self.engine.begin() as conn:
             # facts first (fixes, logs), then what is derived from them, in one transaction
@@ -130,3 +133,20 @@ class EngineerWriter:
         self.attendance_due.clear()
         rows = (self.book.row(k, self.settings.min_minutes_present) for k in keys)
         return [{"type": "attendance", **r} for r in rows if r is not None]
+
+
+def _categorise(logs: list[dict[str, Any]], live: list[dict[str, Any]]) -> None:
+    """Each practice record's text category (categories.model), on its row and its live
+    message. The model is trained once, at the first record."""
+    found = dict(
+        zip(
+            (f"{row['engineer_id']}:{row['msg_id']}" for row in logs),
+            categories.default().categories(row["text"] for row in logs),
+            strict=True,
+        )
+    )
+    for row in logs:
+        row["category"] = found[f"{row['engineer_id']}:{row['msg_id']}"]
+    for message in live:
+        if message.get("type") == "record":
+            message["category"] = found.get(message["id"])

@@ -19,6 +19,7 @@ FLOORS = {
     "gm": 0,  # SM2/SM3/SM4
     "geofence": 0,  # fences, regions, tracking (pure geometry)
     "wire": 1,  # message formats and the typed records they become
+    "categories": 2,  # practice records' text categories: jieba, scikit-learn, offline
     "rules": 2,  # the domain: engineer and device rules, attendance, evidence, credit
     "store": 3,  # PostGIS: models, queries, retries
     "attachments": 3,  # practice records' files: what they may be, kept by their SM3
@@ -39,6 +40,7 @@ PURE_THIRD_PARTY = {
     "geofence": {"numpy", "shapely"},
     "wire": {"orjson"},
     "rules": {"numpy", "shapely"},
+    "categories": {"jieba", "sklearn"},
 }
 
 

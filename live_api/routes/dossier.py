@@ -28,7 +28,8 @@ MAX_DAYS = 400
 
 RECORDS_SQL = text(
     """
-    SELECT engineer_id, msg_id, kind, ts, local_date, text, jsonb_array_length(files) AS files,
+    SELECT engineer_id, msg_id, kind, category, ts, local_date, text,
+           jsonb_array_length(files) AS files,
            flags
     FROM supervision_logs
     WHERE project_id = :p AND local_date BETWEEN :lo AND :hi

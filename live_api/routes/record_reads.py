@@ -22,7 +22,7 @@ router = APIRouter(prefix="/api")
 SM3_PATTERN = "^[0-9a-f]{64}$"
 
 RECORDS_SQL = """
-SELECT l.engineer_id, l.msg_id, l.project_id, l.kind, l.ts, ST_X(l.geom) AS lon,
+SELECT l.engineer_id, l.msg_id, l.project_id, l.kind, l.category, l.ts, ST_X(l.geom) AS lon,
        ST_Y(l.geom) AS lat, l.text, l.files, l.flags, p.region_code
 FROM supervision_logs l LEFT JOIN projects p ON p.id = l.project_id
 WHERE {where}
@@ -68,8 +68,8 @@ async def list_records(
     from_: Annotated[dt.datetime | None, Query(alias="from")] = None,
     to: dt.datetime | None = None,
 ) -> list[RecordOut]:
-    """Practice records, oldest first (at most 10,000). `category` matches nothing until the
-    classifier lands."""
+    """Practice records, oldest first (at most 10,000); `category` as the text classifier
+    gave it (categories.model)."""
     clauses, params = ["true"], {}
     if caller.role == "regulator":
         clauses.append("starts_with(p.region_code, :prefix)")
@@ -88,7 +88,8 @@ async def list_records(
             clauses.append(sql)
             params[name] = value
     if category is not None:
-        clauses.append("false")
+        clauses.append("l.category = :category")
+        params["category"] = category
     rows = await conn.execute(text(RECORDS_SQL.format(where=" AND ".join(clauses))), params)
     return [
         RecordOut(
@@ -96,7 +97,7 @@ async def list_records(
             engineer_id=r.engineer_id,
             project_id=r.project_id,
             kind=r.kind,
-            category=None,
+            category=r.category,
             ts=r.ts,
             lon=r.lon,
             lat=r.lat,

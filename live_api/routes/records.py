@@ -24,6 +24,7 @@ from starlette.datastructures import UploadFile
 
 from attachments.checks import BadFile, Checked, check_file, exif_flags
 from attachments.files import FileStore
+from categories import model as categories
 from gm.algorithms import sm3_hex
 from ingest.gate import Gate, Incoming
 from ingest.http_routes import client_address, limit
@@ -48,7 +49,7 @@ class AttachmentOut(BaseModel):
 class RecordAccepted(BaseModel):
     id: str
     kind: str
-    category: str | None  # the text classifier is not built yet (issue 23)
+    category: str  # categories.model: what the worker stores with the record too
     attachments: list[AttachmentOut]
     flags: list[str]
 
@@ -85,10 +86,11 @@ async def upload_record(request: Request, caller: CurrentCaller) -> RecordAccept
         await notices.issue(request, record, notice, caller.name)
     if verdict is not None:
         raise HTTPException(400, {"reason": verdict.reason, "message": verdict.message})
+    category = await run_in_threadpool(categories.default().category, record.text)
     return RecordAccepted(
         id=f"{record.engineer_id}:{record.msg_id}",
         kind=record.kind,
-        category=None,
+        category=category,
         attachments=[
             AttachmentOut(sm3=a.sm3, size=a.bytes, content_type=a.type) for a in record.files
         ],

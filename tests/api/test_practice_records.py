@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from categories.model import CATEGORIES
 from gm.algorithms import sm3_hex
 from tests.api.conftest import token
 from tests.api.test_notices import LiveMessages
@@ -119,6 +120,8 @@ def test_a_record_with_photos_is_chained_and_an_altered_file_breaks_the_chain_th
         assert api.get(f"/api/attachments/{'0' * 64}").status_code == 404
         assert api.get("/api/attachments/not-an-sm3").status_code == 422
     assert (listed["id"], listed["kind"], listed["flags"]) == (answer["id"], "inspection", [flag])
+    # the worker stored the category the API answered (one model, trained the same way)
+    assert answer["category"] in CATEGORIES and listed["category"] == answer["category"]
     assert (photo.status_code, photo.content, photo.headers["content-type"]) == (
         200,
         far,

@@ -23,6 +23,8 @@ def upgrade() -> None:
         "supervision_logs",
         sa.Column("kind", sa.String(16), nullable=False, server_default="log"),
     )
+    # quality, safety, progress, materials, environment, documents or other (categories.model)
+    op.add_column("supervision_logs", sa.Column("category", sa.String(16), nullable=True))
     op.add_column(
         "supervision_logs",
         sa.Column("files", JSONB(), nullable=False, server_default=sa.text("'[]'::jsonb")),
@@ -44,5 +46,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_supervision_logs_files", table_name="supervision_logs")
-    for column in ("flags", "files", "kind"):
+    for column in ("flags", "files", "category", "kind"):
         op.drop_column("supervision_logs", column)
