@@ -25,6 +25,7 @@ from config import topics
 from gm.algorithms import sm3_hex
 from live_api.auth import Caller
 from live_api.deps import Conn, CurrentCaller, in_region
+from live_api.multipart import multipart_body
 from rules import notices as rules
 from store import notices as store
 from store.models import Notice, Project
@@ -179,7 +180,12 @@ async def get_notice(notice_id: str, conn: Conn, caller: CurrentCaller) -> Notic
     return _out(row, await store.events(conn, notice_id))
 
 
-@router.post("/notices/{notice_id}/rectify", response_model=NoticeOut, tags=["records"])
+@router.post(
+    "/notices/{notice_id}/rectify",
+    response_model=NoticeOut,
+    tags=["records"],
+    openapi_extra=multipart_body("reply", ("photo",)),
+)
 async def rectify_notice(
     notice_id: str,
     request: Request,

@@ -29,6 +29,7 @@ from gm.algorithms import sm3_hex
 from ingest.gate import Gate, Incoming
 from ingest.http_routes import client_address, limit
 from live_api.deps import CurrentCaller
+from live_api.multipart import multipart_body
 from live_api.routes import notices
 from rules.notices import NOTICE_KINDS
 from wire.codecs import MAX_FILE_BYTES, MAX_FILES, decode_record
@@ -54,7 +55,14 @@ class RecordAccepted(BaseModel):
     flags: list[str]
 
 
-@router.post("/records", status_code=201, response_model=RecordAccepted, tags=["records"])
+@router.post(
+    "/records",
+    status_code=201,
+    response_model=RecordAccepted,
+    tags=["records"],
+    responses={429: {"description": "too many requests; retry after Retry-After"}},
+    openapi_extra=multipart_body("record", ("photo", "document")),
+)
 async def upload_record(request: Request, caller: CurrentCaller) -> RecordAccepted:
     """A practice record with its files; 201 once it is in the stream (the worker chains it),
     with the files kept and what was flagged. 400 with the reason when refused."""
