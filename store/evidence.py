@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
 from collections import defaultdict
@@ -333,7 +334,11 @@ async def verify(
         engineer_id, facts_required_after=cutoff, watch=points, file_digest=file_digest
     )
     async for rows in _verify_rows(conn, engineer_id):
-        verifier.feed(_verify_row(r) for r in rows)
+        batch = [_verify_row(r) for r in rows]
+        if file_digest is None:
+            verifier.feed(batch)
+        else:  # hashing stored files is disk and CPU work: off the event loop
+            await asyncio.to_thread(verifier.feed, batch)
         if verifier.done:
             break
     stored = (
