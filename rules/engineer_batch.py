@@ -159,6 +159,7 @@ def process_engineer_batch(
     for r in records:
         event_ts[r.engineer_id].append(r.ts)  # type: ignore[union-attr]
         if isinstance(r, SupervisionLog):
+            flags = _record_flags(r, fences)
             out.logs.append(
                 {
                     "engineer_id": r.engineer_id,
@@ -170,7 +171,7 @@ def process_engineer_batch(
                     "text": r.text,
                     "kind": r.kind,
                     "files": [{"sm3": a.sm3, "type": a.type, "bytes": a.bytes} for a in r.files],
-                    "flags": list(r.flags),
+                    "flags": flags,
                 }
             )
             out.live.append(  # CONTRACT §6.6: a new practice record, without its files
@@ -186,7 +187,7 @@ def process_engineer_batch(
                     "lat": r.lat,
                     "text": r.text,
                     "files": len(r.files),
-                    "flags": list(r.flags),
+                    "flags": flags,
                 }
             )
         elif isinstance(r, OwnTracksEvent):
@@ -227,6 +228,16 @@ def process_engineer_batch(
         if new_state != previous:
             out.states[engineer_id] = new_state
     return out
+
+
+def _record_flags(r: SupervisionLog, fences: Fences) -> list[str]:
+    """The receiver's flags of a practice record, and `outside_project` when its position is
+    not inside its project's boundary of that time (a project SiteWatch has: CONTRACT §6.4)."""
+    flags = list(r.flags)
+    known = r.project_id in fences.project_region
+    if known and r.project_id not in fences.projects_covering(r.lon, r.lat, r.ts):
+        flags.append("outside_project")
+    return flags
 
 
 def _geofence(

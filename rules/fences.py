@@ -7,6 +7,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from geofence.fences import FenceIndex
 from geofence.regions import RegionIndex
 
@@ -30,6 +32,12 @@ class Fences:
     # fence id -> its project and time window, for the fences of revised boundaries (their
     # ids are `project/n`: ids cannot hold a '/'); any other fence is its project's only boundary, for all time
     revisions: Mapping[str, Revision] = field(default_factory=dict)
+
+    def projects_covering(self, lon: float, lat: float, ts: float) -> set[str]:
+        """The projects whose boundary at event time `ts` covers the point."""
+        _points, fence_idx = self.projects.classify(np.array([lon]), np.array([lat]))
+        found = (self.project_at(int(i), ts) for i in fence_idx.tolist())
+        return {p for p in found if p is not None}
 
     def project_at(self, fence: int, ts: float) -> str | None:
         """The project fence number `fence` stands for at event time `ts`, or None when that

@@ -228,3 +228,27 @@ def test_a_new_record_is_pushed_live_without_its_files(
         "440305",
     )
     assert message["files"] == 1 and "sm3" not in json.dumps(message)
+
+
+def test_a_record_written_away_from_its_project_is_flagged(
+    sw: StackClient, place: tuple[str, float, float]
+) -> None:
+    """The project is a square of ±0.001° (about 100 m) around its centre; a record 0.01°
+    east (about a kilometre) is outside it, one at the centre is not."""
+    project_id, lon, lat = place
+    _eng, bearer = _engineer_token(sw)
+    away, here = _record(project_id, lon + 0.01, lat), _record(project_id, lon, lat)
+    for record in (away, here):
+        assert _upload(sw, bearer, record, []).status_code == 201
+
+    def flags() -> dict[str, list[str]] | None:
+        rows = sw.sql(
+            "SELECT msg_id, flags FROM supervision_logs WHERE msg_id = ANY(%s)",
+            [away["msg_id"], here["msg_id"]],
+        )
+        return dict(rows) if len(rows) == 2 else None
+
+    assert wait_until(flags, timeout_s=60, what="the records") == {
+        away["msg_id"]: ["outside_project"],
+        here["msg_id"]: [],
+    }
