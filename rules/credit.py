@@ -13,6 +13,10 @@ The model (docs/evidence.md, every number a setting ``SITEWATCH_CREDIT_*`` /
   ``practice_while_suspended`` and ``chief_absent`` alerts: points per alert, each kind capped; alerts retracted by the system (a late fix undid them) do not count;
 * alert closure: ``closure_weight x (1 - resolved / due)``, ``due`` = the engineer's alerts
   raised more than ``closure_grace_days`` ago;
+* issues found (the seed's 发现问题数): ``issues_weight x (1 - min(1, found / expected))``,
+  ``found`` = the notices and stop-work orders the engineer issued in the window,
+  ``expected`` = one per ``issues_days`` present days; scored from ``issues_days`` present
+  days on (an engineer seldom on site is not expected to have found anything);
 * rectification closure (the seed's 整改闭合率): ``rectification_weight x (1 - on_time / due)``,
   ``due`` = the notices and stop-work orders the engineer issued whose deadline fell in the
   window and has passed, ``on_time`` = those the engineer closed by their deadline (the first
@@ -75,6 +79,8 @@ class CreditModel:
     closure_weight: float = 10.0
     closure_grace_days: float = 7.0
     rectification_weight: float = 10.0
+    issues_weight: float = 5.0
+    issues_days: float = 20.0
     tier_a_min: float = 85.0
     tier_b_min: float = 60.0
 
@@ -111,6 +117,7 @@ class NoticeFact:
     id: str
     deadline: dt.datetime
     closed_at: dt.datetime | None  # first closed by its issuer (or an admin)
+    issued_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -207,6 +214,7 @@ def credit_score(facts: CreditFacts, model: CreditModel) -> dict[str, Any]:
         "weight": model.closure_weight,
         "penalty": 0.0 if rate is None else round(model.closure_weight * (1.0 - rate), 2),
     }
+    breakdown["issues_found"] = _issues_found(facts, model)
     breakdown["rectification_closure"] = _rectification(facts, model)
     penalty = sum(float(part["penalty"]) for part in breakdown.values())
     score = round(min(100.0, max(0.0, 100.0 - penalty)), 1)
@@ -221,8 +229,28 @@ def credit_score(facts: CreditFacts, model: CreditModel) -> dict[str, Any]:
     }
 
 
+def _issues_found(facts: CreditFacts, model: CreditModel) -> dict[str, Any]:
+    present = sum(len(days) for days in facts.present.values())
+    start = dt.datetime.combine(facts.start, dt.time(), dt.UTC) - dt.timedelta(hours=14)
+    end = dt.datetime.combine(facts.end + dt.timedelta(days=1), dt.time(), dt.UTC)
+    found = sum(1 for n in facts.notices if n.issued_at is not None and start <= n.issued_at < end)
+    expected = present / model.issues_days if model.issues_days > 0 else 0.0
+    rate = None if expected < 1 else min(1.0, found / expected)
+    return {
+        "found": found,
+        "present_days": present,
+        "expected": round(expected, 2),
+        "rate": None if rate is None else round(rate, 4),
+        "weight": model.issues_weight,
+        "penalty": 0.0 if rate is None else round(model.issues_weight * (1.0 - rate), 2),
+    }
+
+
 def _rectification(facts: CreditFacts, model: CreditModel) -> dict[str, Any]:
-    due = [n for n in facts.notices if n.deadline <= facts.now]
+    start = dt.datetime.combine(facts.start, dt.time(), dt.UTC) - dt.timedelta(hours=14)
+    end = dt.datetime.combine(facts.end + dt.timedelta(days=1), dt.time(), dt.UTC)
+    in_window = [n for n in facts.notices if start <= n.deadline < end]
+    due = [n for n in in_window if n.deadline <= facts.now]
     on_time = sum(1 for n in due if n.closed_at is not None and n.closed_at <= n.deadline)
     rate = None if not due else on_time / len(due)
     return {

@@ -80,9 +80,11 @@ async def credit_facts(
     notice_rows = (
         await conn.execute(
             text(
-                "SELECT n.id, n.deadline, (SELECT min(CAST(e.details->>'at' AS timestamptz)) "
-                "  FROM notice_events e WHERE e.notice_id = n.id AND e.event = 'close') AS closed "
-                "FROM notices n WHERE n.engineer_id = :e AND n.deadline >= :s AND n.deadline < :t"
+                "SELECT n.id, n.deadline, n.issued_at, (SELECT min(CAST(e.details->>'at' AS "
+                "  timestamptz)) FROM notice_events e WHERE e.notice_id = n.id "
+                "  AND e.event = 'close') AS closed "
+                "FROM notices n WHERE n.engineer_id = :e AND ((n.deadline >= :s AND n.deadline < :t)"
+                " OR (n.issued_at >= :s AND n.issued_at < :t))"
             ),
             {"e": engineer_id, "s": window_start, "t": window_end},
         )
@@ -98,7 +100,9 @@ async def credit_facts(
             credit_model.AlertFact(a.id, a.type, a.status, a.ts, bool(a.retracted))
             for a in alert_rows
         ],
-        notices=[credit_model.NoticeFact(n.id, n.deadline, n.closed) for n in notice_rows],
+        notices=[
+            credit_model.NoticeFact(n.id, n.deadline, n.closed, n.issued_at) for n in notice_rows
+        ],
     )
 
 

@@ -55,6 +55,7 @@ def test_a_clean_record_scores_100_tier_a() -> None:
         "practice_while_suspended",
         "chief_absent",
         "alert_closure",
+        "issues_found",
         "rectification_closure",
     }
 
@@ -220,3 +221,20 @@ def test_rectification_closure_counts_notices_closed_by_their_deadline() -> None
     term = result["breakdown"]["rectification_closure"]
     assert (term["due"], term["closed_on_time"], term["rate"], term["penalty"]) == (4, 2, 0.5, 5.0)
     assert result["score"] == 95.0
+
+
+def test_issues_found_expects_one_notice_per_20_present_days() -> None:
+    """50 present days expect 2.5 documented issues; one notice issued in the window (and one
+    before it, not counted): 1 / 2.5 = 0.4, penalty 5 x 0.6 = 3. Fewer than 20 present days:
+    not scored."""
+    start = dt.date(2025, 4, 1)
+    present = {"P": days(start, 50)}
+    notices = [
+        NoticeFact("in", NOW + dt.timedelta(days=5), None, NOW - dt.timedelta(days=20)),
+        NoticeFact("before", NOW, None, NOW - dt.timedelta(days=200)),
+    ]
+    result = credit_score(facts(start=start, present=present, notices=notices), MODEL)
+    term = result["breakdown"]["issues_found"]
+    assert (term["found"], term["present_days"], term["rate"], term["penalty"]) == (1, 50, 0.4, 3.0)
+    few = credit_score(facts(present={"P": days(start, 19)}), MODEL)["breakdown"]["issues_found"]
+    assert (few["rate"], few["penalty"]) == (None, 0.0)
