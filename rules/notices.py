@@ -21,6 +21,8 @@ from typing import Any
 from gm.algorithms import canonical_bytes, sm3_hex
 from rules.alerts import alert
 from wire.codecs import NOTICE_KINDS
+from wire.fields import parse_ts
+from wire.records import Rejected
 
 __all__ = [
     "ACTIONS",
@@ -29,7 +31,10 @@ __all__ = [
     "Due",
     "NotAllowed",
     "event",
+    "fields_of",
     "genesis_hash",
+    "live_message",
+    "notice_row",
     "link",
     "next_status",
     "overdue_alerts",
@@ -45,6 +50,66 @@ ACTIONS: dict[str, tuple[tuple[str, ...], str]] = {
 
 class NotAllowed(ValueError):
     """The action does not apply to the notice's state; the message says why."""
+
+
+MAX_TERM_S = 5 * 366 * 86400.0  # a deadline at most five years after the notice
+
+
+def fields_of(obj: Mapping[str, Any], issued_ts: float, msg_id: str) -> dict[str, Any]:
+    """A notice's own fields from its record's JSON: `deadline` (after the record, within five
+    years), `severity`, `responsible`; raises `NotAllowed` saying what is wrong."""
+    if "/" in msg_id:
+        raise NotAllowed("a notice's msg_id may not hold '/' (it names the notice in URLs)")
+    try:
+        deadline = parse_ts(obj.get("deadline"), "deadline", now=float("inf"))
+    except Rejected as why:
+        raise NotAllowed(f"a notice needs its deadline: {why.message}") from None
+    if not issued_ts < deadline <= issued_ts + MAX_TERM_S:
+        raise NotAllowed("the deadline is after the notice, at most five years after it")
+    severity = obj.get("severity")
+    if severity is not None and severity not in SEVERITIES:
+        raise NotAllowed(f"severity is one of {', '.join(SEVERITIES)}")
+    responsible = obj.get("responsible")
+    if responsible is not None and (not isinstance(responsible, str) or len(responsible) > 200):
+        raise NotAllowed("responsible is a text of at most 200 characters")
+    return {
+        "deadline": dt.datetime.fromtimestamp(deadline, dt.UTC),
+        "severity": severity,
+        "responsible": responsible,
+    }
+
+
+def notice_row(record: Any, fields: Mapping[str, Any], region_code: str) -> dict[str, Any]:
+    """The row of the notice a practice record (`wire.records.SupervisionLog`) opens."""
+    return {
+        "id": f"{record.engineer_id}:{record.msg_id}",
+        "engineer_id": record.engineer_id,
+        "msg_id": record.msg_id,
+        "kind": record.kind,
+        "project_id": record.project_id,
+        "region_code": region_code,
+        "text": record.text,
+        "issued_at": dt.datetime.fromtimestamp(record.ts, dt.UTC),
+        **fields,
+    }
+
+
+def live_message(notice: Mapping[str, Any]) -> dict[str, Any]:
+    """The live `notice` message (CONTRACT §6.6) of a notice row as it is now."""
+    shown = {
+        k: (v.isoformat() if isinstance(v, dt.datetime) else v)
+        for k, v in notice.items()
+        if k not in ("msg_id", "updated_at", "overdue_raised_at")
+    }
+    return {
+        "type": "notice",
+        "id": notice["id"],
+        "status": notice["status"],
+        "region_code": notice["region_code"],
+        "engineer_id": notice["engineer_id"],
+        "project_id": notice["project_id"],
+        "notice": shown,
+    }
 
 
 def next_status(status: str, action: str) -> str:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
+import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,11 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from categories import model as categories
 from config.settings import Settings
+from rules import notices
 from rules.alerts import live_alert
 from rules.attendance import AttendanceBook, Key, check_event_keys, on_site_fixes
 from rules.day_close import missing_log_alerts
 from rules.engineer_batch import process_engineer_batch
 from store import evidence as evidence_chain
+from store import notices as notices_store
 from store.engineer_facts import EngineerFactsCache
 from store.engineer_states import EngineerStates
 from store.engineer_states import save as save_states
@@ -31,8 +35,12 @@ from store.queries import attendance_tallies, unlogged_days
 from streams import sinks
 from streams.stats import StepTimes
 from wire.records import Record
+from wire.records import SupervisionLog as WireLog
 
 PushLive = Callable[[list[dict[str, Any]]], Awaitable[None]]
+
+
+log = logging.getLogger("sitewatch.engineer_writer")
 
 
 @dataclass
@@ -89,6 +97,7 @@ class EngineerWriter:
             # facts first (fixes, logs), then what is derived from them, in one transaction
             await sinks.insert_new(conn, Fix, out.fixes)
             await sinks.insert_new(conn, SupervisionLog, out.logs)
+            out.live.extend(await _open_notices(conn, records, fences.project_region))
             await sinks.insert_new(conn, OwnTracksEvent, out.ot_events)
             await sinks.insert_new(conn, Transition, out.transitions)
             await sinks.retract(conn, out.retracted)
@@ -150,3 +159,24 @@ def _categorise(logs: list[dict[str, Any]], live: list[dict[str, Any]]) -> None:
     for message in live:
         if message.get("type") == "record":
             message["category"] = found.get(message["id"])
+
+
+async def _open_notices(
+    conn: Any, records: list[Any], project_region: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """The notices the batch's notice and stop-work records open (rules.notices), in the
+    transaction that writes the records: a notice exists exactly when its record does, once,
+    whatever redelivery. Their live `notice` messages."""
+    live = []
+    for r in records:
+        if not isinstance(r, WireLog) or r.kind not in notices.NOTICE_KINDS:
+            continue
+        try:
+            fields = notices.fields_of(json.loads(r.canonical), r.ts, r.msg_id)
+        except (notices.NotAllowed, ValueError) as why:  # the API refuses these before
+            log.warning("record %s:%s opens no notice: %s", r.engineer_id, r.msg_id, why)
+            continue
+        row = notices.notice_row(r, fields, project_region.get(r.project_id, ""))
+        if await notices_store.issue(conn, row, f"engineer:{r.engineer_id}"):
+            live.append(notices.live_message({**row, "status": "open", "settled_at": None}))
+    return live

@@ -74,6 +74,8 @@ async def project_dossier(
     tz = ZoneInfo(settings.timezone)
     last = to or dt.datetime.now(tz).date()
     first = from_ or last - dt.timedelta(days=DEFAULT_DAYS - 1)
+    if last >= dt.date(2100, 1, 1) or first < dt.date(1990, 1, 1):
+        raise HTTPException(422, "from and to are dates between 1990 and 2099")
     if first > last or (last - first).days >= MAX_DAYS:
         raise HTTPException(422, f"from..to is 1..{MAX_DAYS} days, from not after to")
     doc = await dossier(conn, caller, settings, project, first, last)

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import orjson
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Query, Request
@@ -19,18 +17,20 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from starlette.datastructures import UploadFile
 
-from attachments.checks import BadFile, check_file
+from attachments import sandbox
+from attachments.checks import BadFile
 from attachments.files import FileStore
 from config import topics
 from gm.algorithms import sm3_hex
+from ingest.http_routes import limit
 from live_api.auth import Caller
 from live_api.deps import Conn, CurrentCaller, in_region
 from live_api.multipart import multipart_body
 from rules import notices as rules
 from store import notices as store
-from store.models import Notice, Project
+from store.models import Notice
 from wire.codecs import MAX_FILES
-from wire.fields import parse_json_object, parse_ts
+from wire.fields import parse_json_object
 from wire.records import Rejected
 
 router = APIRouter(prefix="/api")
@@ -64,58 +64,13 @@ class NoteIn(BaseModel):
     note: str | None = Field(default=None, max_length=2000)
 
 
-MAX_TERM = dt.timedelta(days=5 * 366)  # a deadline at most five years after the notice
-
-
 def notice_fields(obj: dict[str, Any], issued_ts: float, msg_id: str) -> dict[str, Any]:
-    """A notice's own fields from its record's JSON; raises `HTTPException` 400."""
-
-    def refuse(message: str) -> HTTPException:
-        return HTTPException(400, {"reason": "bad_value", "message": message})
-
-    if "/" in msg_id:
-        raise refuse("a notice's msg_id may not hold '/' (it names the notice in URLs)")
+    """A notice's own fields from its record's JSON (rules.notices.fields_of), checked before
+    the record is taken; raises `HTTPException` 400."""
     try:
-        deadline = parse_ts(obj.get("deadline"), "deadline", now=float("inf"))
-        if not issued_ts < deadline <= issued_ts + MAX_TERM.total_seconds():
-            raise refuse("the deadline is after the notice, at most five years after it")
-    except Rejected as why:
-        raise refuse(f"a notice needs its deadline: {why.message}") from None
-    severity = obj.get("severity")
-    if severity is not None and severity not in rules.SEVERITIES:
-        raise refuse(f"severity is one of {', '.join(rules.SEVERITIES)}")
-    responsible = obj.get("responsible")
-    if responsible is not None and (not isinstance(responsible, str) or len(responsible) > 200):
-        raise refuse("responsible is a text of at most 200 characters")
-    return {
-        "deadline": dt.datetime.fromtimestamp(deadline, dt.UTC),
-        "severity": severity,
-        "responsible": responsible,
-    }
-
-
-async def issue(request: Request, record: Any, fields: dict[str, Any], actor: str) -> None:
-    """The notice of a record the gate accepted: its row, its `issued` link, a live message."""
-    engine = request.app.state.engine
-    async with engine.begin() as conn:
-        region = (
-            await conn.execute(select(Project.region_code).where(Project.id == record.project_id))
-        ).scalar_one_or_none()
-        row = {
-            "id": f"{record.engineer_id}:{record.msg_id}",
-            "engineer_id": record.engineer_id,
-            "msg_id": record.msg_id,
-            "kind": record.kind,
-            "project_id": record.project_id,
-            "region_code": region or "",
-            "text": record.text,
-            "issued_at": dt.datetime.fromtimestamp(record.ts, dt.UTC),
-            **fields,
-        }
-        if not await store.issue(conn, row, actor):
-            return  # issued before (a retry of a record that was taken)
-        notice = (await conn.execute(select(Notice).where(Notice.id == row["id"]))).one()
-    await push_live(request, notice)
+        return rules.fields_of(obj, issued_ts, msg_id)
+    except rules.NotAllowed as why:
+        raise HTTPException(400, {"reason": "bad_value", "message": str(why)}) from None
 
 
 def _out(row: Any, events: list[Any] | None = None) -> NoticeOut:
@@ -146,10 +101,8 @@ def _may_see(caller: Caller, row: Any) -> bool:
 async def _visible(conn: Any, caller: Caller, notice_id: str, *, lock: bool = False) -> Any:
     query = select(Notice).where(Notice.id == notice_id)
     row = (await conn.execute(query.with_for_update() if lock else query)).first()
-    if row is None:
-        raise HTTPException(404, f"no notice {notice_id!r}")
-    if not _may_see(caller, row):
-        raise HTTPException(403, f"notice {notice_id!r} is outside your region or role")
+    if row is None or not _may_see(caller, row):  # whether it exists is not told either
+        raise HTTPException(404, f"no notice {notice_id!r} you may see")
     return row
 
 
@@ -189,19 +142,19 @@ async def get_notice(notice_id: str, conn: Conn, caller: CurrentCaller) -> Notic
 async def rectify_notice(
     notice_id: str,
     request: Request,
-    conn: Conn,
     caller: CurrentCaller,
     background: BackgroundTasks,
 ) -> NoticeOut:
     """multipart/form-data: `reply` = JSON `{text}` and up to 9 `photo` parts (JPEG/PNG),
-    each kept under its SM3, which the chain's `rectified` link names."""
+    each kept under its SM3, which the chain's `rectified` link names. The photos are judged
+    with no database connection held and the notice not locked (attachments.sandbox); the
+    step itself is one short transaction."""
     if caller.role not in ("engineer", "admin"):
         raise HTTPException(403, "a notice is rectified by an engineer (or an admin)")
-    row = await _visible(conn, caller, notice_id, lock=True)
-    try:
-        rules.next_status(row.status, "rectify")
-    except rules.NotAllowed as why:
-        raise HTTPException(409, str(why)) from None
+    limit(request, "ingest_identity", caller.engineer_id or caller.name)
+    engine = request.app.state.engine
+    async with engine.connect() as conn:
+        _allowed(await _visible(conn, caller, notice_id), "rectify")
     form = await request.form(max_files=MAX_FILES, max_fields=1, max_part_size=64 * 1024)
     raw = form.get("reply")
     try:
@@ -217,24 +170,36 @@ async def rectify_notice(
         raise HTTPException(
             400, {"reason": "bad_value", "message": "reply.text: 1..20000 characters"}
         )
-    tz = ZoneInfo(request.app.state.settings.timezone)
-    files = FileStore(request.app.state.settings.data_dir / "files")
-    photos = []
-    for field, value in form.multi_items():
-        if not isinstance(value, UploadFile):
-            continue
+    settings = request.app.state.settings
+    uploads = [(f, v) for f, v in form.multi_items() if isinstance(v, UploadFile)]
+    if any(field != "photo" for field, _ in uploads):  # before any is read or judged
+        raise HTTPException(400, {"reason": "bad_file", "message": "a reply has `photo` parts"})
+    photos, kept = [], []
+    for field, value in uploads:
         data = await value.read(20 * 1024 * 1024 + 1)
         try:
-            checked = await run_in_threadpool(check_file, data, tz=tz)
+            checked = await run_in_threadpool(sandbox.judge, data, settings.timezone)
         except BadFile as why:
             raise HTTPException(400, {"reason": "bad_file", "message": f"{field}: {why}"}) from None
-        if field != "photo" or not checked.type.startswith("image/"):
-            raise HTTPException(
-                400, {"reason": "bad_file", "message": f"{field}: a reply has photos"}
-            )
+        if not checked.type.startswith("image/"):
+            raise HTTPException(400, {"reason": "bad_file", "message": f"{field}: not a photo"})
         photos.append({"sm3": sm3_hex(data), "type": checked.type, "bytes": len(data)})
+        kept.append(data)
+    files = FileStore(settings.data_dir / "files")
+    for data in kept:
         await run_in_threadpool(files.put, data)
-    return await _step(request, background, conn, caller, row, "rectify", text=text, photos=photos)
+    async with engine.begin() as conn:
+        row = await _visible(conn, caller, notice_id, lock=True)
+        return await _step(
+            request, background, conn, caller, row, "rectify", text=text, photos=photos
+        )
+
+
+def _allowed(row: Any, action: str) -> None:
+    try:
+        rules.next_status(row.status, action)
+    except rules.NotAllowed as why:
+        raise HTTPException(409, str(why)) from None
 
 
 @router.post("/notices/{notice_id}/close", response_model=NoticeOut, tags=["records"])
@@ -299,16 +264,7 @@ async def push_live(request: Request, notice: Any) -> None:
     gate = getattr(request.app.state, "gate", None)
     if gate is None:
         return
-    message = {
-        "type": "notice",
-        "id": notice.id,
-        "status": notice.status,
-        "region_code": notice.region_code,
-        "engineer_id": notice.engineer_id,
-        "project_id": notice.project_id,
-        "notice": _out(notice).model_dump(mode="json", exclude={"events"}),
-        "ts": time.time(),
-    }
+    message = rules.live_message(dict(notice._mapping))
     try:
         await gate.producer.send_and_wait(topics.LIVE, key=b"live", value=orjson.dumps([message]))
     except Exception as exc:  # noqa: BLE001 - Kafka down: the live update is best effort

@@ -15,14 +15,15 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
+from sqlalchemy import select
 from starlette.datastructures import UploadFile
 
-from attachments.checks import BadFile, Checked, check_file, exif_flags
+from attachments import sandbox
+from attachments.checks import BadFile, Checked, exif_flags
 from attachments.files import FileStore
 from categories import model as categories
 from gm.algorithms import sm3_hex
@@ -32,6 +33,7 @@ from live_api.deps import CurrentCaller
 from live_api.multipart import multipart_body
 from live_api.routes import notices
 from rules.notices import NOTICE_KINDS
+from store.models import Project
 from wire.codecs import MAX_FILE_BYTES, MAX_FILES, decode_record
 from wire.fields import MAX_PAYLOAD, parse_json_object
 from wire.records import Reason, Rejected, SupervisionLog
@@ -69,6 +71,7 @@ async def upload_record(request: Request, caller: CurrentCaller) -> RecordAccept
     limit(request, "ingest_address", client_address(request))
     if caller.role not in ("engineer", "admin"):
         raise HTTPException(403, "practice records are posted by engineers (or an admin)")
+    limit(request, "ingest_identity", caller.engineer_id or caller.name)  # before any work
     form = await request.form(max_files=MAX_FILES, max_fields=1, max_part_size=MAX_RECORD_JSON)
     raw = form.get("record")
     # a part may declare a charset (utf-7...) that decodes to lone surrogates: keep them, so
@@ -78,20 +81,13 @@ async def upload_record(request: Request, caller: CurrentCaller) -> RecordAccept
         record, parts = await _decoded(request, caller, payload, list(form.multi_items()))
     except Rejected as why:
         raise await _refused(request, payload, why) from None
-    limit(request, "ingest_identity", record.engineer_id)
-    notice = (
+    if record.kind in NOTICE_KINDS:  # refused now rather than skipped by the worker
         notices.notice_fields(parse_json_object(payload), record.ts, record.msg_id)
-        if record.kind in NOTICE_KINDS
-        else None
-    )
     store = FileStore(request.app.state.settings.data_dir / "files")
     for data in parts.values():
         await run_in_threadpool(store.put, data)
     gate: Gate = request.app.state.gate
     (verdict,) = await gate.admit([Incoming("http", "/api/records", payload, time.time(), record)])
-    if notice is not None and (verdict is None or verdict.reason == Reason.REPLAY):
-        # a retry of a notice whose record was taken: it exists once, whatever failed before
-        await notices.issue(request, record, notice, caller.name)
     if verdict is not None:
         raise HTTPException(400, {"reason": verdict.reason, "message": verdict.message})
     category = await run_in_threadpool(categories.default().category, record.text)
@@ -119,7 +115,6 @@ async def _decoded(
     if caller.role == "engineer" and engineer_id != caller.engineer_id:
         raise Rejected(Reason.TOPIC_MISMATCH, "an engineer posts their own records only")
     settings = request.app.state.settings
-    tz = ZoneInfo(settings.timezone)
     parts: dict[str, bytes] = {}
     checked: dict[str, Checked] = {}
     for field, value in items:
@@ -131,7 +126,7 @@ async def _decoded(
             raise Rejected(Reason.BAD_FILE, f"{name}: a file part is a `photo` or a `document`")
         data = await value.read(MAX_FILE_BYTES + 1)
         try:
-            facts = await run_in_threadpool(check_file, data, tz=tz)
+            facts = await run_in_threadpool(sandbox.judge, data, settings.timezone)
         except BadFile as why:
             raise Rejected(Reason.BAD_FILE, f"{name}: {why}") from None
         if facts.type not in allowed:
@@ -144,6 +139,16 @@ async def _decoded(
             for sm3, data in parts.items()
         ]
     record = decode_record(obj, engineer_id, now=time.time())
+    async with request.app.state.engine.connect() as conn:
+        known = (
+            await conn.execute(
+                select(Project.id).where(
+                    Project.id == record.project_id, Project.retired_at.is_(None)
+                )
+            )
+        ).first()
+    if known is None:  # an MQTT log may name any project; a record with files or a notice not
+        raise Rejected(Reason.BAD_VALUE, f"no project {record.project_id[:64]!r} (ids are exact)")
     if len(record.canonical) > MAX_PAYLOAD:  # what the chain holds must decode again
         raise Rejected(
             Reason.TOO_LARGE, f"the record's JSON with its files is over {MAX_PAYLOAD} bytes"

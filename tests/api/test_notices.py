@@ -107,8 +107,8 @@ def test_a_notice_goes_overdue_once_is_rectified_late_closed_and_reopened(sw: St
         rectified = r.json()
         assert rectified["status"] == "rectified"
         assert dt.datetime.fromisoformat(rectified["settled_at"]).timestamp() > deadline
-        with sw.api(stranger) as api:
-            assert api.post(f"/api/notices/{notice_id}/close").status_code == 403
+        with sw.api(stranger) as api:  # another engineer is not told the notice exists
+            assert api.post(f"/api/notices/{notice_id}/close").status_code == 404
         with sw.api(bearer) as api:
             assert api.post(f"/api/notices/{notice_id}/rectify", data={}).status_code == 409
             closed = api.post(f"/api/notices/{notice_id}/close", json={"note": "验收合格"})
@@ -149,9 +149,13 @@ def test_a_notice_goes_overdue_once_is_rectified_late_closed_and_reopened(sw: St
 )
 def test_a_notice_without_a_usable_deadline_is_refused(sw: StackClient, deadline: Any) -> None:
     eng = sw.new_engineer("NT")
+    project_id = f"NT-{uuid.uuid4().hex[:6]}"
+    with sw.api() as api:
+        feature = site(project_id, *sw.free_spot(113.915, 22.515))
+        assert api.post("/api/projects", json=feature).status_code == 201
     record = {
         "msg_id": f"n-{uuid.uuid4().hex[:10]}",
-        "project_id": "ANY-PROJECT",
+        "project_id": project_id,
         "ts": round(time.time()) - 5,
         "lat": 22.5,
         "lon": 113.9,
@@ -163,3 +167,39 @@ def test_a_notice_without_a_usable_deadline_is_refused(sw: StackClient, deadline
         r = api.post("/api/records", data={"record": json.dumps(record)})
     assert r.status_code == 400, r.text
     assert r.json()["detail"]["reason"] == "bad_value"
+    assert "deadline" in r.json()["detail"]["message"]
+
+
+def test_a_replayed_record_opens_no_notice(sw: StackClient) -> None:
+    """A record taken as a log, then its msg_id sent again as a stop-work order on another
+    project: the second is a replay, and no notice exists (the worker opens notices from the
+    records it writes, not from requests)."""
+    project_id = f"NT-{uuid.uuid4().hex[:6]}"
+    lon, lat = sw.free_spot(113.925, 22.525)
+    with sw.api() as api:
+        assert api.post("/api/projects", json=site(project_id, lon, lat)).status_code == 201
+    eng = sw.new_engineer("NT")
+    msg_id = f"r-{uuid.uuid4().hex[:8]}"
+    base = {"msg_id": msg_id, "project_id": project_id, "lat": lat, "lon": lon, "text": "巡视"}
+    with sw.api(token(sw, "engineer", engineer_id=eng["id"])) as api:
+        first = api.post("/api/records", data={"record": json.dumps(base | {"ts": time.time()})})
+        assert first.status_code == 201, first.text
+        notice = base | {"kind": "stop_work", "ts": time.time(), "deadline": time.time() + 3600}
+        again = api.post("/api/records", data={"record": json.dumps(notice)})
+    assert again.status_code == 400 and again.json()["detail"]["reason"] == "replay"
+    wait_until(
+        lambda: sw.sql("SELECT kind FROM supervision_logs WHERE msg_id = %s", msg_id),
+        timeout_s=60,
+        what="the log",
+    )
+    assert sw.sql("SELECT id FROM notices WHERE msg_id = %s", msg_id) == []
+
+
+def test_a_record_on_a_project_sitewatch_does_not_have_is_refused(sw: StackClient) -> None:
+    eng = sw.new_engineer("NT")
+    record = {"msg_id": "x1", "project_id": "NO-SUCH-PROJECT", "ts": time.time() - 5}
+    record |= {"lat": 22.5, "lon": 113.9, "text": "整改通知", "kind": "notice"}
+    record["deadline"] = time.time() + 3600
+    with sw.api(token(sw, "engineer", engineer_id=eng["id"])) as api:
+        r = api.post("/api/records", data={"record": json.dumps(record)})
+    assert r.status_code == 400 and "no project" in r.json()["detail"]["message"], r.text

@@ -84,3 +84,20 @@ def pdf(
         xref,
     )
     return bytes(out)
+
+
+def progressive_jpeg_with_scans(extra_scans: int, size: tuple[int, int] = (3000, 3000)) -> bytes:
+    """A valid progressive JPEG whose last scan is repeated `extra_scans` times before its end:
+    every repeat is decoded again (a CPU bomb of a few hundred kilobytes)."""
+    buf = io.BytesIO()
+    Image.new("RGB", size, (90, 120, 150)).save(buf, "JPEG", progressive=True, quality=80)
+    data = buf.getvalue()
+    last_scan = data.rindex(b"\xff\xda")
+    body = data[last_scan:-2]  # the last SOS segment and its entropy-coded data, without EOI
+    return data[:-2] + body * extra_scans + b"\xff\xd9"
+
+
+def png_solid(width: int, height: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), (10, 200, 30)).save(buf, "PNG")
+    return buf.getvalue()

@@ -4,12 +4,20 @@ purpose: honest ones pass with their EXIF facts, hostile ones are refused with a
 from __future__ import annotations
 
 import datetime as dt
+import time
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from attachments import sandbox
 from attachments.checks import BadFile, Checked, check_file, distance_m, exif_flags
-from tests.attachments.files import jpeg, pdf, png_claiming
+from tests.attachments.files import (
+    jpeg,
+    pdf,
+    png_claiming,
+    png_solid,
+    progressive_jpeg_with_scans,
+)
 
 TZ = ZoneInfo("Asia/Shanghai")
 SITE = (113.95, 22.55)
@@ -82,3 +90,26 @@ def test_a_pdf_passes() -> None:
 def test_a_hostile_file_is_refused_with_its_reason(data: bytes, why: str) -> None:
     with pytest.raises(BadFile, match=why):
         check_file(data, tz=TZ)
+
+
+def test_a_file_judged_in_the_sandbox_passes_with_its_facts() -> None:
+    checked = sandbox.judge(jpeg(lon_lat=SITE, taken="2026:12:06 10:00:00"), "Asia/Shanghai")
+    assert checked == check_file(jpeg(lon_lat=SITE, taken="2026:12:06 10:00:00"), tz=TZ)
+    with pytest.raises(BadFile, match="not a JPEG, PNG or PDF"):
+        sandbox.judge(b"MZ" + b"\0" * 64, "Asia/Shanghai")
+
+
+def test_a_file_that_takes_longer_than_its_wall_time_is_refused() -> None:
+    """1,000 repeated progressive scans of a 3000x3000 JPEG: about 5 s to decode here (1.4 s
+    per 300); the sandbox stops it at 1 s."""
+    started = time.monotonic()
+    with pytest.raises(BadFile, match="not judged within 1 s"):
+        sandbox.judge(progressive_jpeg_with_scans(1000), "UTC", wall_s=1.0)
+    assert time.monotonic() - started < 4
+
+
+def test_a_file_that_needs_more_memory_than_its_limit_is_refused() -> None:
+    """A 7000x7000 PNG (49 megapixels, within the pixel limit) decodes to 147 MB: over a
+    150 MiB limit for the whole judging process."""
+    with pytest.raises(BadFile, match="more than 150 MiB|memory or CPU limit"):
+        sandbox.judge(png_solid(7000, 7000), "UTC", memory_mib=150)
