@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 COMMANDS = ("simulate", "replay", "score")
-SCENARIO_NAMES = ("city", "clean", "day", "smoke", "week")  # simulators.plans.SCENARIOS
+SCENARIO_NAMES = ("city", "clean", "day", "quarter", "smoke", "week")  # simulators.plans.SCENARIOS
 FORMATS = ("gpx", "csv", "owntracks", "geojson")  # simulators.tracks.FORMATS
 
 

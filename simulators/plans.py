@@ -67,6 +67,8 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "day": {"engineers": 20, "devices": 8, "days": 1},
     "clean": {"engineers": 30, "devices": 10, "days": 3, "violations": False},
     "city": {"engineers": 200, "devices": 60, "days": 7},
+    # an investigation's quarter: few engineers, every day, for the dossier
+    "quarter": {"engineers": 8, "devices": 2, "days": 88},
 }
 
 ROLE_SHARES = (  # (role, share of engineers)
@@ -218,6 +220,47 @@ class LogFact:
 
 
 @dataclass(frozen=True)
+class NoticePlan:
+    """A rectification notice issued on site right after one of the engineer's logs (so its
+    day is logged whatever the order it arrives in), with a deadline three days on; `closed`:
+    the simulator closes it once it is open (after its deadline: every one goes overdue)."""
+
+    log: LogFact
+    closed: bool
+
+    @property
+    def msg_id(self) -> str:
+        return f"{self.log.msg_id}-notice"
+
+    @property
+    def id(self) -> str:
+        return f"{self.log.engineer_id}:{self.msg_id}"
+
+    @property
+    def ts(self) -> float:
+        return self.log.ts + 60
+
+    @property
+    def deadline(self) -> float:
+        return self.ts + 3 * 86400
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "msg_id": self.msg_id,
+            "engineer_id": self.log.engineer_id,
+            "project_id": self.log.project_id,
+            "ts": self.ts,
+            "lat": self.log.lat,
+            "lon": self.log.lon,
+            "kind": "notice",
+            "text": "整改通知：临边防护栏杆缺失，限三日内整改完毕并报监理复查。",
+            "severity": "high",
+            "deadline": self.deadline,
+            "responsible": "施工单位项目经理",
+        }
+
+
+@dataclass(frozen=True)
 class ReadingFact:
     device_id: str
     msg_id: str
@@ -256,3 +299,4 @@ class Scenario:
     # month the chief must be present (chief_absent)
     members: dict[str, list[str]] = field(default_factory=dict)
     required_days: dict[str, int] = field(default_factory=dict)
+    notices: list[NoticePlan] = field(default_factory=list)

@@ -43,6 +43,7 @@ from simulators.plans import (
     DevicePlan,
     EngineerPlan,
     Filing,
+    NoticePlan,
     Scenario,
     TrainingPlan,
     role_counts,
@@ -93,6 +94,11 @@ def build(
         _engineer_week(rng, sc, eng, tree, fences, next_seq)
     for dev in devices:
         _device_week(rng, sc, dev, next_seq)
+    if config.violations and sc.logs:  # a few notices, half of them closed (all overdue)
+        unsigned = {e.id for e in engineers if not e.sm2_public_key}  # posted by the admin
+        logs = [g for g in sc.logs if g.engineer_id in unsigned]
+        drawn = random.Random(config.seed + 4).sample(logs, min(len(logs), 4))
+        sc.notices = [NoticePlan(log, k % 2 == 0) for k, log in enumerate(drawn)]
     sc.messages.sort(key=lambda m: (m.ts, m.seq))
     sc.fixes.sort(key=lambda f: (f.engineer_id, f.ts))
     sc.injected.update(

@@ -14,9 +14,10 @@ missing_log               engineer, project, ``details.date`` (else the local da
                           before the alert's event time, the end of the day)
 device_offline            device, event time within the silence (first to next reading)
 chief_absent              project, ``details.month``
+notice_overdue            ``details.notice_id``
 ========================  ===================================================================
 
-``chief_absent`` is scored whatever its event time (the last second of its month, which can
+``chief_absent`` and ``notice_overdue`` are scored whatever their event time (the last second of its month, which can
 lie after the window). Trainings: the engineers ``GET /api/trainings/{id}`` lists as credited
 against those the truth expects, and no engineer credited twice.
 
@@ -43,6 +44,13 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from simulators.registry import api_client, check, load_endpoints
+from simulators.score_registry import (
+    fetch_dossiers,
+    fetch_trainings,
+    prf,
+    score_dossiers,
+    score_trainings,
+)
 from simulators.truth import ALERT_TYPES
 
 ATTENDANCE_TOLERANCE_MIN = 0.02  # the API rounds minutes to 2 decimals
@@ -104,15 +112,6 @@ def fetch_tracks(
         return dict(pool.map(one, engineers))
 
 
-def fetch_trainings(api: httpx.Client, run: dict[str, Any]) -> dict[str, list[str]]:
-    """The engineers credited for each of the run's trainings (repeats kept)."""
-    out = {}
-    for training_id in run.get("trainings", []):
-        t = check(api.get(f"/api/trainings/{training_id}"), f"training {training_id}")
-        out[training_id] = [a["engineer_id"] for a in t.get("attendees", [])]
-    return out
-
-
 def wait_for_monitor(
     api: httpx.Client,
     run: dict[str, Any],
@@ -154,9 +153,9 @@ def wait_for_monitor(
             for t, ids in truth.get("trainings", {}).items()
             if len(credited.get(t, [])) < len(ids)
         ]
-        absent = sum(a["type"] == "chief_absent" for a in alerts)
-        if absent < len(truth["alerts"].get("chief_absent", [])):
-            timers_pending.append("chief_absent")
+        for timed in ("chief_absent", "notice_overdue"):
+            if sum(a["type"] == timed for a in alerts) < len(truth["alerts"].get(timed, [])):
+                timers_pending.append(timed)
         snapshot = sorted((a["id"], a.get("status")) for a in alerts)
         snapshot += sorted((t, tuple(ids)) for t, ids in credited.items())
         if snapshot != previous:
@@ -205,6 +204,8 @@ def alert_key(a: dict[str, Any], tz: ZoneInfo) -> tuple[Any, ...]:
         return (a.get("device_id"), round(ts))
     if t == "chief_absent":
         return (a.get("project_id"), (a.get("details") or {}).get("month"))
+    if t == "notice_overdue":
+        return ((a.get("details") or {}).get("notice_id"),)
     if t == "missing_log":
         day = (a.get("details") or {}).get("date") or (
             dt.datetime.fromtimestamp(ts - 1, tz).date().isoformat()
@@ -222,19 +223,9 @@ def expected_key(t: str, e: dict[str, Any]) -> tuple[Any, ...]:
         return (e["device_id"], round(e["ts"]))
     if t == "chief_absent":
         return (e["project_id"], e["month"])
+    if t == "notice_overdue":
+        return (e["notice_id"],)
     return (e["device_id"], round(e["from_ts"]))
-
-
-def _prf(tp: int, fp: int, fn: int) -> dict[str, Any]:
-    return {
-        "expected": tp + fn,
-        "reported": tp + fp,
-        "true_positives": tp,
-        "false_positives": fp,
-        "false_negatives": fn,
-        "precision": 1.0 if tp + fp == 0 else round(tp / (tp + fp), 4),
-        "recall": 1.0 if tp + fn == 0 else round(tp / (tp + fn), 4),
-    }
 
 
 def score_alerts(
@@ -244,7 +235,7 @@ def score_alerts(
     lo, hi = _ts(run["window"]["from"]), _ts(run["window"]["to"])
 
     def scored(a: dict[str, Any]) -> bool:
-        return a["type"] == "chief_absent" or lo <= _ts(a["ts"]) <= hi
+        return a["type"] in ("chief_absent", "notice_overdue") or lo <= _ts(a["ts"]) <= hi
 
     inside = [a for a in reported if scored(a)]
     outside = [a for a in reported if not scored(a)]
@@ -260,7 +251,7 @@ def score_alerts(
             tp = sum((want & got).values())
             fps = [a for a in rep if got[alert_key(a, tz)] > want.get(alert_key(a, tz), 0)]
             fns = [e for e in exp if want[expected_key(t, e)] > got.get(expected_key(t, e), 0)]
-            result = _prf(tp, sum((got - want).values()), sum((want - got).values()))
+            result = prf(tp, sum((got - want).values()), sum((want - got).values()))
         result["checked"] = t in truth.get("checked_rules", ALERT_TYPES)
         result["examples"] = {
             "false_positives": [_brief(a) for a in fps[:5]],
@@ -293,7 +284,7 @@ def _match_silences(
             used.add(id(hit))
     fns = [e for e in exp if id(e) not in used]
     tp = len(exp) - len(fns)
-    return _prf(tp, len(fps), len(fns)), fps, fns
+    return prf(tp, len(fps), len(fns)), fps, fns
 
 
 def _brief(a: dict[str, Any]) -> dict[str, Any]:
@@ -334,20 +325,6 @@ def score_attendance(truth: dict[str, Any], rows: list[dict[str, Any]]) -> dict[
             "missing": [list(k) for k in sorted(want.keys() - got.keys())[:5]],
             "extra": [list(k) for k in sorted(got.keys() - want.keys())[:5]],
             "worst": sorted(errors, key=lambda e: -e["minutes_error"])[:3],
-        },
-    }
-
-
-def score_trainings(truth: dict[str, Any], credited: dict[str, list[str]]) -> dict[str, Any]:
-    want = {(t, e) for t, ids in truth.get("trainings", {}).items() for e in ids}
-    got = {(t, e) for t, ids in credited.items() for e in ids}
-    twice = sum(len(ids) - len(set(ids)) for ids in credited.values())
-    return {
-        **_prf(len(want & got), len(got - want), len(want - got)),
-        "credited_twice": twice,
-        "examples": {
-            "false_positives": sorted(got - want)[:5],
-            "false_negatives": sorted(want - got)[:5],
         },
     }
 
@@ -400,6 +377,7 @@ def score_run(
         attendance = fetch_attendance(api, run)
         tracks = fetch_tracks(api, run["engineers"], run["dates"])
         credited = fetch_trainings(api, run)
+        dossiers = fetch_dossiers(api, run)
     alert_scores = score_alerts(truth, alerts, run)
     outside = alert_scores.pop("_outside_window")
     result = {
@@ -414,6 +392,7 @@ def score_run(
         "attendance": score_attendance(truth, attendance),
         "fixes": score_fixes(truth, tracks),
         "trainings": score_trainings(truth, credited),
+        "dossiers": score_dossiers(truth, dossiers),
     }
     checked = [t for t, s in alert_scores.items() if s["checked"]]
     result["perfect"] = (
@@ -423,6 +402,7 @@ def score_run(
         )
         and result["trainings"]["precision"] == result["trainings"]["recall"] == 1.0
         and result["trainings"]["credited_twice"] == 0
+        and result["dossiers"]["mismatched"] == 0
         and result["fixes"]["lost"] == 0
         and result["fixes"]["duplicated"] == 0
         and result["attendance"]["missing_rows"] == 0

@@ -107,7 +107,7 @@ def compute_truth(
         )
         for t in sc.trainings
     ]
-    return truth_mod.compute(
+    truth = truth_mod.compute(
         fixes=sc.fixes,
         logs=sc.logs,
         readings=sc.readings,
@@ -120,6 +120,9 @@ def compute_truth(
         trainings=trainings,
         now=now,
     )
+    now_s = now if now is not None else time.time()
+    truth.alerts["notice_overdue"] = truth_mod.notice_overdue(sc.notices, now_s)
+    return truth
 
 
 def register(api: Any, sc: Scenario) -> dict[str, str]:
@@ -190,6 +193,20 @@ def register(api: Any, sc: Scenario) -> dict[str, str]:
     return passwords
 
 
+def post_notices(api: Any, sc: Scenario, timeout_s: float = 300.0) -> None:
+    """The scenario's notices through `POST /api/records` (MQTT takes none), after the
+    messages; then, once the worker has opened them, close the ones to close."""
+    for n in sc.notices:
+        check(api.post("/api/records", data={"record": json.dumps(n.record())}), f"notice {n.id}")
+    deadline = time.monotonic() + timeout_s
+    for n in [n for n in sc.notices if n.closed]:
+        while api.get(f"/api/notices/{n.id}").status_code != 200:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"notice {n.id} was not opened within {timeout_s:.0f} s")
+            time.sleep(1.0)
+        check(api.post(f"/api/notices/{n.id}/close", json={"note": "复查合格"}), f"closing {n.id}")
+
+
 def write_run_dir(
     out: Path,
     sc: Scenario,
@@ -233,6 +250,7 @@ def write_run_dir(
         "devices": [d.id for d in sc.devices],
         "projects": [s.id for s in sc.sites],
         "trainings": [t.id for t in sc.trainings],
+        "notices": [n.id for n in sc.notices],
         "foreign_projects": [i for i, _, _ in foreign],
         "counts": {
             "messages": len(sc.messages),
@@ -259,6 +277,11 @@ def write_run_dir(
         },
         "borderline": truth.borderline,
         "trainings": truth.trainings,
+        "days_without_log": truth.days_without_log,
+        "open_notices": {
+            s.id: sorted(n.id for n in sc.notices if not n.closed and n.log.project_id == s.id)
+            for s in sc.sites
+        },
     }
     registry = {
         "projects": {
@@ -369,6 +392,8 @@ def run_simulate(args: argparse.Namespace) -> int:
             note=lambda m: dt.datetime.fromtimestamp(m.ts, tz).strftime("%m-%d %H:%M"),
         )
     run["publish"] = {**stats.to_dict(), "identity": args.identity}
+    with api_client(endpoints, token) as api:
+        post_notices(api, sc)
     (out / "run.json").write_text(json.dumps(run, ensure_ascii=False, indent=2))
     summary = {
         "run_dir": str(out),

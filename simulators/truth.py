@@ -26,6 +26,10 @@ the same answer, and this module says which reading it uses:
 * trainings: the engineers whose usable fixes inside the training's polygon during its window
   (both ends included, a re-sent fix once) cover ``min_minutes_present`` the way attendance
   counts minutes (gaps of at most ``max_gap_s``).
+* the dossier's days without a log: per project and engineer, every local day with an on-site
+  fix there and no log for it there (closed or not: the dossier lists them all).
+* ``notice_overdue``: a simulated notice whose deadline has passed when the truth is computed
+  (the simulator closes the ones it closes after the run, so never by their deadline).
 * ``missing_log``: a day counts once the engineer's own later records are past its end plus
   ``allowed_lateness_s`` (each engineer sends a closing record after the last day).
 * ``device_offline`` (stream time): a silence is a gap between consecutive readings of a device
@@ -56,6 +60,7 @@ ALERT_TYPES = (
     "missing_log",
     "practice_while_suspended",
     "chief_absent",
+    "notice_overdue",
 )
 
 
@@ -135,6 +140,8 @@ class Truth:
     alerts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     attendance: list[dict[str, Any]] = field(default_factory=list)
     trainings: dict[str, list[str]] = field(default_factory=dict)  # id -> attendees
+    # the dossier's days without a log: project -> engineer -> on-site days without a record
+    days_without_log: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     fixes_by_engineer_date: dict[str, dict[str, int]] = field(default_factory=dict)
     fix_ids: dict[str, list[str]] = field(default_factory=dict)
     borderline: list[dict[str, Any]] = field(default_factory=list)
@@ -333,6 +340,7 @@ def compute(
     for eng_id, pid, day in sorted(on_site):
         if (eng_id, pid, day) in logged:
             continue
+        truth.days_without_log.setdefault(pid, {}).setdefault(eng_id, []).append(day.isoformat())
         end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=tz).timestamp()
         if stream_end[eng_id] > end + rules.allowed_lateness_s:
             truth.alerts["missing_log"].append(
@@ -464,3 +472,13 @@ def training_attendees(
         if inside and seconds / 60.0 >= training.min_minutes_present:
             out.append(items[0].engineer_id)
     return sorted(out)
+
+
+def notice_overdue(notices: Iterable[Any], now: float) -> list[dict[str, Any]]:
+    """`.id .engineer_id .project_id .deadline .closed`: a notice whose deadline has passed
+    was not closed by it (the simulator closes notices after the run, past their deadlines)."""
+    return [
+        {"notice_id": n.id, "engineer_id": n.log.engineer_id, "project_id": n.log.project_id}
+        for n in notices
+        if n.deadline <= now
+    ]

@@ -332,6 +332,37 @@ def test_simulated_week_scores_perfectly(
     assert score["perfect"] and rc == 0
 
 
+def test_the_dossier_of_a_simulated_quarter_matches_its_ground_truth(
+    sw: StackClient, running_stack: Stack, tmp_path: Path, artifacts: Path
+) -> None:
+    """88 simulated days of 8 engineers: every project's dossier names exactly the days each
+    engineer was on site there without a log and the notices left open (the truth computes
+    them from the facts), and the rest of the run scores as the week does."""
+    tag = uuid.uuid4().hex[:4].upper()
+    run_dir = tmp_path / "quarter"
+    rc = sitewatch(
+        ["simulate", "quarter", "--data-dir", str(running_stack.options.data_dir)]
+        + ["--seed", "20261206", "--run-id", f"SQ{tag}", "--devices-per-site", "1"]
+        + ["--out", str(run_dir)]
+    )
+    assert rc == 0
+    rc = sitewatch(["score", str(run_dir), "--wait", "600"])
+    score = _score(run_dir)
+    (artifacts / "simulators-quarter-score.json").write_text(json.dumps(score, indent=2))
+    dossiers = score["dossiers"]
+    assert dossiers["projects"] >= 3 and dossiers["days_expected"] > 0, dossiers
+    assert dossiers["mismatched"] == 0, dossiers
+    assert dossiers["days_in_dossiers"] == dossiers["days_expected"]
+    # notices left open: named by the dossier of their project (half of them were closed)
+    assert dossiers["open_notices_expected"] > 0
+    assert dossiers["open_notices_in_dossiers"] == dossiers["open_notices_expected"]
+    overdue = score["alerts"]["notice_overdue"]
+    assert overdue["expected"] > 0 and (overdue["precision"], overdue["recall"]) == (1.0, 1.0)
+    missing = score["alerts"]["missing_log"]
+    assert missing["expected"] > 0 and (missing["precision"], missing["recall"]) == (1.0, 1.0)
+    assert score["perfect"] and rc == 0, {k: v for k, v in score.items() if k != "alerts"}
+
+
 def test_several_devices_per_project(
     sw: StackClient, running_stack: Stack, tmp_path: Path, artifacts: Path
 ) -> None:
