@@ -15,6 +15,11 @@ class FileStore:
     def __init__(self, root: Path) -> None:
         self.root = root
 
+    @classmethod
+    def of(cls, data_dir: Path) -> FileStore:
+        """The store of a SiteWatch data directory."""
+        return cls(data_dir / "files")
+
     def path_of(self, sm3: str) -> Path:
         return self.root / sm3[:2] / sm3
 

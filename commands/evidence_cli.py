@@ -158,7 +158,7 @@ def _verify_db(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
                     engineer_id,
                     retention_days=settings.retention_days,
                     seals=seals,
-                    file_digest=FileStore(settings.data_dir / "files").digest_of,
+                    file_digest=FileStore.of(settings.data_dir).digest_of,
                 )
                 out = result.as_dict()
                 if problems:

@@ -116,6 +116,25 @@ class StackClient:
         assert r.status_code == 201, r.text
         return dict(r.json())
 
+    def check_in(
+        self, eng: dict[str, Any], suffix: str, ts: float, lon: float, lat: float, acc: float = 5
+    ) -> None:
+        """A check-in of a registered engineer (`new_engineer`'s answer) with its own MQTT
+        credentials; msg_id `{engineer id}-{suffix}`."""
+        self.publish(
+            f"sitewatch/checkin/{eng['id']}",
+            {
+                "msg_id": f"{eng['id']}-{suffix}",
+                "engineer_id": eng["id"],
+                "ts": ts,
+                "lat": lat,
+                "lon": lon,
+                "acc": acc,
+            },
+            username=eng["id"],
+            password=eng["mqtt_password"],
+        )
+
     def ws_url(self, token: str | None = None, region: str | None = None) -> str:
         url = self.http.replace("http://", "ws://") + f"/ws/live?token={token or self.admin_token}"
         return url + (f"&region={region}" if region else "")

@@ -18,6 +18,7 @@ from sqlalchemy import text
 from attachments.files import FileStore
 from live_api.deps import Conn, CurrentCaller, SettingsDep
 from live_api.dossier_formats import as_csv, as_pdf
+from live_api.history_formats import download
 from live_api.routes.project_lifecycle import project_assignments, visible_project
 from store import evidence as evidence_store
 from store.queries import attendance
@@ -81,17 +82,9 @@ async def project_dossier(
     doc = await dossier(conn, caller, settings, project, first, last)
     name = f"dossier-{project_id}-{first}-{last}"
     if format == "csv":
-        return Response(
-            as_csv(doc),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
-        )
+        return download(as_csv(doc), "text/csv; charset=utf-8", f"{name}.csv")
     if format == "pdf":
-        return Response(
-            await run_in_threadpool(as_pdf, doc),
-            media_type="application/pdf",
-            headers={"Content-Disposition": f'attachment; filename="{name}.pdf"'},
-        )
+        return download(await run_in_threadpool(as_pdf, doc), "application/pdf", f"{name}.pdf")
     return Response(_json(doc), media_type="application/json")
 
 
@@ -125,7 +118,7 @@ async def dossier(
     on_site: dict[str, list[str]] = defaultdict(list)
     for d in days:
         on_site[d["engineer_id"]].append(d["date"])
-    files = FileStore(settings.data_dir / "files")
+    files = FileStore.of(settings.data_dir)
     engineers = []
     for engineer_id in involved:
         verified = await evidence_store.verify(

@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select, text
 
@@ -25,7 +24,7 @@ from attachments.files import FileStore
 from geofence.codes import code_prefix
 from live_api.auth import Caller
 from live_api.deps import Conn, CurrentCaller, SettingsDep, credit_rules, unknown
-from live_api.history_formats import as_csv, as_geojson, iso
+from live_api.history_formats import as_csv, as_geojson, download, iso
 from rules import credit as credit_model
 from rules import evidence_chain as chain
 from store import credit_facts as credit_store
@@ -223,7 +222,7 @@ async def evidence_verify(
     eng = await _engineer(conn, caller, engineer_id)
     await _access(conn, caller, eng)
     seals, problems = await run_in_threadpool(seal_store.trusted_seals, settings)
-    files = FileStore(settings.data_dir / "files")
+    files = FileStore.of(settings.data_dir)
     result = await store.verify(
         conn,
         engineer_id,
@@ -396,18 +395,10 @@ async def engineer_history(
     }
     filename = f"history-{engineer_id}-{first}-{last}"
     if format == "csv":
-        return Response(
-            as_csv(data),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
-        )
+        return download(as_csv(data), "text/csv; charset=utf-8", f"{filename}.csv")
     if format == "geojson":
         body = json.dumps(as_geojson(data, meta), ensure_ascii=False, default=iso)
-        return Response(
-            body,
-            media_type="application/geo+json",
-            headers={"Content-Disposition": f'attachment; filename="{filename}.geojson"'},
-        )
+        return download(body, "application/geo+json", f"{filename}.geojson")
     return {
         **meta,
         "counts": {k: len(v) for k, v in data.items()},

@@ -20,6 +20,7 @@ from geofence.codes import code_prefix
 from live_api import audit, schemas
 from live_api.auth import Caller
 from live_api.deps import Conn, CurrentCaller, SettingsDep, in_region, scope_region, unknown
+from live_api.history_formats import download
 from rules.alerts import live_alert
 from store import alert_events
 from store import evidence as store_evidence
@@ -445,11 +446,7 @@ async def attendance_report(
                 }
             )
     filename = f"attendance-{code or 'all'}-{month}{'-daily' if detail == 'day' else ''}.csv"
-    return Response(
-        out.getvalue(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+    return download(out.getvalue(), "text/csv; charset=utf-8", filename)
 
 
 def _local(iso: str, tz: ZoneInfo) -> str:

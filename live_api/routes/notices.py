@@ -64,15 +64,6 @@ class NoteIn(BaseModel):
     note: str | None = Field(default=None, max_length=2000)
 
 
-def notice_fields(obj: dict[str, Any], issued_ts: float, msg_id: str) -> dict[str, Any]:
-    """A notice's own fields from its record's JSON (rules.notices.fields_of), checked before
-    the record is taken; raises `HTTPException` 400."""
-    try:
-        return rules.fields_of(obj, issued_ts, msg_id)
-    except rules.NotAllowed as why:
-        raise HTTPException(400, {"reason": "bad_value", "message": str(why)}) from None
-
-
 def _out(row: Any, events: list[Any] | None = None) -> NoticeOut:
     return NoticeOut(
         id=row.id,
@@ -185,7 +176,7 @@ async def rectify_notice(
             raise HTTPException(400, {"reason": "bad_file", "message": f"{field}: not a photo"})
         photos.append({"sm3": sm3_hex(data), "type": checked.type, "bytes": len(data)})
         kept.append(data)
-    files = FileStore(settings.data_dir / "files")
+    files = FileStore.of(settings.data_dir)
     for data in kept:
         await run_in_threadpool(files.put, data)
     async with engine.begin() as conn:

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from attachments.files import FileStore
 from geofence.codes import code_prefix
 from live_api.deps import Conn, CurrentCaller
+from live_api.history_formats import download
 from live_api.routes.records import AttachmentOut
 from wire.codecs import RECORD_KINDS
 
@@ -134,15 +135,8 @@ async def get_attachment(
     ]
     if not readable:  # the same answer as for no file: whether one exists is not told
         raise HTTPException(404, f"no record you may read names a file {sm3}")
-    store = FileStore(request.app.state.settings.data_dir / "files")
+    store = FileStore.of(request.app.state.settings.data_dir)
     data = await run_in_threadpool(store.read, sm3)
     if data is None:
         raise HTTPException(404, f"file {sm3} is named but no longer stored")
-    return Response(
-        data,
-        media_type=readable[0].type,
-        headers={
-            "Content-Disposition": f'attachment; filename="{sm3}"',
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    return download(data, readable[0].type, sm3)

@@ -31,7 +31,7 @@ from ingest.gate import Gate, Incoming
 from ingest.http_routes import client_address, limit
 from live_api.deps import CurrentCaller
 from live_api.multipart import multipart_body
-from live_api.routes import notices
+from rules import notices as notice_rules
 from rules.notices import NOTICE_KINDS
 from store.models import Project
 from wire.codecs import MAX_FILE_BYTES, MAX_FILES, decode_record
@@ -81,9 +81,7 @@ async def upload_record(request: Request, caller: CurrentCaller) -> RecordAccept
         record, parts = await _decoded(request, caller, payload, list(form.multi_items()))
     except Rejected as why:
         raise await _refused(request, payload, why) from None
-    if record.kind in NOTICE_KINDS:  # refused now rather than skipped by the worker
-        notices.notice_fields(parse_json_object(payload), record.ts, record.msg_id)
-    store = FileStore(request.app.state.settings.data_dir / "files")
+    store = FileStore.of(request.app.state.settings.data_dir)
     for data in parts.values():
         await run_in_threadpool(store.put, data)
     gate: Gate = request.app.state.gate
@@ -139,6 +137,11 @@ async def _decoded(
             for sm3, data in parts.items()
         ]
     record = decode_record(obj, engineer_id, now=time.time())
+    if record.kind in NOTICE_KINDS:  # refused now, not skipped by the worker (rules.notices)
+        try:
+            notice_rules.fields_of(obj, record.ts, record.msg_id)
+        except notice_rules.NotAllowed as why:
+            raise Rejected(Reason.BAD_VALUE, str(why)) from None
     async with request.app.state.engine.connect() as conn:
         known = (
             await conn.execute(

@@ -32,19 +32,7 @@ def _on_site(sw: StackClient, eng: dict[str, Any], day: dt.date, lon: float, lat
     """Fixes every 10 minutes 09:00-13:00 (240 minutes: present)."""
     start = dt.datetime.combine(day, dt.time(9), TZ)
     for k in range(25):
-        sw.publish(
-            f"sitewatch/checkin/{eng['id']}",
-            {
-                "msg_id": f"{eng['id']}-{day}-{k}",
-                "engineer_id": eng["id"],
-                "ts": (start + dt.timedelta(minutes=10 * k)).timestamp(),
-                "lat": lat,
-                "lon": lon,
-                "acc": 5,
-            },
-            username=eng["id"],
-            password=eng["mqtt_password"],
-        )
+        sw.check_in(eng, f"{day}-{k}", (start + dt.timedelta(minutes=10 * k)).timestamp(), lon, lat)
 
 
 def test_the_dossier_names_every_day_without_a_log_and_every_open_notice(

@@ -18,19 +18,7 @@ TZ = ZoneInfo("Asia/Shanghai")
 def _publish(
     sw: StackClient, eng: dict[str, Any], msg: str, at: dt.datetime, lon: float, lat: float
 ) -> None:
-    sw.publish(
-        f"sitewatch/checkin/{eng['id']}",
-        {
-            "msg_id": f"{eng['id']}-{msg}",
-            "engineer_id": eng["id"],
-            "ts": at.timestamp(),
-            "lat": lat,
-            "lon": lon,
-            "acc": 5,
-        },
-        username=eng["id"],
-        password=eng["mqtt_password"],
-    )
+    sw.check_in(eng, msg, at.timestamp(), lon, lat)
 
 
 def test_a_new_boundary_changes_attendance_only_from_its_effective_time(sw: StackClient) -> None:

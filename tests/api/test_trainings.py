@@ -39,18 +39,8 @@ def test_a_training_credits_those_who_were_there_long_enough_once(sw: StackClien
 
     def publish(eng: dict[str, Any], minutes: range, at_lon: float) -> None:
         for m in minutes:
-            sw.publish(
-                f"sitewatch/checkin/{eng['id']}",
-                {
-                    "msg_id": f"{eng['id']}-{m}",
-                    "engineer_id": eng["id"],
-                    "ts": (starts + dt.timedelta(minutes=m)).timestamp(),
-                    "lat": lat,
-                    "lon": at_lon,
-                    "acc": 10,
-                },
-                username=eng["id"],
-                password=eng["mqtt_password"],
+            sw.check_in(
+                eng, str(m), (starts + dt.timedelta(minutes=m)).timestamp(), at_lon, lat, 10
             )
 
     publish(stayed, range(5, 60, 10), lon)  # 5..55: 50 minutes inside

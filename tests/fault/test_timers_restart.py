@@ -50,19 +50,7 @@ def test_a_training_is_credited_once_across_worker_kills(fault_stack: FaultStack
 
     def publish(eng: dict[str, Any], minutes: range) -> None:
         for m in minutes:
-            sw.publish(
-                f"sitewatch/checkin/{eng['id']}",
-                {
-                    "msg_id": f"{eng['id']}-{m}",
-                    "engineer_id": eng["id"],
-                    "ts": (starts + dt.timedelta(minutes=m)).timestamp(),
-                    "lat": lat,
-                    "lon": lon,
-                    "acc": 10,
-                },
-                username=eng["id"],
-                password=eng["mqtt_password"],
-            )
+            sw.check_in(eng, str(m), (starts + dt.timedelta(minutes=m)).timestamp(), lon, lat, 10)
 
     def fixes_of(eng: dict[str, Any]) -> int:
         return int(sw.sql("SELECT count(*) FROM fixes WHERE engineer_id = %s", eng["id"])[0][0])
