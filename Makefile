@@ -17,7 +17,7 @@ MVN_DEPENDENCY_PLUGIN := org.apache.maven.plugins:maven-dependency-plugin:3.6.1
 # Mosquitto's journal plugin (stack/mosquitto): what it acknowledged survives a crash.
 JOURNAL_PLUGIN := .mosquitto/sitewatch_journal.so
 
-.PHONY: demo test bootstrap system python map kafka mosquitto-journal lint bench soak fuzz clean
+.PHONY: demo test bootstrap system python map console screenshots kafka mosquitto-journal lint bench soak fuzz clean
 
 demo: bootstrap
 	$(BIN)/sitewatch demo --data-dir $(DATA_DIR)
@@ -49,7 +49,7 @@ fuzz: bootstrap
 	SITEWATCH_FUZZ_REPORT=artifacts/fuzz.json $(BIN)/pytest tests/fuzz -q
 	$(BIN)/python -m tests.fuzz.report artifacts/fuzz.json docs/reliability.md
 
-bootstrap: system python map kafka mosquitto-journal
+bootstrap: system python map console kafka mosquitto-journal
 
 system:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -80,6 +80,22 @@ map_ui/node_modules/.installed: map_ui/package.json map_ui/package-lock.json
 	cd map_ui && npm ci --no-audit --no-fund
 	touch $@
 
+# The console (console_ui/): Vue 3 + ECharts from npm, built by Vite into console_ui/dist.
+CONSOLE_SOURCES := $(shell find console_ui/src -type f 2>/dev/null) console_ui/index.html \
+  console_ui/vite.config.js
+console: console_ui/dist/index.html
+
+console_ui/node_modules/.installed: console_ui/package.json console_ui/package-lock.json
+	cd console_ui && npm ci --no-audit --no-fund
+	touch $@
+
+console_ui/dist/index.html: console_ui/node_modules/.installed $(CONSOLE_SOURCES)
+	cd console_ui && npm run --silent build -- --logLevel warn
+
+# Screenshots of every console page, as each role, in both languages (docs/console/).
+screenshots: bootstrap
+	$(BIN)/python -m measure.console_shots docs/console
+
 kafka: $(KAFKA_STAMP)
 
 $(KAFKA_STAMP): stack/kafka/pom.xml
@@ -95,4 +111,4 @@ $(JOURNAL_PLUGIN): stack/mosquitto/sitewatch_journal.c
 	gcc -shared -fPIC -O2 -Wall -Wextra -Werror -o $@ $<
 
 clean:
-	rm -rf $(VENV) map_ui/node_modules .kafka .mosquitto
+	rm -rf $(VENV) map_ui/node_modules console_ui/node_modules console_ui/dist .kafka .mosquitto

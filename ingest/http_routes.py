@@ -30,7 +30,7 @@ router = APIRouter(tags=["ingest"])
 MAX_BODY = 64 * 1024
 
 
-async def _admit(request: Request, path: str, payload: bytes, decoded: Record | Rejected) -> Any:
+async def admit(request: Request, path: str, payload: bytes, decoded: Record | Rejected) -> Any:
     gate: Gate = request.app.state.gate
     (verdict,) = await gate.admit([Incoming("http", path, payload, time.time(), decoded)])
     if verdict is not None:
@@ -62,7 +62,7 @@ def limit(request: Request, name: str, key: str) -> None:
         )
 
 
-async def _body(request: Request, path: str) -> bytes:
+async def read_body(request: Request, path: str) -> bytes:
     body = await request.body()
     if len(body) > MAX_BODY:
         why = Rejected(Reason.TOO_LARGE, f"body larger than {MAX_BODY} bytes")
@@ -78,7 +78,7 @@ async def osmand(request: Request) -> JSONResponse:
     is the phone's secret OsmAnd id (`POST /api/engineers/{id}/phones`); the engineer's own id
     only where `SITEWATCH_OSMAND_ENGINEER_IDS=true` (v1 clients, for migration)."""
     limit(request, "ingest_address", client_address(request))
-    body = await _body(request, "/osmand") if request.method == "POST" else b""
+    body = await read_body(request, "/osmand") if request.method == "POST" else b""
     params = dict(request.query_params)
     try:
         decoded: Record | Rejected = await _as_engineer(
@@ -96,7 +96,7 @@ async def osmand(request: Request) -> JSONResponse:
         if body
         else str(request.url.query).encode()
     )
-    await _admit(request, "/osmand", payload, decoded)
+    await admit(request, "/osmand", payload, decoded)
     return JSONResponse({"status": "ok"})
 
 
@@ -128,7 +128,7 @@ async def owntracks(request: Request) -> JSONResponse:
     app sends them); the user of X-Limit-U or ?u=, when given, must be the same; device from
     X-Limit-D or ?d=. Answers `[]` (no friends' locations) as the app expects."""
     limit(request, "ingest_address", client_address(request))
-    body = await _body(request, "/owntracks")
+    body = await read_body(request, "/owntracks")
     user = await basic_user(request)
     if user is None:
         why = Rejected(
@@ -155,7 +155,7 @@ async def owntracks(request: Request) -> JSONResponse:
     if isinstance(decoded, Rejected) and decoded.reason == "ignored_type":
         await _admit_quietly(request, body, decoded)
         return JSONResponse([])
-    await _admit(request, "/owntracks", body, decoded)
+    await admit(request, "/owntracks", body, decoded)
     return JSONResponse([])
 
 

@@ -34,7 +34,10 @@ from live_api.health import HealthMonitor
 from live_api.hub import Hub
 from live_api.routes import (
     accounts,
+    alerts,
+    checkin,
     continuing_education,
+    dashboard,
     device_lifecycle,
     devices,
     dossier,
@@ -65,6 +68,8 @@ from store.retry import is_poison
 log = logging.getLogger("sitewatch.api")
 
 MAP_DIR = Path(__file__).resolve().parent.parent / "map_ui"
+# the console's build (console_ui/, `make console` runs `vite build` at install time)
+CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console_ui" / "dist"
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -196,6 +201,9 @@ def create_app(settings: Settings) -> FastAPI:
         record_reads,
         notices,
         dossier,
+        alerts,
+        dashboard,
+        checkin,
     ):
         app.include_router(resource.router)
     app.include_router(facts.router)
@@ -209,10 +217,12 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
-        return RedirectResponse("/map/")
+        return RedirectResponse("/console/" if CONSOLE_DIR.exists() else "/map/")
 
     if MAP_DIR.exists():
         app.mount("/map", StaticFiles(directory=MAP_DIR, html=True), name="map")
+    if CONSOLE_DIR.exists():
+        app.mount("/console", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")
     return app
 
 

@@ -449,6 +449,10 @@ class AlertAction(BaseModel):
     note: str | None = Field(default=None, max_length=2000)
 
 
+class AlertNote(BaseModel):
+    note: str = Field(min_length=1, max_length=2000)
+
+
 class AttendanceOut(BaseModel):
     engineer_id: str
     project_id: str

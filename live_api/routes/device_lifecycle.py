@@ -5,7 +5,10 @@ to the next readings; the ingest directory reads a retired device again within 3
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request, Response
+import datetime as dt
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from sqlalchemy import select, update
 
 from live_api import audit, schemas
@@ -13,7 +16,7 @@ from live_api.deps import Admin, Conn, CurrentCaller
 from live_api.routes.devices import _device_out, visible_device
 from live_api.routes.registry import change_history, check_if_match, diff, etag, retire
 from store import alert_events
-from store.models import Alert, Device, Project
+from store.models import Alert, Device, Project, Telemetry
 
 router = APIRouter(prefix="/api")
 
@@ -80,3 +83,21 @@ async def device_changes(device_id: str, conn: Conn, caller: CurrentCaller) -> l
     """Who changed what and when, oldest first, to whoever may read the device."""
     await visible_device(conn, caller, device_id)
     return await change_history(conn, "device", device_id)
+
+
+@router.get("/devices/{device_id}/telemetry", tags=["devices"])
+async def device_telemetry(
+    device_id: str,
+    conn: Conn,
+    caller: CurrentCaller,
+    since: dt.datetime | None = None,
+    limit: int = Query(default=500, ge=1, le=5000),
+) -> list[dict[str, Any]]:
+    """The device's latest accepted readings, newest first (`since`: naive means UTC); its
+    vendor, admins and regulators of its project's region."""
+    await visible_device(conn, caller, device_id)
+    q = select(Telemetry.ts, Telemetry.metrics).where(Telemetry.device_id == device_id)
+    if since is not None:
+        q = q.where(Telemetry.ts >= (since if since.tzinfo else since.replace(tzinfo=dt.UTC)))
+    rows = await conn.execute(q.order_by(Telemetry.ts.desc()).limit(limit))
+    return [{"ts": r.ts.isoformat(), "metrics": r.metrics} for r in rows]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from devices.credentials import new_osmand_id, secret_hash
@@ -207,26 +207,42 @@ async def _regulated_engineers(conn: Any, code: str) -> tuple[set[str], Any]:
 async def list_engineers(
     conn: Conn,
     caller: CurrentCaller,
+    response: Response,
     region: str | None = RegionQuery,
     cert_status: str | None = Query(default=None, pattern="^(valid|suspended|expired)$"),
+    q: str | None = Query(default=None, max_length=64, description="part of the id or name"),
+    limit: int | None = Query(default=None, ge=1, le=1000, description="a page; default all"),
+    offset: int = Query(default=0, ge=0, le=1_000_000),
 ) -> list[schemas.EngineerOut]:
     """The engineers the caller may see (personal fields masked): all (admin); those registered
     in, filed for or working on a project in its region (regulator; `region` narrows it to
-    engineers registered there); itself (engineer); none (vendor)."""
+    engineers registered there); itself (engineer); none (vendor). `X-Total-Count` holds how
+    many match, for paging with `limit` and `offset`."""
     code = scope_region(caller, region)
-    q = select(Engineer).order_by(Engineer.id)
+    conditions: list[Any] = []
     if caller.role == "regulator":
         ids, condition = await _regulated_engineers(conn, caller.region_code or "")
-        q = q.where(or_(condition, Engineer.id.in_(ids)) if ids else condition)
+        conditions.append(or_(condition, Engineer.id.in_(ids)) if ids else condition)
     elif caller.role == "engineer":
-        q = q.where(Engineer.id == caller.engineer_id)
+        conditions.append(Engineer.id == caller.engineer_id)
     elif caller.role == "vendor":
+        response.headers["X-Total-Count"] = "0"
         return []
     if code:
-        q = q.where(in_region(Engineer.registered_region, code))
+        conditions.append(in_region(Engineer.registered_region, code))
     if cert_status:
-        q = q.where(Engineer.cert_status == cert_status)
-    return [engineer_out(r) for r in await conn.execute(q)]
+        conditions.append(Engineer.cert_status == cert_status)
+    if q:
+        conditions.append(
+            or_(
+                Engineer.id.icontains(q, autoescape=True),
+                Engineer.name.icontains(q, autoescape=True),
+            )
+        )
+    total = await conn.scalar(select(func.count()).select_from(Engineer).where(*conditions))
+    response.headers["X-Total-Count"] = str(total)
+    page = select(Engineer).where(*conditions).order_by(Engineer.id).offset(offset).limit(limit)
+    return [engineer_out(r) for r in await conn.execute(page)]
 
 
 async def _may_see_engineer(conn: Any, caller: Caller, row: Any) -> bool:

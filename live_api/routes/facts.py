@@ -1,4 +1,4 @@
-"""Alerts and their lifecycle, attendance, tracks and rejected messages (CONTRACT section 2)."""
+"""Attendance, tracks and rejected messages (CONTRACT section 2)."""
 
 from __future__ import annotations
 
@@ -9,26 +9,16 @@ import logging
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-import orjson
-from fastapi import APIRouter, BackgroundTasks, HTTPException, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, HTTPException, Query, Response
 from geoalchemy2.shape import to_shape
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from config import topics
 from geofence.codes import code_prefix
-from live_api import audit, schemas
+from live_api import schemas
 from live_api.auth import Caller
-from live_api.deps import Conn, CurrentCaller, SettingsDep, in_region, scope_region, unknown
+from live_api.deps import Conn, CurrentCaller, SettingsDep, scope_region, unknown
 from live_api.history_formats import download
-from rules.alerts import live_alert
-from store import alert_events
-from store import evidence as store_evidence
-from store import seals as seal_store
 from store.models import (
-    Alert,
-    AlertEvent,
-    AlertHistory,
     Engineer,
     Fix,
     Project,
@@ -47,165 +37,6 @@ def _region_filter(caller: Caller, region: str | None) -> str | None:
     return scope_region(caller, region)  # 403 for a regulator naming another region
 
 
-async def _alert_out(conn: Any, rows: list[Any]) -> list[dict[str, Any]]:
-    ids = [r.id for r in rows]
-    history: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
-    if ids:
-        for h in await conn.execute(
-            select(AlertHistory).where(AlertHistory.alert_id.in_(ids)).order_by(AlertHistory.id)
-        ):
-            history[h.alert_id].append(
-                {"status": h.status, "note": h.note, "actor": h.actor, "at": h.at.isoformat()}
-            )
-    return [
-        {
-            "id": r.id,
-            "type": r.type,
-            "status": r.status,
-            "region_code": r.region_code,
-            "engineer_id": r.engineer_id,
-            "device_id": r.device_id,
-            "project_id": r.project_id,
-            "ts": r.ts,
-            "created_at": r.created_at,
-            "details": r.details,
-            "history": history[r.id],
-        }
-        for r in rows
-    ]
-
-
-@router.get("/alerts", response_model=list[schemas.AlertOut], tags=["alerts"])
-async def list_alerts(
-    conn: Conn,
-    caller: CurrentCaller,
-    type: str | None = Query(default=None, max_length=32),
-    region: str | None = Query(default=None, max_length=9),
-    engineer_id: str | None = Query(default=None, max_length=64),
-    device_id: str | None = Query(default=None, max_length=64),
-    status: Literal["open", "acked", "resolved"] | None = None,
-    since: dt.datetime | None = Since,
-    limit: int = Query(default=1000, ge=1, le=10_000),
-) -> list[dict[str, Any]]:
-    q = select(Alert).order_by(Alert.ts.desc()).limit(limit)
-    if type:
-        q = q.where(Alert.type == type)
-    if region:
-        q = q.where(in_region(Alert.region_code, _region_filter(caller, region) or ""))
-    if caller.role == "regulator":  # scope before the limit
-        q = q.where(in_region(Alert.region_code, caller.region_code or ""))
-    if engineer_id:
-        q = q.where(Alert.engineer_id == engineer_id)
-    if device_id:
-        q = q.where(Alert.device_id == device_id)
-    if status:
-        q = q.where(Alert.status == status)
-    if since:
-        q = q.where(Alert.ts >= (since if since.tzinfo else since.replace(tzinfo=dt.UTC)))
-    rows = [
-        r
-        for r in (await conn.execute(q)).all()
-        if caller.sees(region_code=r.region_code, engineer_id=r.engineer_id, device_id=r.device_id)
-    ]
-    return await _alert_out(conn, rows)
-
-
-async def _transition(
-    conn: Any, caller: Caller, alert_id: str, status: str, note: str | None
-) -> dict[str, Any]:
-    # locked: two changes of one alert at once (two regulators, or the worker closing it)
-    # see each other's result instead of both passing the checks below
-    row = (await conn.execute(select(Alert).where(Alert.id == alert_id).with_for_update())).first()
-    if row is None:
-        raise unknown(caller, "alert", alert_id)
-    if caller.role not in ("admin", "regulator") or not caller.sees_region(row.region_code):
-        raise HTTPException(403, f"alert {alert_id!r} is outside your region or role")
-    if row.status == "resolved":
-        raise HTTPException(409, f"alert {alert_id!r} is already resolved")
-    if status == "acked" and row.status == "acked":
-        raise HTTPException(409, f"alert {alert_id!r} is already acknowledged")
-    await conn.execute(update(Alert).where(Alert.id == alert_id).values(status=status))
-    await alert_events.changed(conn, [alert_id], status, note, caller.name)
-    await audit.record(
-        conn, caller, f"alert.{status}", f"alert:{alert_id}", before=row.status, note=note
-    )
-    row = (await conn.execute(select(Alert).where(Alert.id == alert_id))).one()
-    return (await _alert_out(conn, [row]))[0]
-
-
-async def _push_live(request: Request, alert: dict[str, Any]) -> None:
-    """Tell every map whose region covers the alert that its status changed (the same `alert`
-    message the worker sends for a new one). Runs after the response, so after the commit;
-    a failure only costs the live update (REST has the truth), so it is logged, not raised."""
-    gate = getattr(request.app.state, "gate", None)
-    if gate is None:
-        return
-    try:
-        await gate.producer.send_and_wait(
-            topics.LIVE, key=b"live", value=orjson.dumps([live_alert(alert)])
-        )
-    except Exception as exc:  # noqa: BLE001 - Kafka down: the live update is best effort
-        log.warning("alert %s changed but could not be pushed live: %r", alert["id"], exc)
-
-
-@router.post("/alerts/{alert_id}/ack", response_model=schemas.AlertOut, tags=["alerts"])
-async def ack_alert(
-    alert_id: str,
-    conn: Conn,
-    caller: CurrentCaller,
-    request: Request,
-    background: BackgroundTasks,
-    body: schemas.AlertAction | None = None,
-) -> dict[str, Any]:
-    out = await _transition(conn, caller, alert_id, "acked", body.note if body else None)
-    background.add_task(_push_live, request, out)
-    return out
-
-
-@router.post("/alerts/{alert_id}/resolve", response_model=schemas.AlertOut, tags=["alerts"])
-async def resolve_alert(
-    alert_id: str,
-    conn: Conn,
-    caller: CurrentCaller,
-    request: Request,
-    background: BackgroundTasks,
-    body: schemas.AlertAction | None = None,
-) -> dict[str, Any]:
-    out = await _transition(conn, caller, alert_id, "resolved", body.note if body else None)
-    background.add_task(_push_live, request, out)
-    return out
-
-
-@router.get("/alerts/{alert_id}/verify", tags=["alerts"])
-async def verify_alert(
-    alert_id: str, conn: Conn, caller: CurrentCaller, settings: SettingsDep
-) -> dict[str, Any]:
-    """The alert's chain of events (docs/evidence.md, "Alerts"): every link, the stored alert
-    and its history against what was chained, and the seals. `{ok, events, head}`; when not
-    ok, `broken_at`, `reason` (hash_mismatch, prev_mismatch, seq_gap, fact_mismatch,
-    fact_missing, history_mismatch, not_chained, seal_mismatch) and `message`."""
-    await store_evidence.one_snapshot(conn)
-    row = (await conn.execute(select(Alert.region_code).where(Alert.id == alert_id))).first()
-    chained = await conn.execute(
-        select(AlertEvent.seq).where(AlertEvent.alert_id == alert_id).limit(1)
-    )
-    if row is None and (caller.role != "admin" or chained.first() is None):
-        raise unknown(caller, "alert", alert_id)  # a trimmed alert's chain: admins only
-    if row is not None and not caller.sees_region(row.region_code):
-        raise HTTPException(403, f"alert {alert_id!r} is outside your region or role")
-    seals, problems = await run_in_threadpool(seal_store.trusted_seals, settings)
-    out = await alert_events.verify(
-        conn, alert_id, retention_days=settings.retention_days, seals=seals
-    )
-    if problems:  # a seal file altered or signed by another key: never trusted, always said
-        seal_info = out.get("seals")
-        out["seals"] = {
-            **(seal_info if isinstance(seal_info, dict) else {}),
-            "rejected_files": problems[:20],
-        }
-    return out
-
-
 @router.get("/attendance", response_model=list[schemas.AttendanceOut], tags=["attendance"])
 async def get_attendance(
     conn: Conn,
@@ -214,7 +45,14 @@ async def get_attendance(
     engineer_id: str | None = Query(default=None, max_length=64),
     project_id: str | None = Query(default=None, max_length=64),
     date: dt.date | None = None,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
 ) -> list[dict[str, Any]]:
+    """Per engineer, project and local day; `date`, or a range of at most 92 days."""
+    if date_from and date_to and not dt.timedelta(0) <= date_to - date_from <= dt.timedelta(92):
+        raise HTTPException(422, "date_to must be 0 to 92 days after date_from")
+    if (date_from is None) != (date_to is None):
+        raise HTTPException(422, "give both date_from and date_to, or neither")
     rows = await attendance(
         conn,
         max_gap_s=settings.max_gap_s,
@@ -223,6 +61,8 @@ async def get_attendance(
         engineer_id=engineer_id,
         project_id=project_id,
         date=date,
+        date_from=date_from,
+        date_to=date_to,
     )
     return [
         r for r in rows if caller.sees(region_code=r["region_code"], engineer_id=r["engineer_id"])

@@ -9,10 +9,10 @@ from typing import Any
 
 import orjson
 import shapely
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from geoalchemy2.shape import to_shape
 from shapely.geometry import MultiPolygon, Polygon, mapping, shape
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from geofence.codes import normalise_code
@@ -333,20 +333,41 @@ def _may_see_project(caller: Caller, row: Any, vendor_projects: set[str]) -> boo
 
 @router.get("/projects", response_model=schemas.ProjectCollection, tags=["projects"])
 async def list_projects(
-    conn: Conn, caller: CurrentCaller, region: str | None = RegionQuery
+    conn: Conn,
+    caller: CurrentCaller,
+    response: Response,
+    region: str | None = RegionQuery,
+    q: str | None = Query(default=None, max_length=64, description="part of the id or name"),
+    limit: int | None = Query(default=None, ge=1, le=1000, description="a page; default all"),
+    offset: int = Query(default=0, ge=0, le=1_000_000),
 ) -> dict[str, Any]:
     """The projects the caller may see: all (admin), those in its region (regulator), those it
-    is assigned to (engineer), those of its devices (vendor)."""
+    is assigned to (engineer), those of its devices (vendor). `X-Total-Count` holds how many
+    match, for paging with `limit` and `offset`."""
     code = scope_region(caller, region)
-    q = select(Project).order_by(Project.id)
+    conditions: list[Any] = []
     if code:
-        q = q.where(in_region(Project.region_code, code))
+        conditions.append(in_region(Project.region_code, code))
     if caller.role == "regulator":
-        q = q.where(in_region(Project.region_code, caller.region_code or ""))
+        conditions.append(in_region(Project.region_code, caller.region_code or ""))
+    if q:
+        conditions.append(
+            or_(
+                Project.id.icontains(q, autoescape=True), Project.name.icontains(q, autoescape=True)
+            )
+        )
     vendor_projects = await _vendor_projects(conn, caller)
-    rows = (await conn.execute(q)).all()
-    features = [feature_of(r) for r in rows if _may_see_project(caller, r, vendor_projects)]
-    return {"type": "FeatureCollection", "features": features}
+    query = select(Project).where(*conditions).order_by(Project.id)
+    if caller.role in ("admin", "regulator"):  # scoped in SQL: page there
+        total = await conn.scalar(select(func.count()).select_from(Project).where(*conditions))
+        rows = list((await conn.execute(query.offset(offset).limit(limit))).all())
+    else:  # a handful of projects: scoped here
+        seen = [r for r in (await conn.execute(query)).all()]
+        seen = [r for r in seen if _may_see_project(caller, r, vendor_projects)]
+        total = len(seen)
+        rows = seen[offset : None if limit is None else offset + limit]
+    response.headers["X-Total-Count"] = str(total)
+    return {"type": "FeatureCollection", "features": [feature_of(r) for r in rows]}
 
 
 @router.get(
