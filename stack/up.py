@@ -210,6 +210,7 @@ class Stack:
         self.endpoints = {
             "http": http,
             "map": http + "/map/",
+            "console": http + "/console/",
             "mqtt_host": host,
             "mqtt_port": port,
             "mqtt_username": parsed.username,

@@ -89,7 +89,7 @@ async def dashboard(
     engineers = (await conn.execute(ENGINEERS_SQL, window)).one()
     on_site = (await conn.execute(ON_SITE_SQL, {**window, "today": today})).one()
     notices = (await conn.execute(NOTICES_SQL, window)).one()
-    child_len = min(len(prefix) + 2, 6)
+    child_len = max(4, min(len(prefix) + 2, 6))  # the cities of a province or the whole
     return {
         "region_code": code,
         "days": days,
