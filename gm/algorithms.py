@@ -244,7 +244,10 @@ def _signature_rs(sig_hex: str) -> tuple[int, int] | None:
 
 def _verify_gmssl_pyx(pub: bytes, data: bytes, r: int, s: int) -> bool:
     der = _rs_to_der(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
-    return der is not None and bool(gmssl_pyx.sm2_verify(pub, data, der, SM2_USER_ID))
+    try:
+        return der is not None and bool(gmssl_pyx.sm2_verify(pub, data, der, SM2_USER_ID))
+    except Exception:  # noqa: BLE001 - e.g. a point not on the curve: invalid, not an error
+        return False
 
 
 def _sm2_backends() -> dict[str, Callable[[bytes, bytes, int, int], bool]]:
