@@ -179,8 +179,29 @@ def test_table_eviction_keeps_answers_right(monkeypatch: pytest.MonkeyPatch) -> 
             assert v.verify(pub64, b"m", r, s)
             assert v.verify(pub64, b"m", r, s)
             assert not v.verify(pub64, b"n", r, s)
-            kept, tables = v.cached()
-            assert kept <= 3 and 1 <= tables <= 2
+            stats = v.stats()
+            assert stats["keys"] <= 3 and 1 <= stats["tables"] <= 2
+
+
+def test_keys_taking_turns_build_tables_at_a_bounded_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sm2_openssl, "TABLES_MAX", 2)
+    monkeypatch.setattr(sm2_openssl, "BUILD_EVERY", 8)
+    monkeypatch.setattr(sm2_openssl, "BUILD_BURST", 2.0)
+    v = sm2_openssl.load(gm.SM2_USER_ID)
+    assert v is not None
+    keys = [gm.generate_sm2_keypair() for _ in range(5)]
+    signed = [
+        (bytes.fromhex(pub), _rs(gm.sign_sm2(p, b"m", public_key_hex=pub))) for p, pub in keys
+    ]
+    for i in range(200):  # 5 keys in turn, 2 tables: LRU alone would rebuild every other use
+        pub64, (r, s) = signed[i % 5]
+        assert v.verify(pub64, b"m", r, s)
+    assert v.stats()["built"] <= 2 + 200 // 8
+    v.clear()
+    pub64, (r, s) = signed[0]
+    for _ in range(50):  # one key: one table, at its second use
+        assert v.verify(pub64, b"m", r, s)
+    assert v.stats() == {"keys": 1, "tables": 1, "built": 1}
 
 
 def test_threads_share_one_verifier() -> None:
