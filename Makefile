@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEB_PACKAGES := postgresql-15 postgresql-15-postgis-3 mosquitto mosquitto-clients mosquitto-dev \
-  libmosquitto-dev gcc chromium fonts-wqy-microhei
+  libmosquitto-dev gcc chromium fonts-wqy-microhei libssl3 openssl
 DATA_DIR ?= ./sitewatch-data
 # The embedded broker: Apache Kafka 3.9.x jars (stack/kafka/pom.xml) copied into KAFKA_LIB.
 KAFKA_LIB := .kafka/lib
