@@ -28,6 +28,7 @@ from gm.algorithms import canonical_bytes, sm3_hex
 
 SEAL_PREFIX = "alert/"
 STATUS_EVENTS = ("open", "acked", "resolved")
+NOTE_EVENT = "note"  # a regulator's note without a change of status (a history row too)
 
 
 def genesis_hash(alert_id: str) -> str:
@@ -146,7 +147,8 @@ def check(
             "fact_mismatch",
             f"status {alert.get('status')}, chained {last}",
         )
-    chained = [(d["event"], d.get("actor"), d.get("note")) for d in statuses]
+    recorded = [d for d in decoded if d.get("event") in (*STATUS_EVENTS, NOTE_EVENT)]
+    chained = [(d["event"], d.get("actor"), d.get("note")) for d in recorded]
     stored = [(h.get("status"), h.get("actor"), h.get("note")) for h in history]
     if chained != stored:
         first = next(

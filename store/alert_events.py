@@ -12,6 +12,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rules import alert_chain
+from rules.alert_chain import NOTE_EVENT
 from rules.evidence_seals import Seal, SealedHead, check_chain, sealed_points
 from store.models import Alert, AlertEvent, AlertHistory
 
@@ -79,6 +80,15 @@ async def changed(
         [{"alert_id": i, "status": status, "note": note, "actor": actor} for i in alert_ids],
     )
     await _chain(conn, [(i, alert_chain.status_event(status, actor, note)) for i in alert_ids])
+
+
+async def noted(conn: AsyncConnection, alert_id: str, note: str, actor: str) -> None:
+    """A note on the alert, its status unchanged: a history row and its event."""
+    await conn.execute(
+        insert(AlertHistory),
+        [{"alert_id": alert_id, "status": NOTE_EVENT, "note": note, "actor": actor}],
+    )
+    await _chain(conn, [(alert_id, alert_chain.status_event(NOTE_EVENT, actor, note))])
 
 
 async def revised(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:

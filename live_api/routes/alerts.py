@@ -201,7 +201,7 @@ async def note_alert(
         raise unknown(caller, "alert", alert_id)
     if caller.role not in ("admin", "regulator") or not caller.sees_region(row.region_code):
         raise HTTPException(403, f"alert {alert_id!r} is outside your region or role")
-    await alert_events.changed(conn, [alert_id], row.status, body.note, caller.name)
+    await alert_events.noted(conn, alert_id, body.note, caller.name)
     await audit.record(conn, caller, "alert.note", f"alert:{alert_id}", note=body.note)
     return (await _alert_out(conn, [row]))[0]
 

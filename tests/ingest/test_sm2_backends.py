@@ -244,9 +244,9 @@ def test_environment_forces_gmssl_pyx() -> None:
     assert out.strip() == "gmssl_pyx ['gmssl_pyx']"
 
 
-def test_verify_rates_openssl_faster_than_gmssl_pyx() -> None:
-    rates = gm.verify_rates(200)
+def test_verify_rates_measures_every_backend() -> None:
+    # which is faster is the benchmark's to say (`sitewatch bench`, docs/BENCHMARKS.md), not a
+    # test's: here only that every backend is measured
+    rates = gm.verify_rates(50)
     assert set(rates) == {"openssl", "openssl new keys", "gmssl_pyx", "gmssl_pyx new keys"}
-    # measured ~10,700/s against ~2,100/s (CPU time): a wide margin for a loaded machine
-    assert rates["openssl"] > 2.5 * rates["gmssl_pyx"], rates
-    assert gm.verify_rate(20) > 0
+    assert all(rate > 0 for rate in rates.values()), rates
