@@ -103,6 +103,7 @@
     }
     return best && L.latLng(best.lat, best.lng);
   }
+  const MANY_PROJECTS = 1000;
   const projectLayer = L.geoJSON(null, {
     renderer: svg,
     style: { color: "#0969da", weight: 2, fillOpacity: 0.15 },
@@ -571,6 +572,8 @@
     if (gen !== state.generation) return null;
     projectLayer.clearLayers();
     state.projects.clear();
+    // thousands of sites are drawn on one canvas: as SVG every polygon is a DOM node
+    projectLayer.options.renderer = fc.features.length > MANY_PROJECTS ? canvas : svg;
     projectLayer.addData(fc);
     projectLayer.eachLayer((layer) => state.projects.set(layer.feature.properties.id, { feature: layer.feature, layer }));
     return fc.features.length ? projectLayer.getBounds() : null;

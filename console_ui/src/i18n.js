@@ -51,6 +51,9 @@ const zh = {
   filingReview: "备案审查", newFiling: "新增备案", edit: "编辑", expiresAt: "过期时间",
   forbidden: "无权访问", notFound: "未找到", error: "错误", liveMap: "实时地图",
   sent: "已发送", rejected: "被拒绝", days: "天", perDay: "每日", reasons: "原因",
+  category_quality: "质量", category_safety: "安全", category_progress: "进度",
+  category_materials: "材料", category_environment: "环境", category_documents: "资料",
+  category_other: "其他",
 };
 
 const en = {
@@ -103,6 +106,9 @@ const en = {
   newFiling: "New filing", edit: "Edit", expiresAt: "Expires", forbidden: "Not allowed",
   notFound: "Not found", error: "Error", liveMap: "Live map", sent: "Sent", rejected: "Rejected",
   days: "days", perDay: "per day", reasons: "Reasons",
+  category_quality: "Quality", category_safety: "Safety", category_progress: "Progress",
+  category_materials: "Materials", category_environment: "Environment",
+  category_documents: "Documents", category_other: "Other",
 };
 
 const tables = { zh, en };

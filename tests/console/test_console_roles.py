@@ -104,6 +104,16 @@ def test_a_regulator_never_sees_another_regions_data(console: Any, world: World,
         c.page.get_by_test_id("error").wait_for()
         main = c.page.inner_text("main")
         assert "GZ测试项目" not in main and "GZ工程师" not in main, main
+    # the live map inside the console is signed in with the same account, scoped the same way
+    c.go("map")
+    frame = c.page.frame_locator("[data-testid=live-map]")
+    frame.locator("#map").wait_for()
+    live = c.page.frames[-1]
+    live.wait_for_function("window.sitewatch && window.sitewatch.state.ws === 'live'")
+    assert live.evaluate("[window.sitewatch.state.role, window.sitewatch.state.region]") == [
+        "regulator",
+        "440300",
+    ]
     # and the alerts page filtered to the other city's device gives nothing
     c.go("alerts")
     c.page.get_by_test_id("f-engineer").fill(gz.engineer["id"])
