@@ -250,7 +250,13 @@ def write_docs(result: dict[str, Any], path: Path, command: str) -> None:
             f"| {name} | {figures['first_render_ms_median']} | {figures['first_render_ms_max']}"
             f" | {figures['cold_load_ms_median']} | {figures['api_ms_median']} |"
         )
-    lines += ["<!-- console:end -->"]
+    lines += [
+        "",
+        "The live map's row is a whole load of `/map/` until every project of the caller's"
+        " region is drawn (on one canvas past 1,000) and its feed is live; its API call is"
+        " `GET /api/projects` of the whole region, which the map asks for once.",
+        "<!-- console:end -->",
+    ]
     text = path.read_text()
     section = "\n".join(lines)
     if "<!-- console:begin -->" in text:
