@@ -185,22 +185,17 @@ async def add_phone(
     return schemas.PhoneOut(engineer_id=engineer_id, label=body.label, osmand_id=osmand_id)
 
 
-async def _regulated_engineers(conn: Any, code: str) -> tuple[set[str], Any]:
-    """Engineers a regulator of `code` may see: registered there or filed there (the SQL
-    condition returned), or on a project there (the ids returned)."""
-    condition = or_(
+def _regulated_engineers(code: str) -> Any:
+    """SQL: the engineers a regulator of `code` may see: registered there, filed there, or
+    chief or member of a project there (one condition, so lists page and count in SQL)."""
+    on_project = select(
+        func.unnest(func.array_append(Project.engineer_ids, Project.chief_engineer_id))
+    ).where(in_region(Project.region_code, code))
+    return or_(
         in_region(Engineer.registered_region, code),
         Engineer.id.in_(select(Filing.engineer_id).where(in_region(Filing.region_code, code))),
+        Engineer.id.in_(on_project),
     )
-    on_project = select(Project.chief_engineer_id, Project.engineer_ids).where(
-        in_region(Project.region_code, code)
-    )
-    ids: set[str] = set()
-    for chief, members in await conn.execute(on_project):
-        if chief:
-            ids.add(chief)
-        ids.update(members or [])
-    return ids, condition
 
 
 @router.get("/engineers", response_model=list[schemas.EngineerOut], tags=["engineers"])
@@ -221,8 +216,7 @@ async def list_engineers(
     code = scope_region(caller, region)
     conditions: list[Any] = []
     if caller.role == "regulator":
-        ids, condition = await _regulated_engineers(conn, caller.region_code or "")
-        conditions.append(or_(condition, Engineer.id.in_(ids)) if ids else condition)
+        conditions.append(_regulated_engineers(caller.region_code or ""))
     elif caller.role == "engineer":
         conditions.append(Engineer.id == caller.engineer_id)
     elif caller.role == "vendor":
@@ -250,9 +244,7 @@ async def _may_see_engineer(conn: Any, caller: Caller, row: Any) -> bool:
         return caller.sees(region_code=row.registered_region, engineer_id=row.id)
     if caller.sees_region(row.registered_region):
         return True
-    ids, condition = await _regulated_engineers(conn, caller.region_code or "")
-    if row.id in ids:
-        return True
+    condition = _regulated_engineers(caller.region_code or "")
     found = await conn.execute(select(Engineer.id).where(and_(Engineer.id == row.id, condition)))
     return found.first() is not None
 
