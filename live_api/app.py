@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse,
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from config.settings import Settings
 from devices.broker import BrokerAdmin
@@ -143,6 +144,13 @@ def create_app(settings: Settings) -> FastAPI:
             return JSONResponse(
                 status_code=422,
                 content={"detail": f"a value of the request cannot be stored: {_first_line(exc)}"},
+            )
+        if isinstance(exc, PoolTimeout):  # every connection busy: the client may try again
+            log.warning("%s %s: no database connection free", request.method, request.url.path)
+            return JSONResponse(
+                status_code=503,
+                content={"detail": "the server is busy; retry in a moment"},
+                headers={"Retry-After": "2"},
             )
         incident = secrets.token_hex(6)
         log.error(

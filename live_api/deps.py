@@ -29,28 +29,6 @@ def state(request: Request) -> Any:
     return request.app.state
 
 
-async def get_conn(request: Request) -> AsyncIterator[AsyncConnection]:
-    """One transaction per request. Values PostgreSQL cannot store (NUL characters, lone UTF-16
-    surrogates, numbers out of a column's range) become 422 with the reason, never 500."""
-    engine: AsyncEngine = request.app.state.engine
-    try:
-        async with engine.begin() as conn:
-            yield conn
-    except HTTPException:
-        raise
-    except UnicodeError as exc:
-        raise HTTPException(
-            422, "text must be valid UTF-8 (no lone UTF-16 surrogates such as \\ud800)"
-        ) from exc
-    except DBAPIError as exc:
-        state = _sqlstate(exc)
-        if state.startswith("22"):  # data exception: the value, not the server, is at fault
-            raise HTTPException(422, f"a value cannot be stored: {_db_reason(exc)}") from exc
-        if state.startswith("23"):  # integrity constraint violation
-            raise HTTPException(409, f"conflicts with stored data: {_db_reason(exc)}") from exc
-        raise
-
-
 def _sqlstate(exc: DBAPIError) -> str:
     """The SQLSTATE of a driver error (asyncpg's, through SQLAlchemy's adapter)."""
     for err in (exc.orig, getattr(exc.orig, "__cause__", None)):
@@ -104,6 +82,33 @@ async def get_caller(
             401, "missing or unknown bearer token", headers={"WWW-Authenticate": "Bearer"}
         )
     return caller
+
+
+async def get_conn(
+    request: Request, _caller: Annotated[Caller, Depends(get_caller)]
+) -> AsyncIterator[AsyncConnection]:
+    """One transaction per request, taken once the caller is known: the token is looked up on
+    a connection of its own, which is back in the pool before this one is taken (a request
+    holding one while waiting for a second would let a burst of requests, valid token or
+    not, hold every connection). Values PostgreSQL cannot store (NUL characters, lone UTF-16
+    surrogates, numbers out of a column's range) become 422 with the reason, never 500."""
+    engine: AsyncEngine = request.app.state.engine
+    try:
+        async with engine.begin() as conn:
+            yield conn
+    except HTTPException:
+        raise
+    except UnicodeError as exc:
+        raise HTTPException(
+            422, "text must be valid UTF-8 (no lone UTF-16 surrogates such as \\ud800)"
+        ) from exc
+    except DBAPIError as exc:
+        state = _sqlstate(exc)
+        if state.startswith("22"):  # data exception: the value, not the server, is at fault
+            raise HTTPException(422, f"a value cannot be stored: {_db_reason(exc)}") from exc
+        if state.startswith("23"):  # integrity constraint violation
+            raise HTTPException(409, f"conflicts with stored data: {_db_reason(exc)}") from exc
+        raise
 
 
 async def get_admin(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
