@@ -21,11 +21,21 @@ const routes = [
   { path: "/map", component: page("LiveMap"), meta: { roles: ["admin", "regulator", "engineer", "vendor"] } },
   { path: "/me", component: page("Me"), meta: { roles: ["engineer"] } },
   { path: "/devices", component: page("Devices"), meta: { roles: ["vendor", "admin"] } },
-  { path: "/:rest(.*)*", redirect: "/" },
+  { path: "/", component: page("Login"), meta: { roles: null, home: true } },
+  { path: "/:rest(.*)*", redirect: "/login" },
 ];
 const router = createRouter({ history: createWebHashHistory(), routes });
 
 router.beforeEach(async (to) => {
+  if (to.meta.home) {
+    if (!session.token) return "/login";
+    try {
+      session.me ??= await api("/api/me");
+      return home(session.me.role);
+    } catch {
+      return "/login";
+    }
+  }
   if (!to.meta.roles) return true;
   if (!session.token) return { path: "/login", query: { next: to.fullPath } };
   if (!session.me) {
@@ -35,23 +45,15 @@ router.beforeEach(async (to) => {
       return { path: "/login", query: { next: to.fullPath } };
     }
   }
-  if (to.path === "/" || !to.meta.roles.includes(session.me.role)) return home(session.me.role);
-  return true;
-});
-router.beforeResolve((to) => {
-  if (to.path === "/") return session.me ? home(session.me.role) : "/login";
+  if (!to.meta.roles.includes(session.me.role)) return home(session.me.role);
   return true;
 });
 
-// ?lang=en and ?token=… in the address (as the map accepts them), then out of the address bar
+// ?lang=en in the address, then out of the address bar. A token is never taken from the
+// address: a link must not sign its reader in as someone else (people sign in with the form)
 const params = new URLSearchParams(location.search);
 if (params.has("lang")) setLang(params.get("lang"));
 else setLang(lang.value);
-if (params.has("token")) {
-  localStorage.setItem("sitewatch.token", params.get("token"));
-  session.token = params.get("token");
-}
-if (params.has("lang") || params.has("token")) history.replaceState(null, "", location.pathname + location.hash);
+if (location.search) history.replaceState(null, "", location.pathname + location.hash);
 
 createApp(App).use(router).mount("#app");
-window.sitewatchConsole = { session, router };

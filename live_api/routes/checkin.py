@@ -24,7 +24,7 @@ CHECKIN_BODY: dict[str, Any] = {
             "application/json": {
                 "schema": {
                     "type": "object",
-                    "required": ["msg_id", "ts", "lat", "lon"],
+                    "required": ["msg_id", "engineer_id", "ts", "lat", "lon"],
                     "properties": {
                         "msg_id": {"type": "string"},
                         "engineer_id": {"type": "string"},
@@ -49,8 +49,9 @@ CHECKIN_BODY: dict[str, Any] = {
     responses={400: {"description": "rejected, with its reason"}},
 )
 async def checkin(request: Request, caller: CurrentCaller) -> JSONResponse:
-    """An engineer's position, check-in or check-out, as on `sitewatch/checkin/{id}` (the
-    `engineer_id`, when given, must be the caller's). Answered once Kafka holds it."""
+    """An engineer's position, check-in or check-out, as on `sitewatch/checkin/{id}`: the
+    same JSON, `engineer_id` (the caller's) included, and signed (`sig`) when the engineer has
+    a public key. Answered once Kafka holds it."""
     if caller.role != "engineer" or not caller.engineer_id:
         raise HTTPException(403, "only an engineer checks in")
     limit(request, "ingest_address", client_address(request))

@@ -21,8 +21,8 @@ ENGINEERS_SQL = text(
     " count(*) FILTER (WHERE cert_status = 'valid') AS valid"
     " FROM engineers WHERE retired_at IS NULL AND starts_with(registered_region, :prefix)"
 )
-# engineers assigned to a live project of the region, and those of them with an on-site fix
-# on the local day
+# engineers assigned to a live project of the region, and those of them with a fix on one of
+# the region's sites on the local day (a site elsewhere is another region's business)
 ON_SITE_SQL = text(
     "WITH assigned AS ("
     "  SELECT DISTINCT unnest(array_append(engineer_ids, chief_engineer_id)) AS engineer_id"
@@ -30,7 +30,8 @@ ON_SITE_SQL = text(
     " SELECT (SELECT count(*) FROM assigned WHERE engineer_id IS NOT NULL) AS assigned,"
     " (SELECT count(DISTINCT f.engineer_id) FROM fixes f"
     "  WHERE f.local_date = :today AND f.engineer_id IN (SELECT engineer_id FROM assigned)"
-    "  AND cardinality(f.project_ids) > 0) AS on_site"
+    "  AND f.project_ids && ARRAY(SELECT id::text FROM projects"
+    "   WHERE retired_at IS NULL AND starts_with(region_code, :prefix))) AS on_site"
 )
 ALERTS_SQL = text(
     "SELECT (ts AT TIME ZONE :tz)::date AS day, type, count(*) AS n FROM alerts"
@@ -80,6 +81,8 @@ async def dashboard(
     code = scope_region(caller, region) or (
         caller.region_code if caller.role == "regulator" else None
     )
+    if code is not None and not code_prefix(code):
+        raise HTTPException(422, "region 000000 covers nothing: name a province, city or district")
     prefix = code_prefix(code) if code else ""
     tz = ZoneInfo(settings.timezone)
     today = dt.datetime.now(tz).date()

@@ -53,6 +53,16 @@ async def get_attendance(
         raise HTTPException(422, "date_to must be 0 to 92 days after date_from")
     if (date_from is None) != (date_to is None):
         raise HTTPException(422, "give both date_from and date_to, or neither")
+    # scoped in SQL, so that nobody makes the server work out attendance they may not see
+    scope: dict[str, Any] = {}
+    if caller.role == "vendor":
+        return []
+    if caller.role == "engineer":
+        if engineer_id not in (None, caller.engineer_id):
+            return []
+        engineer_id = caller.engineer_id
+    elif caller.role == "regulator":
+        scope["region_prefix"] = code_prefix(caller.region_code or "")
     rows = await attendance(
         conn,
         max_gap_s=settings.max_gap_s,
@@ -63,6 +73,7 @@ async def get_attendance(
         date=date,
         date_from=date_from,
         date_to=date_to,
+        **scope,
     )
     return [
         r for r in rows if caller.sees(region_code=r["region_code"], engineer_id=r["engineer_id"])

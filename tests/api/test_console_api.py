@@ -87,7 +87,9 @@ def test_a_note_is_kept_in_the_history_and_the_chain(sw: StackClient, regions: A
         assert r.json()["status"] == "open"
         assert r.json()["history"][-1]["status"] == "note"
         assert api.post(f"/api/alerts/{alert['id']}/ack", json={"note": "确认"}).status_code == 200
-        assert api.post(f"/api/alerts/{alert['id']}/note", json={"note": ""}).status_code == 422
+        for unreadable in ("", "   ", "批准\u202e准批"):  # blank, or reading otherwise than written
+            r = api.post(f"/api/alerts/{alert['id']}/note", json={"note": unreadable})
+            assert r.status_code == 422, (unreadable, r.text)
         verified = api.get(f"/api/alerts/{alert['id']}/verify").json()
     assert verified["ok"] is True, verified
     with sw.api(token(sw, "regulator", region_code="440100")) as api:
@@ -139,6 +141,7 @@ def test_the_dashboard_of_a_region(sw: StackClient, regions: Any) -> None:
         assert [d["code"] for d in narrowed["districts"]] == ["440305"]
     with sw.api() as api:
         assert api.get("/api/dashboard", params={"days": 0}).status_code == 422
+        assert api.get("/api/dashboard", params={"region": "000000"}).status_code == 422
     someone = f"CD-{tag()}"
     register_engineer(sw, someone, "440305")
     for role, scope in (
@@ -165,6 +168,11 @@ def test_check_in_with_an_engineers_token(sw: StackClient, regions: Any) -> None
     engineer = f"CK-{tag()}"
     register_engineer(sw, engineer, "440305")
     lon, lat = spot(NANSHAN)
+    with sw.api() as api:  # a site where the engineer checks in, so the day has attendance
+        r = api.post(
+            "/api/projects", json=feature(f"CKP-{tag()}", lon, lat, engineer_ids=[engineer])
+        )
+        assert r.status_code == 201, r.text
     mine = token(sw, "engineer", engineer_id=engineer)
     body = {
         "msg_id": f"web-{tag()}",
@@ -207,3 +215,17 @@ def test_check_in_with_an_engineers_token(sw: StackClient, regions: Any) -> None
         assert api.get("/api/attendance", params={"date_from": str(day)}).status_code == 422
         too_long = {"date_from": str(day - dt.timedelta(days=200)), "date_to": str(day)}
         assert api.get("/api/attendance", params=too_long).status_code == 422
+        mine_today = api.get("/api/attendance", params={"date": str(day)}).json()
+        assert mine_today and {r["engineer_id"] for r in mine_today} == {engineer}
+        assert api.get("/api/attendance", params={"engineer_id": "someone-else"}).json() == []
+
+
+def test_the_console_is_served_with_a_strict_policy(sw: StackClient) -> None:
+    with sw.api() as api:
+        page = api.get("/console/")
+        root = api.get("/", follow_redirects=False)
+    assert page.status_code == 200 and '<div id="app">' in page.text
+    policy = page.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'self'" in policy
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    assert (root.status_code, root.headers["location"]) == (307, "/console/")

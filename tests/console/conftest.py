@@ -204,8 +204,13 @@ def console(browser: Browser, sw: StackClient, world: World) -> Iterator[Any]:  
         lang: str = "zh",
         viewport: dict[str, int] = VIEWPORT,
         geolocation: dict[str, float] | None = None,
+        enforce_csp: bool = False,
     ) -> Console:
+        # Playwright's string predicates (wait_for_function) are evaluated as code, which the
+        # console's Content-Security-Policy forbids: tests that use them bypass the policy, and
+        # the tests that visit every page keep it, so a page needing more than it allows fails
         context = browser.new_context(
+            bypass_csp=not enforce_csp,
             viewport=viewport,
             locale="zh-CN" if lang == "zh" else "en-US",
             geolocation=geolocation,

@@ -167,3 +167,41 @@ def test_the_vendor_sees_its_devices_readings_and_limits(
     c.page.goto(f"{sw.http}/console/#/devices")
     assert world.gz.device not in c.page.inner_text("body")
     assert not c.problems, c.problems
+
+
+def test_names_are_text_never_markup(console: Any, sw: StackClient, world: World) -> None:
+    """An engineer named like HTML shown where the project page draws who is on site."""
+    sz = world.sz
+    hostile = '<img src=x onerror="window.__pwned = 1">'
+    engineer = sw.new_engineer("CON-XSS", name=hostile)
+    with sw.api() as api:
+        current = api.get(f"/api/projects/{sz.project}")
+        members = current.json()["properties"]["engineer_ids"] + [engineer["id"]]
+        r = api.patch(
+            f"/api/projects/{sz.project}",
+            json={"engineer_ids": members},
+            headers={"If-Match": current.headers["ETag"]},
+        )
+        assert r.status_code == 200, r.text
+    sw.check_in(engineer, "xss", time.time(), sz.lon, sz.lat)
+    wait_until(
+        lambda: sw.sql(
+            "SELECT 1 FROM fixes WHERE engineer_id = %s AND %s = ANY(project_ids)",
+            engineer["id"],
+            sz.project,
+        ),
+        what="the hostile engineer on site",
+    )
+    c = console("admin")
+    dialogs: list[str] = []
+    c.page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    c.go(f"projects/{sz.project}")
+    c.page.get_by_test_id("on-site").locator(f"[data-engineer='{engineer['id']}']").wait_for()
+    assert hostile in c.text("on-site")  # shown as the text it is
+    markers = c.page.get_by_test_id("project-map").locator("path.leaflet-interactive")
+    markers.last.hover()
+    tooltip = c.page.locator(".leaflet-tooltip")
+    tooltip.wait_for()
+    assert tooltip.inner_text() == hostile and tooltip.locator("img").count() == 0
+    assert c.page.evaluate("window.__pwned") is None and not dialogs
+    assert not c.problems, c.problems

@@ -37,7 +37,7 @@ LABELS = {
 def test_each_role_gets_its_pages_in_both_languages(
     console: Any, world: World, who: str, lang: str
 ) -> None:
-    c = console(who, lang=lang)
+    c = console(who, lang=lang, enforce_csp=True)
     shown = c.page.eval_on_selector_all(
         "[data-testid=nav] a", "as => as.map(a => a.dataset.testid.slice(4))"
     )
@@ -48,6 +48,9 @@ def test_each_role_gets_its_pages_in_both_languages(
     other = "en" if lang == "zh" else "zh"
     c.page.get_by_test_id("lang").click()  # switching languages relabels the page at once
     assert c.page.get_by_test_id("sign-out").inner_text() == LABELS[other]["signOut"]
+    # the console's own address leads to the role's first page
+    c.page.goto(f"{c.base}/console/")
+    c.page.wait_for_url(f"**/#/{NAV[who][0]}")
     # a page outside the role sends it home instead of showing anything
     c.go("registry")
     c.page.wait_for_timeout(300)
@@ -61,8 +64,13 @@ def test_a_wrong_password_is_refused_with_a_reason(
     context = browser.new_context()
     page = context.new_page()
     try:
-        page.goto(f"{sw.http}/console/?lang=en#/alerts")
-        page.wait_for_url("**/#/login**")  # no token: the sign-in form, remembering where to go
+        page.goto(f"{sw.http}/")  # the server's root: the console, and with no account its form
+        page.wait_for_url("**/console/#/login")
+        page.goto(f"{sw.http}/console/?lang=en&token={sw.admin_token}#/alerts")
+        # no account, and a token in the address is not one: the sign-in form, which remembers
+        # where to go
+        page.wait_for_url("**/#/login**")
+        assert "token=" not in page.url
         page.fill("input[name=username]", world.usernames["sz"])
         page.fill("input[name=password]", "not the password")
         page.click("button[type=submit]")
@@ -80,7 +88,7 @@ def test_a_wrong_password_is_refused_with_a_reason(
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
 def test_a_regulator_never_sees_another_regions_data(console: Any, world: World, lang: str) -> None:
-    c = console("sz", lang=lang)
+    c = console("sz", lang=lang, enforce_csp=True)
     gz = world.gz
     foreign = [gz.project, gz.engineer["id"], gz.device]
     for route, ready in [
