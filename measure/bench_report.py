@@ -18,7 +18,8 @@ def capacity_figures(steps: Sequence[dict[str, Any]], kept_up: float) -> dict[st
     with_cpu = [s for s in steps if s.get("cpu_ms_per_fix")]
     if not with_cpu:
         return {}
-    at = next((s for s in with_cpu if s["achieved_per_s"] == kept_up), with_cpu[0])
+    # steps keep their rate rounded to 0.1
+    at = next((s for s in with_cpu if abs(s["achieved_per_s"] - kept_up) <= 0.05), with_cpu[0])
     ms = float(at["cpu_ms_per_fix"])
     out: dict[str, Any] = {
         "sitewatch_cpu_ms_per_fix": round(ms, 3),
