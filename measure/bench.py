@@ -50,9 +50,11 @@ from measure.bench_probes import (
     offer_load,
     proc_stats,
 )
+from measure.bench_report import capacity_figures, slowest_seconds, write_markdown
 
 log = logging.getLogger("sitewatch.bench")
 
+BENCH = "bench"  # this process, among the components sampled: a load generator
 ENGINEER_PREFIX = "BE"  # the seeded engineers are BE00000, BE00001, ...
 
 
@@ -101,8 +103,14 @@ def register_keys(database_url: str, signing: Signing) -> None:
         conn.commit()
 
 
+def _cpu_s(name: str, pid: int) -> float:
+    """CPU seconds of a component and its children; of this process alone for BENCH (its
+    children are the publishers, which report their own CPU)."""
+    return time.process_time() if name == BENCH else proc_stats(pid)["cpu_s"]
+
+
 def _sample_cpu(pids: dict[str, int], into: dict[str, float]) -> None:
-    into.update({name: proc_stats(pid)["cpu_s"] for name, pid in pids.items()})
+    into.update({name: _cpu_s(name, pid) for name, pid in pids.items()})
 
 
 def e2e(
@@ -131,10 +139,12 @@ def e2e(
         before = counter.count
         cpu_before: dict[str, float] = {}
         # sampled when the publishers start, after signing (the idle stack burns some CPU
-        # meanwhile, which is not the fixes' cost)
-        components_cpu_at_start = functools.partial(_sample_cpu, pids, cpu_before)
+        # meanwhile, which is not the fixes' cost); the bench's own process (the WebSocket
+        # client) too: a load generator
+        pids_and_bench = pids | {BENCH: os.getpid()}
+        components_cpu_at_start = functools.partial(_sample_cpu, pids_and_bench, cpu_before)
 
-        sent, acked, start_at = offer_load(
+        sent, acked, start_at, publishers_cpu_s = offer_load(
             stack.endpoints,
             engineers,
             rate,
@@ -158,9 +168,12 @@ def e2e(
         # CPU per delivered fix of each component in this step, from the publishers' start
         # (publishers not included)
         cpu_ms = {
-            name: round((proc_stats(pid)["cpu_s"] - cpu_before[name]) * 1000 / max(delivered, 1), 3)
-            for name, pid in pids.items()
+            name: round((_cpu_s(name, pid) - cpu_before[name]) * 1000 / max(delivered, 1), 3)
+            for name, pid in pids_and_bench.items()
         }
+        # The load generators' own CPU: the publishers (from their start) and this process
+        # (the WebSocket client, the samplers); not SiteWatch's.
+        loadgen_ms = cpu_ms.pop(BENCH) + publishers_cpu_s * 1000 / max(delivered, 1)
         # The rest of the machine over the same window (from the publishers' start to the last
         # delivery): the publishers, the bench's WebSocket client, anything else running.
         busy_s, _ = machine.busy(start_at, time.time())
@@ -175,6 +188,8 @@ def e2e(
                 "achieved_per_s": round(achieved, 1),
                 "cpu_ms_per_fix": round(sum(cpu_ms.values()), 3),
                 "cpu_ms_per_fix_by_component": cpu_ms,
+                "loadgen_cpu_ms_per_fix": round(loadgen_ms, 3),
+                # busy CPU of the machine beyond SiteWatch's (the load generators included)
                 "rest_of_machine_cpu_ms_per_fix": round(rest_ms, 3),
                 # how busy both cores were while the fixes were offered and delivered
                 "machine_busy_pct": round(busy_share * 100, 1),
@@ -182,7 +197,7 @@ def e2e(
         )
         log.info(
             "offered %.0f/s: delivered %d of %d in %.1f s -> %.0f/s; CPU ms per fix %.3f (%s); "
-            "rest of the machine %.3f; machine busy %.0f%%",
+            "load generators %.3f, rest of the machine %.3f; machine busy %.0f%%",
             rate,
             delivered,
             acked,
@@ -190,6 +205,7 @@ def e2e(
             achieved,
             sum(cpu_ms.values()),
             ", ".join(f"{k} {v:.3f}" for k, v in cpu_ms.items()),
+            loadgen_ms,
             rest_ms,
             busy_share * 100,
         )
@@ -204,7 +220,7 @@ def e2e(
     counter.record = True
     acked, half_start = offer_load(
         stack.endpoints, engineers, half, step_s, processes, lon, lat, signing
-    )[1:]
+    )[1:3]
     acked_total += acked
     time.sleep(5)
     counter.record = False
@@ -237,20 +253,9 @@ def e2e(
         # at the end (equal unless one was lost: a shortfall on the WebSocket alone is not)
         "e2e_acked_total": acked_total,
         "e2e_persisted_total": persisted,
+        **capacity_figures(steps, best),
         "e2e_steps": steps,
     }
-
-
-def slowest_seconds(
-    arrivals: list[float], latencies_ms: list[float], start: float, n: int = 3
-) -> list[tuple[int, float]]:
-    """The `n` seconds (counted from `start`) whose deliveries had the highest p99 latency:
-    tells a steady latency from a stall (a checkpoint, a rebalance) in the run's log."""
-    by_second: dict[int, list[float]] = {}
-    for t, ms in zip(arrivals, latencies_ms, strict=True):
-        by_second.setdefault(int(t - start), []).append(ms)
-    p99 = {s: sorted(v)[min(len(v) - 1, int(0.99 * len(v)))] for s, v in by_second.items()}
-    return sorted(p99.items(), key=lambda x: -x[1])[:n]
 
 
 def persisted_fixes(database_url: str, expected: int, wait_s: float = 60.0) -> int:
@@ -331,6 +336,11 @@ def run_bench(
         if signing is not None:
             register_keys(ep["database"], signing)
             figures["sm2_signs_per_s_one_core"] = round(signing.signs_per_s, 1)
+            from gm.algorithms import SM2_BACKEND, verify_rate
+
+            # what one verification costs the bridge (CPU, one key as here: its tables built)
+            figures["sm2_backend"] = SM2_BACKEND
+            figures["sm2_verify_ms"] = round(1000 / verify_rate(3000), 3)
         figures["signed_share"] = (
             round(len(signing.engineers) / len(engineers), 3) if signing else 0.0
         )
@@ -346,7 +356,7 @@ def run_bench(
                 lat,
                 step_s=6 if quick else 15,
                 rates=rates,
-                processes=3,
+                processes=2,
                 signing=signing,
             )
         )
@@ -378,56 +388,6 @@ def run_bench(
     figures["bench_seconds"] = round(time.time() - started, 1)
     figures["loadavg_1m_at_end"] = os.getloadavg()[0]
     return figures
-
-
-def write_markdown(figures: dict[str, Any], path: Path, command: str) -> None:
-    lines = [
-        f"## `{command}` — {figures['date']}",
-        "",
-        f"Machine: {figures['machine']}. Stream workers: {figures['workers']}. Took {figures['bench_seconds']} s.",
-        "",
-        "| figure | value |",
-        "|---|---|",
-    ]
-    lines += [
-        f"| `{k}` | {round(v, 1) if isinstance(v, float) else v} |"
-        for k, v in figures.items()
-        if k not in ("date", "machine", "e2e_steps", "workers")
-    ]
-    lines += [
-        "",
-        "Rising load (offered → delivered on the WebSocket):",
-        "",
-        "| offered/s | acked | delivered | achieved/s | CPU ms per fix (by component) "
-        "| rest of the machine, ms per fix | machine busy |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {s['offered_per_s']} | {s['acked']} | {s['delivered']} | {s['achieved_per_s']} | "
-        + (
-            f"{s['cpu_ms_per_fix']:.3f} ("
-            + ", ".join(f"{k} {v:.3f}" for k, v in s["cpu_ms_per_fix_by_component"].items())
-            + ")"
-            if "cpu_ms_per_fix" in s
-            else ""
-        )
-        + f" | {s.get('rest_of_machine_cpu_ms_per_fix', '')} | "
-        + (f"{s['machine_busy_pct']}%" if "machine_busy_pct" in s else "")
-        + " |"
-        for s in figures.get("e2e_steps", [])
-    ]
-    section = "\n".join(lines) + "\n\n"
-    old = (
-        path.read_text()
-        if path.exists()
-        else "# Benchmarks\n\nWritten by `make bench` (`sitewatch bench --write docs/BENCHMARKS.md`); newest first.\n\n"
-    )
-    # newest run first, after the intro and the summary (the sections before the first run)
-    at = old.find("\n## `sitewatch bench")
-    if at < 0:
-        at = old.find("\n## Soak")
-    head, rest = (old, "") if at < 0 else (old[: at + 1], old[at + 1 :])
-    path.write_text(head.rstrip() + "\n\n" + section + rest)
 
 
 def exit_once(*_: Any) -> None:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["PublishResult", "encode_publish", "publish_qos1"]
+__all__ = ["PublishResult", "encode_all", "encode_publish", "publish_qos1"]
 
 _CONNECT, _CONNACK, _PUBLISH_QOS1, _PUBACK = 0x10, 0x20, 0x32, 0x40
 
@@ -54,6 +54,12 @@ def encode_publish(topic: str, payload: bytes, mid: int) -> bytes:
     t = topic.encode()
     rest = struct.pack("!H", len(t)) + t + struct.pack("!H", mid) + payload
     return bytes([_PUBLISH_QOS1]) + _varint(len(rest)) + rest
+
+
+def encode_all(messages: Sequence[tuple[str, bytes]]) -> list[bytes]:
+    """``messages`` as PUBLISH packets with the packet ids :func:`publish_qos1` gives them
+    (1, 2, ... 65535, 1, ...): encoded before a timed run, the publisher only writes bytes."""
+    return [encode_publish(t, p, k % 65535 + 1) for k, (t, p) in enumerate(messages)]
 
 
 @dataclass
@@ -96,8 +102,9 @@ def publish_qos1(
     port: int,
     username: str,
     password: str,
-    messages: Sequence[tuple[str, bytes]],
+    messages: Sequence[tuple[str, bytes]] | None,
     *,
+    encoded: Sequence[bytes] | None = None,
     client_id: str,
     window: int = 5000,
     chunk: int = 500,
@@ -111,6 +118,7 @@ def publish_qos1(
 
     ``rate`` (msgs/s) paces the sends; ``None`` sends as fast as the window allows.
     ``track=True`` records which message indexes were acknowledged (the broker acks in order).
+    ``encoded`` (from :func:`encode_all`) replaces ``messages``: packets written as they are.
     Returns early (with what was acknowledged) if the connection drops or ``timeout_s`` passes.
     """
     window = max(1, min(window, 65000))
@@ -138,7 +146,9 @@ def publish_qos1(
             while time.time() < start_at:
                 time.sleep(0.001)
         sock.setblocking(False)
-        total = len(messages)
+        if encoded is None:
+            assert messages is not None
+        total = len(encoded) if encoded is not None else len(messages)  # type: ignore[arg-type]
         inflight: list[int] = []  # message indexes in send order (acks come back in order)
         head = 0  # index of the oldest in-flight message in `inflight`
         nxt = 0
@@ -157,7 +167,13 @@ def publish_qos1(
                 if rate is not None:
                     due = int((now - t0) * rate) - nxt
                     allowed = min(allowed, max(0, due))
-                if allowed > 0:
+                if allowed > 0 and encoded is not None:
+                    inflight.extend(range(nxt, nxt + allowed))
+                    pending_out = b"".join(encoded[nxt : nxt + allowed])
+                    nxt += allowed
+                    result.sent = nxt
+                elif allowed > 0:
+                    assert messages is not None
                     parts = []
                     for k in range(nxt, nxt + allowed):
                         mid = mid % 65535 + 1

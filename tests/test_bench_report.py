@@ -12,6 +12,8 @@ from pathlib import Path
 from gm.algorithms import canonical_bytes, sign_sm2, verify_sm2
 from measure.bench import slowest_seconds, write_markdown
 from measure.bench_probes import MachineCpu, Signing, machine_cpu, proc_stats
+from measure.bench_report import capacity_figures
+from measure.mqtt_publishers import _read_packets, encode_all, encode_publish
 
 RUN = {"date": "D", "machine": "M", "workers": 1, "bench_seconds": 1.0, "e2e_fixes_per_s": 2.0}
 
@@ -119,3 +121,65 @@ def test_the_slowest_seconds_of_the_half_load_phase() -> None:
     latencies = [200.0, 250.0, 900.0, 100.0, 300.0]
     assert slowest_seconds(arrivals, latencies, start=100.0, n=2) == [(1, 900.0), (3, 300.0)]
     assert slowest_seconds([], [], start=0.0) == []
+
+
+def _step(offered: int, achieved: float, cpu: float, loadgen: float) -> dict[str, object]:
+    return {
+        "offered_per_s": offered,
+        "acked": 10,
+        "delivered": 10,
+        "achieved_per_s": achieved,
+        "cpu_ms_per_fix": cpu,
+        "cpu_ms_per_fix_by_component": {"worker": cpu},
+        "loadgen_cpu_ms_per_fix": loadgen,
+        "rest_of_machine_cpu_ms_per_fix": loadgen,
+        "machine_busy_pct": 90.0,
+    }
+
+
+def test_sitewatch_cpu_per_fix_and_capacity_come_from_the_step_that_kept_up() -> None:
+    steps = [
+        _step(1000, 990.0, 0.8, 0.1),
+        _step(2000, 1980.0, 0.4, 0.05),
+        _step(3000, 2100.0, 0.3, 0.04),
+    ]
+    figures = capacity_figures(steps, kept_up=1980.04)  # the 3,000/s step did not keep up
+    assert figures == {
+        "sitewatch_cpu_ms_per_fix": 0.4,
+        "capacity_fixes_per_s_per_core": 2500.0,  # 1000 / 0.4
+        "sitewatch_cpu_measured_at_per_s": 2000,
+        "loadgen_cpu_ms_per_fix": 0.05,
+    }
+    # nothing kept up: the first step; no step with CPU figures: nothing to say
+    assert capacity_figures(steps, kept_up=0.0)["sitewatch_cpu_ms_per_fix"] == 0.8
+    assert capacity_figures([], kept_up=0.0) == {}
+
+
+def test_markdown_shows_sitewatch_cpu_capacity_and_the_load_generators(tmp_path: Path) -> None:
+    doc = tmp_path / "BENCHMARKS.md"
+    steps = [_step(2000, 1980.0, 0.25, 0.03)]
+    run = RUN | {"signed_share": 1.0, "e2e_steps": steps} | capacity_figures(steps, 1980.0)
+    write_markdown(run, doc, "sitewatch bench")
+    text = doc.read_text()
+    assert (
+        "SiteWatch's CPU per fix (SM2-signed fixes, every component and service, at 2000 "
+        "fixes/s offered): **0.250 ms**, a capacity of **4,000 fixes/s per core**; the load "
+        "generators' own CPU: 0.030 ms per fix." in text
+    )
+    assert "| `sitewatch_cpu_ms_per_fix` | 0.25 |" in text
+    assert "| `capacity_fixes_per_s_per_core` | 4000.0 |" in text
+    assert "| 2000 | 10 | 10 | 1980.0 | 0.250 (worker 0.250) | 0.03 | 0.03 | 90.0% |" in text
+    assert "| load generators, ms per fix |" in text
+    unsigned = RUN | {"signed_share": 0.0, "e2e_steps": steps} | capacity_figures(steps, 1980.0)
+    write_markdown(unsigned, doc, "sitewatch bench --signed-share 0")
+    assert "SiteWatch's CPU per fix (unsigned fixes," in doc.read_text()
+
+
+def test_pre_encoded_publish_packets_carry_the_packet_ids_the_publisher_counts_on() -> None:
+    messages = [(f"t/{k}", b"x" * (k % 3)) for k in range(65537)]
+    packets = encode_all(messages)
+    assert packets[0] == encode_publish("t/0", b"", 1)
+    assert packets[65534] == encode_publish("t/65534", messages[65534][1], 65535)
+    assert packets[65535] == encode_publish("t/65535", messages[65535][1], 1)  # wraps, never 0
+    parsed, used = _read_packets(bytearray(b"".join(packets[:3])))
+    assert used == sum(map(len, packets[:3])) and [p[0] for p in parsed] == [0x32] * 3

@@ -24,7 +24,7 @@ from geofence import coords
 from gm.algorithms import _json_canonical, canonical_bytes, generate_sm2_keypair, sign_sm2
 from ingest.gate import Incoming, Partitions, SeenCache, rejection_id, rejection_record
 from ingest.mqtt_async import AsyncMqttClient
-from ingest.sm2pool import Sm2Pool
+from ingest.sm2pool import INLINE_MAX, Sm2Pool
 from measure.mqtt_publishers import _read_packets, encode_connect, encode_publish
 from rules.verify import EngineerIdentity, check_many, sm2_work
 from wire.records import (
@@ -259,6 +259,22 @@ def test_sm2_pool_and_presigned_check() -> None:
         pool.close()
     assert results == [k != 5 for k in range(24)]
     assert asyncio.run(Sm2Pool(0).verify_many(triples[:3])) == [True, True, True]
+    # a backlog batch (more than INLINE_MAX) is spread over the pool, in order
+    big = [triples[k % 24] for k in range(INLINE_MAX + 40)]
+    pool = Sm2Pool(2)
+    pool.start(warm=True)
+    try:
+        assert asyncio.run(pool.verify_many(big)) == [k % 24 != 5 for k in range(len(big))]
+    finally:
+        pool.close()
+    # steady-state batches are verified inline: the pool's processes are never started
+    lazy = Sm2Pool(2)
+    lazy.start()
+    try:
+        assert asyncio.run(lazy.verify_many(triples)) == [k != 5 for k in range(24)]
+        assert not lazy.ready and not lazy._warming
+    finally:
+        lazy.close()
 
     class Directory:
         def engineer(self, engineer_id: str) -> EngineerIdentity:
