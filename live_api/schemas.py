@@ -449,21 +449,6 @@ class AlertAction(BaseModel):
     note: str | None = Field(default=None, max_length=2000)
 
 
-class AlertNote(BaseModel):
-    note: str = Field(min_length=1, max_length=2000)
-
-    @field_validator("note")
-    @classmethod
-    def _readable(cls, value: str) -> str:
-        """Not blank, and no bidirectional controls: a note must read as it was written."""
-        value = value.strip()
-        if not value:
-            raise ValueError("a note has some text")
-        if any(0x202A <= ord(c) <= 0x202E or 0x2066 <= ord(c) <= 0x2069 for c in value):
-            raise ValueError("a note must not hold bidirectional control characters")
-        return value
-
-
 class AttendanceOut(BaseModel):
     engineer_id: str
     project_id: str

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import orjson
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import ColumnElement, func, select, true, update
 
 from config import topics
@@ -21,6 +22,22 @@ from store import alert_events
 from store import evidence as store_evidence
 from store import seals as seal_store
 from store.models import Alert, AlertEvent, AlertHistory
+
+
+class AlertNote(BaseModel):
+    note: str = Field(min_length=1, max_length=2000)
+
+    @field_validator("note")
+    @classmethod
+    def _readable(cls, value: str) -> str:
+        """Not blank, and no bidirectional controls: a note must read as it was written."""
+        value = value.strip()
+        if not value:
+            raise ValueError("a note has some text")
+        if any(0x202A <= ord(c) <= 0x202E or 0x2066 <= ord(c) <= 0x2069 for c in value):
+            raise ValueError("a note must not hold bidirectional control characters")
+        return value
+
 
 router = APIRouter(prefix="/api")
 log = logging.getLogger("sitewatch.api")
@@ -192,7 +209,7 @@ async def resolve_alert(
 
 @router.post("/alerts/{alert_id}/note", response_model=schemas.AlertOut, tags=["alerts"])
 async def note_alert(
-    alert_id: str, body: schemas.AlertNote, conn: Conn, caller: CurrentCaller
+    alert_id: str, body: AlertNote, conn: Conn, caller: CurrentCaller
 ) -> dict[str, Any]:
     """A note in the alert's history (and its chain) without a change of status; admins and
     regulators of its region, also on a resolved alert."""
