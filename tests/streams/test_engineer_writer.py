@@ -20,11 +20,11 @@ from tests.stack_client import StackClient, site
 from wire.codecs import decode_mqtt
 from wire.records import Record
 
-LON, LAT = 114.0412, 22.5412
+FUTIAN = (114.0412, 22.5412)
 TZ = ZoneInfo("Asia/Shanghai")
 
 
-def _records(engineer_id: str, n: int) -> list[Record]:
+def _records(engineer_id: str, n: int, lon: float, lat: float) -> list[Record]:
     """Fixes of yesterday around noon, local time: one local day, whatever the hour now."""
     now = time.time()
     noon = dt.datetime.combine(
@@ -38,8 +38,8 @@ def _records(engineer_id: str, n: int) -> list[Record]:
                     "msg_id": f"{engineer_id}-{i}",
                     "engineer_id": engineer_id,
                     "ts": round(noon) + i * 60,
-                    "lat": LAT,
-                    "lon": LON,
+                    "lat": lat,
+                    "lon": lon,
                     "acc": 5,
                     "kind": "checkin" if i == 0 else "position",
                 }
@@ -53,8 +53,9 @@ def _records(engineer_id: str, n: int) -> list[Record]:
 def test_a_batch_is_written_once_without_faust(sw: StackClient) -> None:
     tag = uuid.uuid4().hex[:6]
     project_id, engineer_id = f"EW-P-{tag}", f"EW-E-{tag}"
+    lon, lat = sw.free_spot(*FUTIAN)  # other tests' sites must not cover it: one alert each
     with sw.api() as api:
-        assert api.post("/api/projects", json=site(project_id, LON, LAT)).status_code == 201
+        assert api.post("/api/projects", json=site(project_id, lon, lat)).status_code == 201
         r = api.post(  # registered elsewhere without a filing: the batch raises an alert
             "/api/engineers",
             json={
@@ -75,7 +76,7 @@ def test_a_batch_is_written_once_without_faust(sw: StackClient) -> None:
         engine = async_engine(settings, pool_size=2)
         writer = EngineerWriter(settings, engine, push_live)
         try:
-            batch = _records(engineer_id, 5)
+            batch = _records(engineer_id, 5, lon, lat)
             await writer.write(batch)
             await writer.write(batch)  # redelivered
             assert writer.attendance_messages()  # on site: live attendance for the project
