@@ -73,6 +73,7 @@ def sign_in(page: Page, base: str, username: str, password: str, lang: str) -> N
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     page.get_by_test_id("nav").wait_for()
+    page.wait_for_url(lambda url: "#/login" not in url)
 
 
 def shoot(base: str, accounts: dict[str, str], out: Path) -> list[Path]:

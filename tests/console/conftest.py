@@ -235,6 +235,7 @@ def console(browser: Browser, sw: StackClient, world: World) -> Iterator[Any]:  
         page.fill("input[name=password]", world.passwords[world.usernames[who]])
         page.click("button[type=submit]")
         page.get_by_test_id("nav").wait_for()
+        page.wait_for_url(lambda url: "#/login" not in url)  # the router has left the form
         opened.append(c)
         return c
 

@@ -4,13 +4,14 @@ the vendor's devices: values checked against the API."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any
 
 import pytest
 
-from tests.console.conftest import PHONE, World, photo_jpeg
+from tests.console.conftest import PHONE, City, World, photo_jpeg
 from tests.stack_client import StackClient, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.stack]
@@ -63,23 +64,32 @@ def test_engineer_checks_in_and_writes_a_record_with_a_photo_from_a_phone(
     assert not c.problems, c.problems
 
 
-def test_engineer_answers_a_notice(console: Any, sw: StackClient, world: World) -> None:
-    sz = world.sz
-    me = sz.engineer["id"]
-    msg_id = f"con-notice-{uuid.uuid4().hex[:6]}"
+def _issue_notice(sw: StackClient, city: City, text: str) -> str:
+    """A rectification notice by the city's engineer on its project: its id, once open."""
+    record = {
+        "msg_id": f"con-notice-{uuid.uuid4().hex[:6]}",
+        "engineer_id": city.engineer["id"],
+        "project_id": city.project,
+        "kind": "notice",
+        "ts": time.time() - 60,
+        "lat": city.lat,
+        "lon": city.lon,
+        "text": text,
+        "deadline": time.time() + 86400,
+    }
     with sw.api() as api:
-        r = api.post(
-            "/api/records",
-            data={
-                "record": f'{{"msg_id": "{msg_id}", "engineer_id": "{me}", "project_id": "{sz.project}", "kind": "notice", "ts": {time.time() - 60}, "lat": {sz.lat}, "lon": {sz.lon}, "text": "基坑临边防护缺失，限期整改", "deadline": {time.time() + 86400}}}'
-            },
-        )
+        r = api.post("/api/records", data={"record": json.dumps(record, ensure_ascii=False)})
         assert r.status_code == 201, r.text
-        notice_id = r.json()["id"]
+        notice_id = str(r.json()["id"])
         wait_until(
             lambda: api.get(f"/api/notices/{notice_id}").status_code == 200,
             what="the notice opened",
         )
+    return notice_id
+
+
+def test_engineer_answers_a_notice(console: Any, sw: StackClient, world: World) -> None:
+    notice_id = _issue_notice(sw, world.sz, "基坑临边防护缺失，限期整改")
     c = console("engineer", lang="en", viewport=PHONE)
     card = c.page.locator(f"[data-notice='{notice_id}']")
     card.locator("input").fill("已补设防护栏杆")
@@ -100,6 +110,7 @@ def test_an_engineers_dossier_as_the_regulator_sees_it(
 ) -> None:
     sz = world.sz
     token = world.token(sw, "sz")
+    notice_id = _issue_notice(sw, sz, "模板支撑立杆间距超标，限期整改")
     c = console("sz", lang="en")
     c.go("engineers")
     c.page.get_by_test_id("q").fill(sz.engineer["id"])
@@ -130,7 +141,14 @@ def test_an_engineers_dossier_as_the_regulator_sees_it(
     shown = c.page.eval_on_selector_all("[data-reason]", "rs => rs.map(r => r.dataset.reason)")
     assert shown == [d["code"] for d in eligibility["details"]] and shown
     assert ("Not eligible" in c.text("elig-result")) == (not eligibility["eligible"])
-    assert int(c.text("track-count")) >= 0
+    with sw.api(token) as api:
+        issued = [
+            n["id"] for n in api.get("/api/notices").json() if n["engineer_id"] == sz.engineer["id"]
+        ]
+    shown_notices = c.page.eval_on_selector_all(
+        "[data-testid=engineer-notices] tr[data-notice]", "rs => rs.map(r => r.dataset.notice)"
+    )
+    assert shown_notices == issued and notice_id in issued
     assert not c.problems, c.problems
 
 
