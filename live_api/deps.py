@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import false, func, or_, select
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
@@ -135,6 +136,14 @@ def unknown(caller: Caller, kind: str, ident: str) -> HTTPException:
     if caller.role == "admin":
         return HTTPException(404, f"no {kind} {ident!r}")
     return HTTPException(403, f"{kind} {ident!r} is outside your region or role")
+
+
+Since = Query(default=None, description="ISO-8601 date-time; naive means UTC")
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """A date-time of a query (naive means UTC) with its zone."""
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def get_settings(request: Request) -> Settings:

@@ -16,7 +16,16 @@ from sqlalchemy import ColumnElement, func, select, true, update
 from config import topics
 from live_api import audit, schemas
 from live_api.auth import Caller
-from live_api.deps import Conn, CurrentCaller, SettingsDep, in_region, scope_region, unknown
+from live_api.deps import (
+    Conn,
+    CurrentCaller,
+    SettingsDep,
+    Since,
+    as_utc,
+    in_region,
+    scope_region,
+    unknown,
+)
 from rules.alerts import live_alert
 from store import alert_events
 from store import evidence as store_evidence
@@ -42,13 +51,8 @@ class AlertNote(BaseModel):
 router = APIRouter(prefix="/api")
 log = logging.getLogger("sitewatch.api")
 
-Since = Query(default=None, description="ISO-8601 date-time; naive means UTC")
 Until = Query(default=None, description="ISO-8601 date-time, exclusive; naive means UTC")
 TOTAL_HEADER = "X-Total-Count"
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 async def _alert_out(conn: Any, rows: list[Any]) -> list[dict[str, Any]]:
@@ -124,9 +128,9 @@ async def list_alerts(
     if status:
         conditions.append(Alert.status == status)
     if since:
-        conditions.append(Alert.ts >= _utc(since))
+        conditions.append(Alert.ts >= as_utc(since))
     if until:
-        conditions.append(Alert.ts < _utc(until))
+        conditions.append(Alert.ts < as_utc(until))
     total = (
         await conn.execute(select(func.count()).select_from(Alert).where(*conditions))
     ).scalar_one()
@@ -179,6 +183,20 @@ async def _push_live(request: Request, alert: dict[str, Any]) -> None:
         log.warning("alert %s changed but could not be pushed live: %r", alert["id"], exc)
 
 
+async def _act(
+    request: Request,
+    background: BackgroundTasks,
+    conn: Any,
+    caller: Caller,
+    alert_id: str,
+    status: str,
+    body: schemas.AlertAction | None,
+) -> dict[str, Any]:
+    out = await _transition(conn, caller, alert_id, status, body.note if body else None)
+    background.add_task(_push_live, request, out)
+    return out
+
+
 @router.post("/alerts/{alert_id}/ack", response_model=schemas.AlertOut, tags=["alerts"])
 async def ack_alert(
     alert_id: str,
@@ -188,9 +206,7 @@ async def ack_alert(
     background: BackgroundTasks,
     body: schemas.AlertAction | None = None,
 ) -> dict[str, Any]:
-    out = await _transition(conn, caller, alert_id, "acked", body.note if body else None)
-    background.add_task(_push_live, request, out)
-    return out
+    return await _act(request, background, conn, caller, alert_id, "acked", body)
 
 
 @router.post("/alerts/{alert_id}/resolve", response_model=schemas.AlertOut, tags=["alerts"])
@@ -202,9 +218,7 @@ async def resolve_alert(
     background: BackgroundTasks,
     body: schemas.AlertAction | None = None,
 ) -> dict[str, Any]:
-    out = await _transition(conn, caller, alert_id, "resolved", body.note if body else None)
-    background.add_task(_push_live, request, out)
-    return out
+    return await _act(request, background, conn, caller, alert_id, "resolved", body)
 
 
 @router.post("/alerts/{alert_id}/note", response_model=schemas.AlertOut, tags=["alerts"])

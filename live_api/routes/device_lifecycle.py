@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from sqlalchemy import select, update
 
 from live_api import audit, schemas
-from live_api.deps import Admin, Conn, CurrentCaller
+from live_api.deps import Admin, Conn, CurrentCaller, as_utc
 from live_api.routes.devices import _device_out, visible_device
 from live_api.routes.registry import change_history, check_if_match, diff, etag, retire
 from store import alert_events
@@ -98,6 +98,6 @@ async def device_telemetry(
     await visible_device(conn, caller, device_id)
     q = select(Telemetry.ts, Telemetry.metrics).where(Telemetry.device_id == device_id)
     if since is not None:
-        q = q.where(Telemetry.ts >= (since if since.tzinfo else since.replace(tzinfo=dt.UTC)))
+        q = q.where(Telemetry.ts >= as_utc(since))
     rows = await conn.execute(q.order_by(Telemetry.ts.desc()).limit(limit))
     return [{"ts": r.ts.isoformat(), "metrics": r.metrics} for r in rows]

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from geofence.codes import code_prefix
 from live_api import schemas
 from live_api.auth import Caller
-from live_api.deps import Conn, CurrentCaller, SettingsDep, scope_region, unknown
+from live_api.deps import Conn, CurrentCaller, SettingsDep, Since, as_utc, scope_region, unknown
 from live_api.history_formats import download
 from store.models import (
     Engineer,
@@ -29,7 +29,6 @@ from store.queries import attendance
 router = APIRouter(prefix="/api")
 log = logging.getLogger("sitewatch.api")
 
-Since = Query(default=None, description="ISO-8601 date-time; naive means UTC")
 LocalDate = Query(default=None, description="local date YYYY-MM-DD; default today")
 
 
@@ -140,9 +139,7 @@ async def rejected(
         raise HTTPException(403, "rejected messages are visible to admins only")
     q = select(RejectedMessage).order_by(RejectedMessage.received_at.desc()).limit(limit)
     if since:
-        q = q.where(
-            RejectedMessage.received_at >= (since if since.tzinfo else since.replace(tzinfo=dt.UTC))
-        )
+        q = q.where(RejectedMessage.received_at >= as_utc(since))
     return [dict(r._mapping) for r in (await conn.execute(q)).all()]
 
 

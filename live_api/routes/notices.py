@@ -103,6 +103,7 @@ async def list_notices(
     caller: CurrentCaller,
     project_id: str | None = None,
     status: str | None = Query(default=None, pattern="^(open|rectified|closed)$"),
+    engineer_id: str | None = Query(default=None, max_length=64, description="who issued it"),
 ) -> list[NoticeOut]:
     """The notices the caller may see (a regulator's region, an engineer's own), oldest first."""
     query = select(Notice).order_by(Notice.issued_at, Notice.id).limit(10_000)
@@ -114,6 +115,8 @@ async def list_notices(
         query = query.where(Notice.project_id == project_id)
     if status is not None:
         query = query.where(Notice.status == status)
+    if engineer_id is not None:
+        query = query.where(Notice.engineer_id == engineer_id)
     return [_out(r) for r in await conn.execute(query)]
 
 

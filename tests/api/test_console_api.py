@@ -19,21 +19,11 @@ pytestmark = pytest.mark.stack
 def _device_alert(sw: StackClient, place: tuple[str, float, float]) -> dict[str, Any]:
     """A project at `place` with a device whose one reading crossed its limit: its alert."""
     lon, lat = spot(place)
-    project, device = f"CA-{tag()}", f"CA-D-{tag()}"
+    project = f"CA-{tag()}"
     with sw.api() as api:
         assert api.post("/api/projects", json=feature(project, lon, lat)).status_code == 201
-        r = api.post(
-            "/api/devices",
-            json={
-                "id": device,
-                "project_id": project,
-                "kind": "dust",
-                "report_interval_s": 3600,
-                "thresholds": {"pm10": {"max": 150}},
-            },
-        )
-        assert r.status_code == 201, r.text
-        password = r.json()["mqtt_password"]
+        registered = sw.new_device("CA-D", project)
+        device, password = registered["id"], registered["mqtt_password"]
         sw.publish(
             f"sitewatch/devices/{device}/telemetry",
             {"msg_id": f"{device}-1", "ts": time.time() - 30, "metrics": {"pm10": 400}},

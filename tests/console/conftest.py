@@ -86,19 +86,10 @@ def _city(
         ),
     )
     assert r.status_code == 201, r.text
-    device = f"CON-{tag}-D-{uuid.uuid4().hex[:6]}"
-    r = api.post(
-        "/api/devices",
-        json={
-            "id": device,
-            "project_id": project,
-            "kind": "crane",
-            "report_interval_s": 3600,
-            "thresholds": {"wind_ms": {"max": 20}},
-        },
+    registered = sw.new_device(
+        f"CON-{tag}-D", project, kind="crane", thresholds={"wind_ms": {"max": 20}}
     )
-    assert r.status_code == 201, r.text
-    password = r.json()["mqtt_password"]
+    device, password = registered["id"], registered["mqtt_password"]
     now = time.time()
     for k, wind in enumerate((12.5, 14.0, 26.5)):  # the last one crosses the limit
         sw.publish(

@@ -145,6 +145,8 @@ def test_an_engineers_dossier_as_the_regulator_sees_it(
         issued = [
             n["id"] for n in api.get("/api/notices").json() if n["engineer_id"] == sz.engineer["id"]
         ]
+        by_issuer = api.get("/api/notices", params={"engineer_id": sz.engineer["id"]}).json()
+        assert [n["id"] for n in by_issuer] == issued  # the server's filter, as the page asks
     shown_notices = c.page.eval_on_selector_all(
         "[data-testid=engineer-notices] tr[data-notice]", "rs => rs.map(r => r.dataset.notice)"
     )
