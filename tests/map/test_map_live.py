@@ -3,12 +3,14 @@ with acknowledgement, region isolation, reconnect with resync, day playback, hea
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import statistics
 import time
 import uuid
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -238,6 +240,11 @@ def test_day_playback_and_heat_map(
     lon, lat = nanshan()
     project(sw, lon, lat, "440305", "MAP-TRACK")
     eng = engineer(sw, "MAP-TRACK-E")
+    # the playback shows the local day of today: three fixes of the last 90 s are on it unless
+    # the local day began less than that ago, so wait out the first two minutes of a day
+    local = dt.datetime.now(ZoneInfo("Asia/Shanghai"))
+    since_midnight = (local - local.replace(hour=0, minute=0, second=0, microsecond=0)).seconds
+    time.sleep(max(0, 120 - since_midnight))
     now = time.time()
     path = [(lon - 0.001, lat - 0.001), (lon, lat), (lon + 0.001, lat + 0.0015)]
     for k, (x, y) in enumerate(path):
