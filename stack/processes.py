@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -19,11 +20,32 @@ LOG_MAX_BYTES = int(os.environ.get("SITEWATCH_LOG_MAX_BYTES", str(20 * 1024 * 10
 LOG_KEEP = 5
 
 
+# below Linux's ephemeral range (32768-60999): a port the kernel hands out to outgoing
+# connections could be taken by one between choosing it and the service binding it
+PORT_RANGE = (20000, 32767)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on `host` that nothing listens on right now."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+    """A TCP port on `host`, outside the ephemeral range, that nothing is bound to right now."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(200):
+        port = random.randint(*PORT_RANGE)
+        with socket.socket(family) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(family) as sock:  # a crowded range: let the kernel choose
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def log_tail(path: Path, lines: int = 8) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
 
 
 def wait_for_port(host: str, port: int, *, timeout_s: float, child: Child | None = None) -> None:
@@ -32,7 +54,7 @@ def wait_for_port(host: str, port: int, *, timeout_s: float, child: Child | None
         if child is not None and child.popen.poll() is not None:
             raise RuntimeError(
                 f"{child.name} exited with code {child.popen.returncode} before listening on "
-                f"{host}:{port}; see {child.log_path}"
+                f"{host}:{port}; see {child.log_path}:\n{log_tail(child.log_path)}"
             )
         try:
             with socket.create_connection((host, port), timeout=0.5):

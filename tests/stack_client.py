@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import paho.mqtt.client as mqtt
@@ -167,6 +169,17 @@ def wait_until(
             return last
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}; last value {last!r}")
+
+
+def one_local_day(ago_s: int, span_s: int, tz: str = "Asia/Shanghai") -> int:
+    """A start about `ago_s` seconds back whose next `span_s` seconds fall on one local day:
+    when they would cross the last local midnight, they end a minute before it instead."""
+    start = round(time.time()) - ago_s
+    local = dt.datetime.now(ZoneInfo(tz))
+    midnight = round(local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp())
+    if start < midnight <= start + span_s:
+        return midnight - 60 - span_s
+    return start
 
 
 def square(lon: float, lat: float, d: float = 0.001) -> list[list[list[float]]]:

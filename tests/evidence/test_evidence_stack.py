@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaProducer
 
 from config import topics
 from stack.up import Stack
-from tests.stack_client import StackClient, site, wait_until
+from tests.stack_client import StackClient, one_local_day, site, wait_until
 from wire.codecs import decode_mqtt
 from wire.records import to_dict
 
@@ -96,7 +96,7 @@ def chained(sw: StackClient) -> Iterator[dict[str, Any]]:
     with sw.api() as api:
         assert api.post("/api/projects", json=site(project_id, LON, LAT)).status_code == 201
     password = engineer(sw, eng)
-    t0 = round(time.time()) - 900
+    t0 = one_local_day(900, 240)  # the test reads the day of t0
     offsets = [0, 120, 60, 180, 240]  # m2 (t0+60) arrives after m1 (t0+120)
     sent: dict[str, dict[str, Any]] = {}
     for i, off in enumerate(offsets):
