@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -47,3 +48,18 @@ class Fences:
         if revision is None:
             return fence_id
         return revision.project_id if revision.valid_from <= ts < revision.valid_to else None
+
+
+Shape = TypeVar("Shape")
+
+
+def boundary_spans(steps: Sequence[tuple[float, Shape]]) -> list[tuple[float, float, Shape]]:
+    """A revised project's boundaries as (valid_from, valid_to, shape), from its steps
+    (effective_from, shape) ordered by effective time, then by when they were recorded. Each
+    applies until the next; one replaced by a step recorded later for the same time is gone."""
+    spans = []
+    for n, (start, shape) in enumerate(steps):
+        end = steps[n + 1][0] if n + 1 < len(steps) else math.inf
+        if end > start:
+            spans.append((start, end, shape))
+    return spans

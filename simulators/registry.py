@@ -3,7 +3,9 @@ projects, engineers, filings and devices through the public API (CONTRACT sectio
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import math
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -80,19 +82,46 @@ def buffered(poly: Polygon | MultiPolygon, metres: float) -> Any:
     return shapely.affinity.scale(grown, xfact=1 / k, yfact=1.0, origin=c)
 
 
-def existing_projects(api: httpx.Client) -> list[tuple[str, str, Any]]:
-    """(id, region_code, WGS-84 geometry incl. its buffer) of every project the monitor judges
-    fixes against (not retired, not suspended)."""
+# (id, region_code, WGS-84 geometry incl. its buffer, valid_from, valid_to): one boundary of
+# a project the monitor judges fixes against, for the event times in [valid_from, valid_to)
+ForeignFence = tuple[str, str, Any, float, float]
+
+
+def existing_projects(api: httpx.Client) -> list[ForeignFence]:
+    """The boundaries of every project the monitor judges fixes against (not retired, not
+    suspended): its boundary for all time, or each boundary of a revised one for its time."""
     fc = check(api.get("/api/projects"), "listing projects")
-    out = []
+    revised = {
+        f.get("id")
+        for f in check(api.get("/api/projects?revised=true"), "listing projects")["features"]
+    }
+    out: list[ForeignFence] = []
     for f in fc.get("features", []):
         props = f.get("properties") or {}
         if props.get("retired_at") or props.get("status") == "suspended":
             continue  # no fence at the monitor: fixes there are on no site
-        try:
-            geom = shape(f["geometry"])
-        except Exception:  # noqa: BLE001 - a project we cannot read cannot be avoided either
-            continue
-        geom = buffered(geom, float(props.get("buffer_m") or 0.0))
-        out.append((str(props.get("id") or f.get("id")), str(props.get("region_code") or ""), geom))
+        project_id = str(props.get("id") or f.get("id"))
+        region, buffer_m = str(props.get("region_code") or ""), float(props.get("buffer_m") or 0.0)
+        spans = [(f["geometry"], None, None)]
+        if project_id in revised:
+            history = check(api.get(f"/api/projects/{project_id}/boundaries"), "boundaries")
+            spans = [(b["geometry"], b["valid_from"], b["valid_to"]) for b in history]
+        for geometry, valid_from, valid_to in spans:
+            try:
+                geom = buffered(shape(geometry), buffer_m)
+            except Exception:  # noqa: BLE001 - a project we cannot read cannot be avoided either
+                continue
+            out.append(
+                (
+                    project_id,
+                    region,
+                    geom,
+                    _epoch(valid_from, -math.inf),
+                    _epoch(valid_to, math.inf),
+                )
+            )
     return out
+
+
+def _epoch(iso: str | None, unbounded: float) -> float:
+    return unbounded if iso is None else dt.datetime.fromisoformat(iso).timestamp()

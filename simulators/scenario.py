@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from collections.abc import Sequence
 
 from shapely.geometry import Polygon
 from shapely.strtree import STRtree
@@ -54,17 +55,18 @@ from simulators.world import PLACE, Site
 def build(
     config: Config,
     prefix: str,
-    foreign: list[tuple[str, str, Polygon]] | None = None,
+    foreign: Sequence[tuple[str, str, Polygon, float, float]] | None = None,
     now: dt.datetime | None = None,
 ) -> Scenario:
-    """Generate a scenario. ``foreign``: (id, region_code, polygon) of projects the monitor
-    already has; sites are drawn away from them."""
+    """Generate a scenario. ``foreign``: (id, region_code, polygon, valid_from, valid_to) of
+    the boundaries of projects the monitor already has (a revised project's earlier ones
+    too); sites are drawn away from all of them."""
     rng = random.Random(config.seed)
     start = config.start_local(now)
     end = start + dt.timedelta(days=config.days)
     closing_ts = end.timestamp() + config.allowed_lateness_s + 600
     foreign = foreign or []
-    foreign_polys = [p for _, _, p in foreign]
+    foreign_polys = [f[2] for f in foreign]
 
     roles = role_counts(config.engineers, config.violations)
     sites = _draw_sites(rng, prefix, config, roles, foreign_polys)

@@ -32,6 +32,7 @@ from simulators import truth as truth_mod
 from simulators.plans import SCENARIOS, Config, Scenario
 from simulators.publish import Progress, Publisher, pace_and_publish
 from simulators.registry import (
+    ForeignFence,
     api_client,
     check,
     existing_projects,
@@ -77,12 +78,12 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 def compute_truth(
     sc: Scenario,
-    foreign: list[tuple[str, str, Any]],
+    foreign: list[ForeignFence],
     rules: truth_mod.Rules,
     now: float | None = None,
 ) -> truth_mod.Truth:
     fences = [truth_mod.Fence(s.id, s.region_code, s.polygon) for s in sc.sites]
-    fences += [truth_mod.Fence(i, r, g) for i, r, g in foreign if r]
+    fences += [truth_mod.Fence(i, r, g, a, b) for i, r, g, a, b in foreign if r]
     engineers = {
         e.id: truth_mod.Registered(
             e.registered_region,
@@ -214,7 +215,7 @@ def write_run_dir(
     rules: truth_mod.Rules,
     data_dir: Path,
     endpoints: dict[str, Any],
-    foreign: list[tuple[str, str, Any]],
+    foreign: list[ForeignFence],
 ) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     tz = sc.config.tz
@@ -251,7 +252,7 @@ def write_run_dir(
         "projects": [s.id for s in sc.sites],
         "trainings": [t.id for t in sc.trainings],
         "notices": [n.id for n in sc.notices],
-        "foreign_projects": [i for i, _, _ in foreign],
+        "foreign_projects": sorted({f[0] for f in foreign}),
         "counts": {
             "messages": len(sc.messages),
             "fixes": len(sc.fixes),

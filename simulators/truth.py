@@ -99,9 +99,14 @@ class Rules:
 
 @dataclass(frozen=True)
 class Fence:
+    """A project's boundary; one of a revised project's boundaries judges only the fixes whose
+    event time is in [valid_from, valid_to) (rules.fences.Revision)."""
+
     id: str
     region_code: str
     polygon: Polygon
+    valid_from: float = -math.inf
+    valid_to: float = math.inf
 
 
 @dataclass(frozen=True)
@@ -235,7 +240,7 @@ def compute(
             day = day_of(f.ts)
             for i in tree.query(p):
                 fence = fences[int(i)]
-                if not fence.polygon.covers(p):
+                if not fence.valid_from <= f.ts < fence.valid_to or not fence.polygon.covers(p):
                     continue
                 on_site[(eng_id, fence.id, day)].append(f.ts)
                 kind = getattr(f, "kind", "position")

@@ -10,7 +10,6 @@ boundary was revised has one fence per boundary, each judging the fixes of its t
 from __future__ import annotations
 
 import logging
-import math
 
 import shapely
 from sqlalchemy import func, or_, select
@@ -19,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from geofence.fences import Fence, FenceIndex
 from geofence.regions import Region as RegionShape
 from geofence.regions import RegionIndex
-from rules.fences import Fences, Revision
+from rules.fences import Fences, Revision, boundary_spans
 from store.models import ChangeLog, Project, ProjectBoundary, Region
 
 log = logging.getLogger("sitewatch.store")
@@ -92,11 +91,7 @@ class FenceCache:
             if p[0] not in revised:
                 fences.append(Fence(p[0], shapely.from_wkb(p[3]), p[1], p[2] or 0.0))
                 continue
-            steps = revised[p[0]]
-            for n, (start, wkb) in enumerate(steps):
-                end = steps[n + 1][0] if n + 1 < len(steps) else math.inf
-                if end <= start:
-                    continue  # replaced by a boundary recorded later for the same time
+            for n, (start, end, wkb) in enumerate(boundary_spans(revised[p[0]])):
                 fence_id = f"{p[0]}/{n}"  # ids cannot hold '/' (they are MQTT topic levels)
                 fences.append(Fence(fence_id, shapely.from_wkb(wkb), p[1], p[2] or 0.0))
                 revisions[fence_id] = Revision(p[0], start, end)

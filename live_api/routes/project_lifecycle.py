@@ -13,8 +13,10 @@ import datetime as dt
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request, Response
+from geoalchemy2.shape import to_shape
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import insert, select, update
+from shapely.geometry import mapping
+from sqlalchemy import func, insert, select, update
 
 from live_api import audit, schemas
 from live_api.deps import Admin, Conn, CurrentCaller, unknown
@@ -26,6 +28,7 @@ from live_api.routes.projects import (
     project_etag,
 )
 from live_api.routes.registry import change_history, check_if_match, retire
+from rules.fences import boundary_spans
 from store.models import AuditEntry, ChangeLog, Engineer, Project, ProjectBoundary
 
 router = APIRouter(prefix="/api")
@@ -256,3 +259,35 @@ async def project_assignments(
         Assignment(engineer_id=e, role=r, start=at, end=None) for (e, r), at in open_.items()
     )  # type: ignore[arg-type]
     return sorted(out, key=lambda a: (a.start, a.role, a.engineer_id))
+
+
+class Boundary(BaseModel):
+    valid_from: dt.datetime | None = Field(description="applies from; null: since always")
+    valid_to: dt.datetime | None = Field(description="applies until; null: still applies")
+    geometry: dict[str, Any] = Field(description="GeoJSON MultiPolygon, WGS-84 lon/lat")
+
+
+@router.get("/projects/{project_id}/boundaries", response_model=list[Boundary], tags=["projects"])
+async def project_boundaries(project_id: str, conn: Conn, caller: CurrentCaller) -> list[Boundary]:
+    """Which boundary judged the fixes of which time, oldest first (CONTRACT §6.3): one
+    entry for all time until the boundary is first revised."""
+    row = await visible_project(conn, caller, project_id)
+    steps = (
+        await conn.execute(
+            select(func.extract("epoch", ProjectBoundary.effective_from), ProjectBoundary.geom)
+            .where(ProjectBoundary.project_id == project_id)
+            .order_by(ProjectBoundary.effective_from, ProjectBoundary.id)
+        )
+    ).all()
+    spans = boundary_spans([(float(t), g) for t, g in steps]) or [
+        (float("-inf"), float("inf"), row.geom)
+    ]
+    return [
+        Boundary(valid_from=_time(a), valid_to=_time(b), geometry=mapping(to_shape(g)))
+        for a, b, g in spans
+    ]
+
+
+def _time(epoch: float) -> dt.datetime | None:
+    finite = -1e12 < epoch < 1e12  # the first boundary is stored from -infinity
+    return dt.datetime.fromtimestamp(epoch, dt.UTC) if finite else None

@@ -32,6 +32,7 @@ from store.models import (
     ChangeLog,
     Device,
     Project,
+    ProjectBoundary,
 )
 
 router = APIRouter(prefix="/api")
@@ -340,6 +341,11 @@ async def list_projects(
     q: str | None = Query(default=None, max_length=64, description="part of the id or name"),
     limit: int | None = Query(default=None, ge=1, le=1000, description="a page; default all"),
     offset: int = Query(default=0, ge=0, le=1_000_000),
+    revised: bool | None = Query(
+        default=None,
+        description="only projects whose boundary was revised (true) or never was (false): "
+        "their boundary history is at /api/projects/{id}/boundaries",
+    ),
 ) -> dict[str, Any]:
     """The projects the caller may see: all (admin), those in its region (regulator), those it
     is assigned to (engineer), those of its devices (vendor). `X-Total-Count` holds how many
@@ -356,6 +362,9 @@ async def list_projects(
                 Project.id.icontains(q, autoescape=True), Project.name.icontains(q, autoescape=True)
             )
         )
+    if revised is not None:
+        with_history = Project.id.in_(select(ProjectBoundary.project_id))
+        conditions.append(with_history if revised else ~with_history)
     vendor_projects = await _vendor_projects(conn, caller)
     query = select(Project).where(*conditions).order_by(Project.id)
     if caller.role in ("admin", "regulator"):  # scoped in SQL: page there

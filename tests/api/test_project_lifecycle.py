@@ -10,6 +10,9 @@ import uuid
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+from shapely.geometry import shape
+
 from tests.stack_client import StackClient, site, square, wait_until
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -89,6 +92,33 @@ def test_a_new_boundary_changes_attendance_only_from_its_effective_time(sw: Stac
     # is too long, 10 (11:40-11:50)
     assert row["minutes_on_site"] == 30
     assert row["first_in"].startswith(f"{day}T10:00") or row["first_in"].startswith(f"{day}T02:00")
+    # the boundary history says which boundary judged which time, and the listing finds
+    # the projects that have one
+    with sw.api() as api:
+        old, new = api.get(f"/api/projects/{project_id}/boundaries").json()
+        revised = api.get("/api/projects", params={"revised": "true"}).json()["features"]
+        never = api.get("/api/projects", params={"revised": "false"}).json()["features"]
+    assert old["valid_from"] is None and new["valid_to"] is None
+    assert dt.datetime.fromisoformat(old["valid_to"]) == t
+    assert dt.datetime.fromisoformat(new["valid_from"]) == t
+    assert shape(old["geometry"]).centroid.x == pytest.approx(lon_a, abs=1e-6)
+    assert shape(new["geometry"]).centroid.x == pytest.approx(lon_b, abs=1e-6)
+    assert project_id in {f["id"] for f in revised}
+    assert project_id not in {f["id"] for f in never}
+
+
+def test_an_unrevised_project_has_one_boundary_for_all_time(sw: StackClient) -> None:
+    project_id = f"PL-U-{uuid.uuid4().hex[:6]}"
+    lon, lat = sw.free_spot(113.99, 22.57)
+    with sw.api() as api:
+        assert api.post("/api/projects", json=site(project_id, lon, lat)).status_code == 201
+        [only] = api.get(f"/api/projects/{project_id}/boundaries").json()
+        missing = api.get("/api/projects/PL-NO-SUCH/boundaries")
+        never = api.get("/api/projects", params={"revised": "false"}).json()["features"]
+    assert project_id in {f["id"] for f in never}
+    assert only["valid_from"] is None and only["valid_to"] is None
+    assert shape(only["geometry"]).centroid.x == pytest.approx(lon, abs=1e-6)
+    assert missing.status_code == 404
 
 
 def test_stale_if_match_suspension_and_the_assignment_history(sw: StackClient) -> None:

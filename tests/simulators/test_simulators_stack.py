@@ -382,6 +382,7 @@ def test_several_devices_per_project(
     score = _score(run_dir)
     (artifacts / "simulators-crowded-score.json").write_text(json.dumps(score, indent=2))
     assert score["wait"]["caught_up"], score["wait"]
+    assert score["attendance"]["missing_rows"] == 0, _missing_rows_explained(sw, score)
     for kind, s in score["alerts"].items():
         if kind != "device_offline":
             assert (s["precision"], s["recall"]) == (1.0, 1.0), (kind, s)
@@ -394,3 +395,29 @@ def test_several_devices_per_project(
             f"({off['false_positives']} false silences): stream time per project vs. "
             "partition skew under speed-up"
         )
+
+
+def _missing_rows_explained(sw: StackClient, score: dict[str, Any]) -> dict[str, Any]:
+    """The attendance rows the truth expects and the API lacks, with that engineer's stored
+    fixes of the day (their project_ids) and the project's row, to tell a fence the worker
+    did not know yet from a fix the truth placed differently."""
+    out: dict[str, Any] = {"attendance": score["attendance"]}
+    for key in score["attendance"]["examples"]["missing"][:2]:
+        engineer_id, project_id, day = key
+        out[f"{engineer_id} {project_id} {day}"] = {
+            "fixes": sw.sql(
+                "SELECT msg_id, ts, received_at, ST_AsText(geom), acc_m, project_ids FROM fixes "
+                "WHERE engineer_id = %s AND local_date = %s ORDER BY ts",
+                engineer_id,
+                day,
+            ),
+            "project": sw.sql(
+                "SELECT id, buffer_m, ST_AsText(geom), created_at FROM projects WHERE id = %s",
+                project_id,
+            ),
+            "fence_changes": sw.sql(
+                "SELECT id, kind, at FROM change_log WHERE kind IN ('projects', 'regions') "
+                "ORDER BY id DESC LIMIT 20"
+            ),
+        }
+    return out

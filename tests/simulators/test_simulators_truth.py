@@ -93,6 +93,35 @@ def test_attendance_sums_gaps_up_to_max_gap_and_counts_the_edge() -> None:
     assert t.fixes_by_engineer_date["E"] == {DAY.isoformat(): 6}
 
 
+def test_a_revised_boundary_judges_only_the_fixes_of_its_time() -> None:
+    """A project moved at 10:00 (rules.fences.Revision): its old boundary judged the fixes
+    before, the new one those from then on, as the monitor does."""
+    moved = box(113.95, 22.50, 113.96, 22.51)
+    fences = [
+        Fence("P", "440305", SITE.polygon, valid_to=at(10)),
+        Fence("P", "440305", moved, valid_from=at(10)),
+    ]
+    fixes = [
+        F("E", "old-before", at(9.5), *IN),  # old boundary, its time: on site
+        F("E", "new-before", at(9.6), 113.955, 22.505),  # new boundary, too early: not
+        F("E", "old-after", at(10.5), *IN),  # old boundary, too late: not
+        F("E", "new-after", at(10.6), 113.955, 22.505),  # new boundary, its time: on site
+    ]
+    t = compute(
+        fixes=fixes,
+        logs=[],
+        readings=[],
+        fences=fences,
+        engineers={"E": Registered("440305")},
+        sensors={},
+        rules=Rules(),
+    )
+    (row,) = t.attendance
+    assert row["first_in"] == dt.datetime.fromtimestamp(at(9.5), TZ).isoformat()
+    assert row["last_out"] == dt.datetime.fromtimestamp(at(10.6), TZ).isoformat()
+    assert row["minutes_on_site"] == 0  # 66 minutes between its two on-site fixes
+
+
 def test_cross_region_once_per_day_and_filings_by_prefix_and_date() -> None:
     guest = {"G": Registered("440106", (("440300", DAY, DAY),))}  # Guangzhou, filed for day 1
     day2 = DAY + dt.timedelta(days=1)

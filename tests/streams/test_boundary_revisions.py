@@ -11,7 +11,7 @@ from config.settings import Settings
 from geofence.fences import Fence, FenceIndex
 from geofence.regions import RegionIndex
 from rules.engineer_batch import EngineerFacts, process_engineer_batch
-from rules.fences import Fences, Revision
+from rules.fences import Fences, Revision, boundary_spans
 from tests.streams.test_streams_rules import LAT, LON, fix, local
 
 D = 0.001
@@ -53,3 +53,13 @@ def test_each_boundary_judges_the_fixes_of_its_own_time() -> None:
         "new-after": ["P1"],
     }
     assert revised().project_at(0, T - 1) == "P1" and revised().project_at(0, T) is None
+
+
+def test_boundary_spans_end_each_boundary_at_the_next_and_drop_a_replaced_one() -> None:
+    steps = [(-math.inf, "first"), (100.0, "replaced"), (100.0, "second"), (200.0, "third")]
+    assert boundary_spans(steps) == [
+        (-math.inf, 100.0, "first"),
+        (100.0, 200.0, "second"),
+        (200.0, math.inf, "third"),
+    ]
+    assert boundary_spans([]) == []
