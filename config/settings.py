@@ -122,7 +122,9 @@ class Settings(BaseSettings):
     # arrived within `batch_within_s`; the dead-letter agent up to `batch_size` records.
     batch_events: int = 64
     batch_size: int = 1000
-    batch_within_s: float = 0.05
+    # Short: Faust's take_events waits this long after each batch even when nothing is coming,
+    # while what arrives during a batch is there at once (0.05 cost 50 ms at half load).
+    batch_within_s: float = 0.005
 
     @property
     def sync_database_url(self) -> str:

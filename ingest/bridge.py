@@ -30,6 +30,7 @@ import os
 import signal
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -62,6 +63,12 @@ MAX_BATCH = 4000
 # rather than 25 (measured with the earlier broker; a shorter linger lowers latency).
 BATCH_FILL = 500
 BATCH_LINGER_S = 0.1
+# ... but only at BUSY_RATE messages/s or more (a 100 ms batch would be half full): below it a
+# batch starts once its oldest waited IDLE_LINGER_S. At most 1/IDLE_LINGER_S batches a second
+# then cost their fixed part (~0.1 ms of CPU per message more at 2,000/s, docs/BENCHMARKS.md)
+# while the machine has room, and a fix does not wait out the linger for nothing.
+BUSY_RATE = BATCH_FILL / 2 / BATCH_LINGER_S
+IDLE_LINGER_S = 0.01
 MAX_BATCHES_IN_FLIGHT = 4
 HIGH_WATER = 2 * MAX_BATCH  # arrived but not yet in a batch: stop reading MQTT above this
 RECEIVE_MAXIMUM = 65_000  # unacknowledged QoS 1 messages Mosquitto may send us (MQTT 5)
@@ -119,6 +126,7 @@ class Bridge:
         self.batches = 0
         self.stage_s: dict[str, float] = {}  # seconds spent per pipeline stage (summed)
         self.retained_topics: set[str] = set()  # OwnTracks topics seen since the last sweep
+        self.taken: deque[tuple[float, int]] = deque()  # (when, size) of the last second's batches
 
     # -- MQTT ---------------------------------------------------------------------------------
 
@@ -277,15 +285,13 @@ class Bridge:
                     wake.cancel()
                     continue
                 await slots.acquire()
-                if len(self.arrived) < BATCH_FILL:
-                    linger = BATCH_LINGER_S - (time.time() - self.arrived[0].received_at)
-                    if linger > 0:
-                        await asyncio.sleep(linger)
+                await self._linger()
                 if self.stopping.is_set():
                     slots.release()
                     break
                 batch = self.arrived[:MAX_BATCH]
                 del self.arrived[:MAX_BATCH]
+                self.taken.append((time.time(), len(batch)))
                 if client.paused and len(self.arrived) < HIGH_WATER // 2:
                     client.resume_reading()
                 state = _Batch(prev)
@@ -296,6 +302,19 @@ class Bridge:
                 task.add_done_callback(lambda _t: slots.release())
         finally:
             stop.cancel()
+
+    async def _linger(self) -> None:
+        """Let the next batch fill: BATCH_LINGER_S while messages come in at BUSY_RATE or more
+        (the last second's), IDLE_LINGER_S below that."""
+        now = time.time()
+        while self.taken and self.taken[0][0] < now - 1.0:
+            self.taken.popleft()
+        rate = sum(n for _, n in self.taken)
+        limit = BATCH_LINGER_S if rate >= BUSY_RATE else IDLE_LINGER_S
+        if len(self.arrived) < BATCH_FILL:
+            linger = limit - (now - self.arrived[0].received_at)
+            if linger > 0:
+                await asyncio.sleep(linger)
 
     async def _sweep_retained(self) -> None:
         """OwnTracks publishes with the retain flag: the broker would keep the last message of
