@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
@@ -170,3 +170,30 @@ class AttendanceBook:
             self.tallies = {k: v for k, v in self.tallies.items() if k[2] >= floor}
         while len(self.tallies) > self.max_keys:  # the oldest inserted first
             del self.tallies[next(iter(self.tallies))]
+
+
+@dataclass
+class PushPacer:
+    """The keys whose attendance changed, let out at most once per `interval_s` each. Asked
+    several times per interval, it spreads the pushes: a key goes out at the first ask after
+    it changed unless it went out less than `interval_s` before, instead of every key at once
+    (thousands of messages in one burst held up the positions behind them on the way to the
+    browsers)."""
+
+    interval_s: float
+    due: set[Key] = field(default_factory=set)
+    pushed: dict[Key, float] = field(default_factory=dict)  # when each key last went out
+
+    def changed(self, keys: Iterable[Key]) -> None:
+        self.due.update(keys)
+
+    def take(self, now: float) -> list[Key]:
+        self.pushed = {k: t for k, t in self.pushed.items() if now - t < self.interval_s}
+        ready = sorted(k for k in self.due if k not in self.pushed)
+        self.due.difference_update(ready)
+        self.pushed.update((k, now) for k in ready)
+        return ready
+
+    def forget(self) -> None:
+        self.due.clear()
+        self.pushed.clear()

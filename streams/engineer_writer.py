@@ -21,7 +21,7 @@ from categories import model as categories
 from config.settings import Settings
 from rules import notices
 from rules.alerts import live_alert
-from rules.attendance import AttendanceBook, Key, check_event_keys, on_site_fixes
+from rules.attendance import AttendanceBook, PushPacer, check_event_keys, on_site_fixes
 from rules.day_close import missing_log_alerts
 from rules.engineer_batch import process_engineer_batch
 from store import evidence as evidence_chain
@@ -54,8 +54,8 @@ class EngineerWriter:
     states: EngineerStates = field(default_factory=EngineerStates)
     # live attendance (rules.attendance): tallies kept as fixes are written
     book: AttendanceBook = field(init=False)
-    # the attendance keys that changed since the last live push (the worker's timer drains it)
-    attendance_due: set[Key] = field(default_factory=set)
+    # the attendance keys that changed, paced (the worker's timer asks four times per interval)
+    attendance_due: PushPacer = field(init=False)
     # the months (first days) with on-site fixes that `chief_absent` has not judged since,
     # with the monotonic time of the newest (rules.chief_absence: the worker's timer judges
     # them once they have closed and have been quiet for `chief_quiet_s`)
@@ -66,12 +66,14 @@ class EngineerWriter:
         self.fences = FenceCache(self.engine)
         self.facts = EngineerFactsCache(self.engine)
         self.book = AttendanceBook(self.settings.max_gap_s)
+        self.attendance_due = PushPacer(self.settings.attendance_push_interval_s)
         self._tz = ZoneInfo(self.settings.timezone)
 
     def forget(self) -> None:
         """Partitions moved: what is kept in memory may belong to another worker now."""
         self.states.forget()
         self.book.forget()
+        self.attendance_due.forget()
 
     async def write(self, records: Sequence[Record]) -> None:
         """Write one batch; idempotent, so a redelivered batch changes nothing."""
@@ -129,17 +131,17 @@ class EngineerWriter:
         self.timing.lap("commit")
         self.states.remember(out.states)
         self.book.commit(plan, recomputed)
-        self.attendance_due.update(plan.regions)
+        self.attendance_due.changed(plan.regions)
         written = time.monotonic()
         self.months_due.update((key[2].replace(day=1), written) for key in plan.regions)
         await self.push_live(out.live + [live_alert(a) for a in new_alerts])
         self.timing.lap("live")
 
-    def attendance_messages(self) -> list[dict[str, Any]]:
-        """Live attendance of the keys that got on-site fixes since the last call, coalesced:
-        at most one message per key and call, from the tallies."""
-        keys = sorted(self.attendance_due)
-        self.attendance_due.clear()
+    def attendance_messages(self, now: float | None = None) -> list[dict[str, Any]]:
+        """Live attendance of the keys that got on-site fixes since they were last pushed,
+        coalesced: at most one message per key and `attendance_push_interval_s`, from the
+        tallies."""
+        keys = self.attendance_due.take(time.monotonic() if now is None else now)
         rows = (self.book.row(k, self.settings.min_minutes_present) for k in keys)
         return [{"type": "attendance", **r} for r in rows if r is not None]
 

@@ -244,9 +244,10 @@ def build_app(settings: Settings) -> faust.App:
         if line:
             log.info("%s", line)
 
-    @app.timer(interval=settings.attendance_push_interval_s)
+    @app.timer(interval=settings.attendance_push_interval_s / 4)
     async def push_attendance() -> None:
-        """Live attendance of the keys that got on-site fixes since the last push."""
+        """Live attendance of the keys that got on-site fixes, each at most once per interval
+        (rules.attendance.PushPacer); asked four times per interval to spread the pushes."""
         messages = writer().attendance_messages()
         if messages:
             await push_live(messages)

@@ -9,7 +9,15 @@ import datetime as dt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rules.attendance import AttendanceBook, Key, Tally, from_us, on_site_fixes, to_us
+from rules.attendance import (
+    AttendanceBook,
+    Key,
+    PushPacer,
+    Tally,
+    from_us,
+    on_site_fixes,
+    to_us,
+)
 
 DAY = dt.date(2026, 3, 2)
 T0 = to_us(dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC))
@@ -119,3 +127,18 @@ def test_tallies_equal_the_stored_fixes_whatever_the_order(
             want.last_us,
             want.on_site_us,
         )
+
+
+def test_the_pacer_lets_each_key_out_at_most_once_per_interval() -> None:
+    a, b = ("E1", "P", dt.date(2026, 3, 2)), ("E2", "P", dt.date(2026, 3, 2))
+    pacer = PushPacer(interval_s=2.0)
+    pacer.changed([a])
+    assert pacer.take(now=0.0) == [a]
+    assert pacer.take(now=0.1) == []  # nothing changed since
+    pacer.changed([a, b])
+    assert pacer.take(now=0.5) == [b]  # a went out 0.5 s ago: it waits
+    assert pacer.take(now=1.9) == []
+    assert pacer.take(now=2.0) == [a]  # its interval is over: out, with what it has now
+    pacer.changed([a])
+    pacer.forget()  # the partitions moved
+    assert pacer.take(now=10.0) == []
