@@ -291,7 +291,7 @@ class Bridge:
                     break
                 batch = self.arrived[:MAX_BATCH]
                 del self.arrived[:MAX_BATCH]
-                self.taken.append((time.time(), len(batch)))
+                self.taken.append((time.monotonic(), len(batch)))
                 if client.paused and len(self.arrived) < HIGH_WATER // 2:
                     client.resume_reading()
                 state = _Batch(prev)
@@ -306,13 +306,13 @@ class Bridge:
     async def _linger(self) -> None:
         """Let the next batch fill: BATCH_LINGER_S while messages come in at BUSY_RATE or more
         (the last second's), IDLE_LINGER_S below that."""
-        now = time.time()
-        while self.taken and self.taken[0][0] < now - 1.0:
+        tick = time.monotonic()
+        while self.taken and self.taken[0][0] < tick - 1.0:
             self.taken.popleft()
         rate = sum(n for _, n in self.taken)
         limit = BATCH_LINGER_S if rate >= BUSY_RATE else IDLE_LINGER_S
         if len(self.arrived) < BATCH_FILL:
-            linger = limit - (now - self.arrived[0].received_at)
+            linger = limit - (time.time() - self.arrived[0].received_at)
             if linger > 0:
                 await asyncio.sleep(linger)
 

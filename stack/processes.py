@@ -20,16 +20,24 @@ LOG_MAX_BYTES = int(os.environ.get("SITEWATCH_LOG_MAX_BYTES", str(20 * 1024 * 10
 LOG_KEEP = 5
 
 
-# below Linux's ephemeral range (32768-60999): a port the kernel hands out to outgoing
-# connections could be taken by one between choosing it and the service binding it
-PORT_RANGE = (20000, 32767)
+# below Linux's ephemeral range (default 32768-60999): a port the kernel hands out to
+# outgoing connections could be taken by one between choosing it and the service binding it
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def port_range() -> tuple[int, int]:
+    try:
+        low = int(EPHEMERAL_RANGE_FILE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return (20000, low - 1) if low > 21000 else (low // 2, low - 1)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port on `host`, outside the ephemeral range, that nothing is bound to right now."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     for _ in range(200):
-        port = random.randint(*PORT_RANGE)
+        port = random.randint(*port_range())
         with socket.socket(family) as sock:
             try:
                 sock.bind((host, port))

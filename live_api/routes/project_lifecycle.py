@@ -10,6 +10,7 @@ retired project has no fence: it raises no new attendance (CONTRACT §6.5)."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -263,7 +264,9 @@ async def project_assignments(
 
 class Boundary(BaseModel):
     valid_from: dt.datetime | None = Field(description="applies from; null: since always")
-    valid_to: dt.datetime | None = Field(description="applies until; null: still applies")
+    valid_to: dt.datetime | None = Field(
+        description="applies until, exclusive (the next one's valid_from); null: still applies"
+    )
     geometry: dict[str, Any] = Field(description="GeoJSON MultiPolygon, WGS-84 lon/lat")
 
 
@@ -289,5 +292,10 @@ async def project_boundaries(project_id: str, conn: Conn, caller: CurrentCaller)
 
 
 def _time(epoch: float) -> dt.datetime | None:
-    finite = -1e12 < epoch < 1e12  # the first boundary is stored from -infinity
-    return dt.datetime.fromtimestamp(epoch, dt.UTC) if finite else None
+    if not math.isfinite(epoch):  # the first boundary is stored from -infinity
+        return None
+    return dt.datetime.fromtimestamp(min(max(epoch, MIN_EPOCH), MAX_EPOCH), dt.UTC)
+
+
+MIN_EPOCH = dt.datetime(1, 1, 2, tzinfo=dt.UTC).timestamp()  # what a datetime can hold
+MAX_EPOCH = dt.datetime(9999, 12, 30, tzinfo=dt.UTC).timestamp()
