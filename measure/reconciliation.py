@@ -34,6 +34,14 @@ _RUN_ALERTS = (
     "FROM alerts a WHERE a.engineer_id LIKE %s AND a.type = ANY(%s) "
     "AND a.ts >= to_timestamp(%s) AND a.ts <= to_timestamp(%s)"
 )
+# An alert the worker took back because a late fix changed its pair (geofence.tracking: the
+# net events of any arrival order within the lateness are those of event-time order). A fault
+# that reorders fixes (a restart, Mosquitto's journal) raises and retracts such alerts; what
+# must match the fault-free run is the net set.
+_NOT_RETRACTED = (
+    " AND NOT (a.status = 'resolved' AND EXISTS (SELECT 1 FROM alert_history r "
+    "WHERE r.alert_id = a.id AND r.actor = 'system' AND r.note LIKE 'retracted:%%'))"
+)
 
 
 def _run_params(plan: Plan) -> tuple[str, str]:
@@ -75,12 +83,18 @@ def persisted_count(database_url: str, plan: Plan) -> int:
 
 
 def alert_ids(database_url: str, plan: Plan) -> tuple[set[str], int]:
-    """The run's alerts (the rule types a plan triggers, in its time range) and how many of
-    them have more than one 'open' entry in their history (an alert raised twice)."""
+    """The run's alerts (the rule types a plan triggers, in its time range), less those the
+    worker retracted, and how many have more than one 'open' entry in their history (an
+    alert raised twice)."""
     import psycopg
 
     with psycopg.connect(database_url) as conn:
-        ids = {r[0] for r in conn.execute("SELECT a.id " + _RUN_ALERTS, _alert_params(plan))}
+        ids = {
+            r[0]
+            for r in conn.execute(
+                "SELECT a.id " + _RUN_ALERTS + _NOT_RETRACTED, _alert_params(plan)
+            )
+        }
         dupes = conn.execute(
             "SELECT count(*) FROM (SELECT h.alert_id FROM alert_history h WHERE h.status = 'open'"
             " AND h.alert_id IN (SELECT a.id " + _RUN_ALERTS + ") "
