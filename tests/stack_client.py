@@ -171,12 +171,17 @@ def wait_until(
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}; last value {last!r}")
 
 
+def local_midnight(tz: str = "Asia/Shanghai") -> int:
+    """The epoch second the current local day began."""
+    local = dt.datetime.now(ZoneInfo(tz))
+    return round(local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp())
+
+
 def one_local_day(ago_s: int, span_s: int, tz: str = "Asia/Shanghai") -> int:
     """A start about `ago_s` seconds back whose next `span_s` seconds fall on one local day:
     when they would cross the last local midnight, they end a minute before it instead."""
     start = round(time.time()) - ago_s
-    local = dt.datetime.now(ZoneInfo(tz))
-    midnight = round(local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp())
+    midnight = local_midnight(tz)
     if start < midnight <= start + span_s:
         return midnight - 60 - span_s
     return start

@@ -3,19 +3,17 @@ with acknowledgement, region isolation, reconnect with resync, day playback, hea
 
 from __future__ import annotations
 
-import datetime as dt
 import random
 import statistics
 import time
 import uuid
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from tests.map.conftest import GZ_TIANHE, engineer, fix, regulator_token
-from tests.stack_client import StackClient, site, wait_until
+from tests.stack_client import StackClient, local_midnight, site, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.stack]
 
@@ -242,9 +240,7 @@ def test_day_playback_and_heat_map(
     eng = engineer(sw, "MAP-TRACK-E")
     # the playback shows the local day of today: three fixes of the last 90 s are on it unless
     # the local day began less than that ago, so wait out the first two minutes of a day
-    local = dt.datetime.now(ZoneInfo("Asia/Shanghai"))
-    since_midnight = (local - local.replace(hour=0, minute=0, second=0, microsecond=0)).seconds
-    time.sleep(max(0, 120 - since_midnight))
+    time.sleep(max(0.0, local_midnight() + 120 - time.time()))
     now = time.time()
     path = [(lon - 0.001, lat - 0.001), (lon, lat), (lon + 0.001, lat + 0.0015)]
     for k, (x, y) in enumerate(path):
