@@ -64,7 +64,10 @@ def test_offsets_are_read_from_kafka(running_stack: Stack) -> None:
                 await producer.send_and_wait(topic, b"x", partition=0)
         finally:
             await producer.stop()
-        committer = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=group)
+        # no auto-commit: stopping would commit the consumer's position (3) over our 1
+        committer = AIOKafkaConsumer(
+            bootstrap_servers=kafka, group_id=group, enable_auto_commit=False
+        )
         await committer.start()
         try:
             committer.assign([TopicPartition(topic, 0)])
