@@ -11,13 +11,14 @@ apart) the result falls back to the great-circle distance on a sphere of radius
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from geofence._geom import WGS84_A, WGS84_F
 
-__all__ = ["geodesic_distance_m", "haversine_m"]
+__all__ = ["geodesic_distance_m", "haversine_m", "sphere_distance_m"]
 
 _B = WGS84_A * (1.0 - WGS84_F)
 _MEAN_R = 6371008.8
@@ -33,6 +34,21 @@ def haversine_m(lon1: Any, lat1: Any, lon2: Any, lat2: Any) -> Any:
     h = np.sin(dphi / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
     d = 2.0 * _MEAN_R * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
     return float(d) if np.ndim(d) == 0 else d
+
+
+def sphere_distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """`haversine_m` of one pair of points, without numpy: ~20x cheaper per call, for the
+    tracker's per-fix pre-check. NaN when a coordinate is not finite."""
+    if not (math.isfinite(lon1) and math.isfinite(lat1) and math.isfinite(lon2)):
+        return math.nan
+    if not math.isfinite(lat2):
+        return math.nan
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    h = (
+        math.sin((p2 - p1) / 2) ** 2
+        + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    )
+    return 2.0 * _MEAN_R * math.asin(math.sqrt(min(max(h, 0.0), 1.0)))
 
 
 def geodesic_distance_m(lon1: Any, lat1: Any, lon2: Any, lat2: Any) -> Any:

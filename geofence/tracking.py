@@ -48,7 +48,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from geofence.geodesic import geodesic_distance_m, haversine_m
+from geofence.geodesic import geodesic_distance_m, sphere_distance_m
 
 __all__ = [
     "Event",
@@ -308,7 +308,7 @@ def _pair_events(
         out.extend(SiteExited(engineer_id, p, b.ts, b.msg_id) for p in sorted(before - now))
     if a is not None:
         # cheap spherical pre-check; the exact geodesic only when it could matter
-        if haversine_m(a.lon, a.lat, b.lon, b.lat) >= min_jump_m * _SPHERE_MARGIN:
+        if sphere_distance_m(a.lon, a.lat, b.lon, b.lat) >= min_jump_m * _SPHERE_MARGIN:
             d = float(geodesic_distance_m(a.lon, a.lat, b.lon, b.lat))
             if d > min_jump_m:
                 dt = b.ts - a.ts

@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from measure import pg_activity
 from measure.bench_ceilings import (
     faust_ceiling_per_s,
     geofence_figures,
@@ -348,6 +349,7 @@ def run_bench(
             [1000, 2000] if quick else [1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000, 10000]
         )
         log.info("end to end at rising load %s ...", rates)
+        statements_before = pg_activity.statement_totals(ep["database"])
         figures.update(
             e2e(
                 stack,
@@ -359,6 +361,10 @@ def run_bench(
                 processes=2,
                 signing=signing,
             )
+        )
+        # where PostgreSQL's time went during the rising load: [statement, calls, mean ms, total ms]
+        figures["pg_busiest_statements"] = pg_activity.busiest_statements(
+            statements_before, pg_activity.statement_totals(ep["database"]), top=12
         )
         for name, child in stack.components.items():
             if child.popen.poll() is not None:

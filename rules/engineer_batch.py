@@ -94,12 +94,15 @@ class EngineerState:
     clock: EngineerClock = field(default_factory=EngineerClock)
 
     def to_dict(self) -> dict[str, Any]:
+        return {**self.head_dict(), "window": [compact_fix(f) for f in self.track.window]}
+
+    def head_dict(self) -> dict[str, Any]:
+        """`to_dict` without the window (stored apart from it, store.engineer_states)."""
         t = self.track
         return {
             "format": 2,
             "engineer_id": t.engineer_id,
-            "anchor": _compact(t.anchor) if t.anchor is not None else None,
-            "window": [_compact(f) for f in t.window],
+            "anchor": compact_fix(t.anchor) if t.anchor is not None else None,
             "clock": self.clock.to_dict(),
         }
 
@@ -117,7 +120,7 @@ class EngineerState:
         return cls(track, clock)
 
 
-def _compact(f: TrackFix) -> list[Any]:
+def compact_fix(f: TrackFix) -> list[Any]:
     return [f.msg_id, f.ts, f.lon, f.lat, f.acc_m, list(f.project_ids)]
 
 
@@ -224,9 +227,9 @@ def process_engineer_batch(
             allowed_lateness_s=settings.allowed_lateness_s,
         )
         out.day_checks.extend(checks)
-        new_state = EngineerState(track, clock)
-        if new_state != previous:
-            out.states[engineer_id] = new_state
+        # a track `advance` left alone is the same object: no window compared fix by fix
+        if previous is None or track is not previous.track or clock != previous.clock:
+            out.states[engineer_id] = EngineerState(track, clock)
     return out
 
 
@@ -268,7 +271,8 @@ def _geofence(
     districts, cities, _provinces = fences.regions.locate(lon, lat)
 
     for k, f in enumerate(fixes):
-        local_date = utc(f.ts).astimezone(tz).date()
+        at = utc(f.ts)
+        local_date = at.astimezone(tz).date()
         projects = sorted(set(on_site[k]))
         region = str(
             districts[k]
@@ -280,7 +284,7 @@ def _geofence(
             {
                 "engineer_id": f.engineer_id,
                 "msg_id": f.msg_id,
-                "ts": utc(f.ts),
+                "ts": at,
                 "local_date": local_date,
                 "geom": point_wkt(f.lon, f.lat),
                 "acc_m": f.acc_m,
@@ -297,7 +301,7 @@ def _geofence(
                 "type": "position",
                 "engineer_id": f.engineer_id,
                 "msg_id": f.msg_id,
-                "ts": utc(f.ts).isoformat(),
+                "ts": at.isoformat(),
                 "lon": f.lon,
                 "lat": f.lat,
                 "acc_m": f.acc_m,
@@ -340,10 +344,12 @@ def _advance_track(
     # The fixes an event may name: this batch's, and the track's before and after it (a
     # jump's first fix may have left the window by the end of the batch: how the records were
     # batched must not change which site the alert names).
-    known = {t.msg_id: t for t in items}
-    for t in (new_track.anchor, *new_track.window, track.anchor, *track.window):
-        if t is not None:
-            known.setdefault(t.msg_id, t)
+    known: dict[str, TrackFix] = {}
+    if any(isinstance(ev, ImpossibleTravel) for ev in result.events):  # rare: built on demand
+        known = {t.msg_id: t for t in items}
+        for t in (new_track.anchor, *new_track.window, track.anchor, *track.window):
+            if t is not None:
+                known.setdefault(t.msg_id, t)
     for ev in result.events:
         if isinstance(ev, SiteEntered | SiteExited):
             kind = "enter" if isinstance(ev, SiteEntered) else "exit"

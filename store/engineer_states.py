@@ -24,7 +24,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from rules.engineer_batch import EngineerState
+from rules.engineer_batch import EngineerState, compact_fix
 
 __all__ = ["MAX_CACHED", "EngineerStates", "load", "save"]
 
@@ -89,9 +89,7 @@ async def save(
     if not states:
         return
     ids = sorted(states)
-    dicts = {e: states[e].to_dict() for e in ids}
-    windows = {e: dicts[e].pop("window") for e in ids}
-    heads = [orjson.dumps(dicts[e]).decode() for e in ids]
+    heads = [orjson.dumps(states[e].head_dict()).decode() for e in ids]
     stream_ts = [states[e].clock.stream_ts for e in ids]
     written = await conn.execute(SAVE_SQL, {"e": ids, "s": heads, "ts": stream_ts})
     added: list[tuple[str, str, str]] = []
@@ -99,9 +97,14 @@ async def save(
     for (e,) in written:  # a head that was behind the stored one moves no window rows either
         old = before.get(e)
         kept = {f.msg_id for f in old.track.window} if old is not None else set()
-        now = {fix[0] for fix in windows[e]}
-        added += [(e, f[0], orjson.dumps(f).decode()) for f in windows[e] if f[0] not in kept]
-        dropped += [(e, m) for m in sorted(kept - now)]
+        window = states[e].track.window
+        added += [
+            (e, f.msg_id, orjson.dumps(compact_fix(f)).decode())
+            for f in window
+            if f.msg_id not in kept
+        ]
+        if kept:
+            dropped += [(e, m) for m in sorted(kept - {f.msg_id for f in window})]
     if dropped:
         await conn.execute(DROP_SQL, {"e": [d[0] for d in dropped], "m": [d[1] for d in dropped]})
     if added:

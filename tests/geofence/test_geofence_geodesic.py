@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geofence.geodesic import geodesic_distance_m, haversine_m
+from geofence.geodesic import geodesic_distance_m, haversine_m, sphere_distance_m
 from geofence.tracking import geodesic_distance_m as reexported
 
 
@@ -63,3 +63,19 @@ def test_close_to_sphere_and_symmetric(lon1: float, lat1: float, lon2: float, la
     d = geodesic_distance_m(lon1, lat1, lon2, lat2)
     assert d == pytest.approx(geodesic_distance_m(lon2, lat2, lon1, lat1), abs=1e-6)
     assert d == pytest.approx(haversine_m(lon1, lat1, lon2, lat2), rel=0.006, abs=1e-6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(-180, 180), st.floats(-90, 90), st.floats(-180, 180), st.floats(-90, 90))
+def test_scalar_sphere_distance_is_the_vectorised_one(
+    lon1: float, lat1: float, lon2: float, lat2: float
+) -> None:
+    assert sphere_distance_m(lon1, lat1, lon2, lat2) == pytest.approx(
+        haversine_m(lon1, lat1, lon2, lat2), rel=1e-9, abs=1e-6
+    )
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_scalar_sphere_distance_of_a_non_finite_coordinate_is_nan(bad: float) -> None:
+    for args in ((bad, 0, 1, 1), (0, bad, 1, 1), (0, 0, bad, 1), (0, 0, 1, bad)):
+        assert math.isnan(sphere_distance_m(*args))
