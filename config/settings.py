@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     record_exif_max_time_s: float = 3600.0
     # How often an open WebSocket's token is checked again (revoked or expired: closed).
     ws_token_recheck_s: float = 30.0
+    # permessage-deflate on /ws/live when a client offers it. Off: compressing every small
+    # live message for every client was a third of the API's CPU per fix (docs/BENCHMARKS.md);
+    # on for clients on slow links, where bandwidth costs more than the server's CPU.
+    ws_compression: bool = False
     # Accounts: how long a login's token lasts.
     login_token_ttl_s: int = 8 * 3600
     # Rate limits per API process, in `limits` notation (ingest.rate_limits); over them: 429

@@ -39,6 +39,7 @@ def main() -> None:
         # `?token=`; errors and the application's own lines stay
         "access_log": False,
         "ws": "websockets-sansio",
+        "ws_per_message_deflate": settings.ws_compression,
     }
     plain = uvicorn.Server(
         uvicorn.Config(app, host=settings.http_host, port=settings.http_port, **common)

@@ -19,33 +19,37 @@ def maintenance(database_url: str) -> list[str]:
 
 
 STATEMENTS_SQL = (
-    "SELECT queryid, left(regexp_replace(query, '\\s+', ' ', 'g'), 160), calls, total_exec_time "
-    "FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database "
+    "SELECT queryid, left(regexp_replace(query, '\\s+', ' ', 'g'), 160), calls, total_exec_time, "
+    "shared_blks_hit + shared_blks_read FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database "
     "WHERE datname = current_database())"
 )
-StatementTotals = dict[int, tuple[str, int, float]]
+StatementTotals = dict[int, tuple[str, int, float, int]]
 
 
 def statement_totals(database_url: str) -> StatementTotals:
-    """pg_stat_statements' running totals: queryid -> (statement, calls, total ms)."""
+    """pg_stat_statements' running totals: queryid -> (statement, calls, total ms, buffers)."""
     import psycopg
 
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(STATEMENTS_SQL).fetchall()
-    return {int(r[0]): (str(r[1]), int(r[2]), float(r[3])) for r in rows if r[0] is not None}
+    return {
+        int(r[0]): (str(r[1]), int(r[2]), float(r[3]), int(r[4])) for r in rows if r[0] is not None
+    }
 
 
 def busiest_statements(
     before: StatementTotals, after: StatementTotals, top: int = 6
 ) -> list[list[object]]:
     """The statements that took the most time between two totals: [statement, calls, mean ms,
-    total ms]."""
+    total ms, buffers read or hit per call]."""
     deltas = []
-    for qid, (query, calls, total) in after.items():
-        calls0, total0 = before.get(qid, (query, 0, 0.0))[1:]
+    for qid, (query, calls, total, blocks) in after.items():
+        calls0, total0, blocks0 = before.get(qid, (query, 0, 0.0, 0))[1:]
         if calls > calls0:
-            spent = total - total0
-            deltas.append([query, calls - calls0, round(spent / (calls - calls0), 2), round(spent)])
+            spent, n = total - total0, calls - calls0
+            deltas.append(
+                [query, n, round(spent / n, 2), round(spent), round((blocks - blocks0) / n, 1)]
+            )
     return sorted(deltas, key=lambda d: -float(d[3]))[:top]
 
 
@@ -63,6 +67,6 @@ def statements_table(statements: list[list[list[object]]], times: list[float]) -
         "|---|---|---|---|---|",
     ]
     for t, st in (minutes[0], minutes[len(minutes) // 2], minutes[-1]):
-        query, calls, mean, total = st[0]
+        query, calls, mean, total = st[0][:4]
         lines.append(f"| {t:.0f} | {calls} | {mean} | {total} | `{str(query)[:90]}` |")
     return lines
