@@ -74,7 +74,7 @@ def write_markdown(figures: dict[str, Any], path: Path, command: str) -> None:
     lines += [
         f"| `{k}` | {round(v, 3 if k.endswith('_ms_per_fix') else 1) if isinstance(v, float) else v} |"
         for k, v in figures.items()
-        if k not in ("date", "machine", "e2e_steps", "workers")
+        if k not in ("date", "machine", "e2e_steps", "workers", "pg_busiest_statements")
     ]
     steps = figures.get("e2e_steps", [])
     # the load generators' own CPU (measured since they cost little) when the run has it
@@ -103,6 +103,7 @@ def write_markdown(figures: dict[str, Any], path: Path, command: str) -> None:
         + " |"
         for s in steps
     ]
+    lines += _statements(figures.get("pg_busiest_statements") or [])
     section = "\n".join(lines) + "\n\n"
     old = (
         path.read_text()
@@ -115,3 +116,21 @@ def write_markdown(figures: dict[str, Any], path: Path, command: str) -> None:
         at = old.find("\n## Soak")
     head, rest = (old, "") if at < 0 else (old[: at + 1], old[at + 1 :])
     path.write_text(head.rstrip() + "\n\n" + section + rest)
+
+
+def _statements(statements: list[list[Any]]) -> list[str]:
+    """PostgreSQL's busiest statements of the rising load (pg_stat_statements): wall time, so
+    a busy machine stretches every one of them; the buffers say how much work each call did."""
+    if not statements:
+        return []
+    lines = [
+        "",
+        "PostgreSQL's busiest statements during the rising load (pg_stat_statements):",
+        "",
+        "| calls | mean ms | total ms | buffers per call | statement |",
+        "|---|---|---|---|---|",
+    ]
+    for query, calls, mean, total, *rest in statements:
+        buffers = rest[0] if rest else ""
+        lines.append(f"| {calls} | {mean} | {total} | {buffers} | `{str(query)[:100]}` |")
+    return lines

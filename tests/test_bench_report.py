@@ -14,6 +14,7 @@ from measure.bench import slowest_seconds, write_markdown
 from measure.bench_probes import MachineCpu, Signing, machine_cpu, proc_stats
 from measure.bench_report import capacity_figures
 from measure.mqtt_publishers import _read_packets, encode_all, encode_publish
+from measure.pg_activity import busiest_statements
 
 RUN = {"date": "D", "machine": "M", "workers": 1, "bench_seconds": 1.0, "e2e_fixes_per_s": 2.0}
 
@@ -52,6 +53,24 @@ def test_steps_show_the_cpu_per_fix_of_each_component(tmp_path: Path) -> None:
     assert rows == [
         "| 1000 | 10 | 10 | 990.0 | 0.500 (worker 0.300, postgres 0.200) | 0.12 | 93.5% |",
         "| 1000 | 10 | 10 | 990.0 |  |  |  |",
+    ]
+
+
+def test_postgres_busiest_statements_get_their_own_table(tmp_path: Path) -> None:
+    doc = tmp_path / "BENCHMARKS.md"
+    busiest = [["INSERT INTO fixes (engineer_id) SELECT 1", 467, 6.43, 3002, 5125.2]]
+    write_markdown({**RUN, "pg_busiest_statements": busiest}, doc, "sitewatch bench")
+    text = doc.read_text()
+    assert "| 467 | 6.43 | 3002 | 5125.2 | `INSERT INTO fixes (engineer_id) SELECT 1` |" in text
+    assert "`pg_busiest_statements`" not in text  # not dumped into the figures table
+
+
+def test_busiest_statements_are_the_difference_between_two_totals() -> None:
+    before = {1: ("SELECT a", 10, 100.0, 1000), 2: ("SELECT b", 5, 50.0, 50)}
+    after = {1: ("SELECT a", 30, 300.0, 3000), 2: ("SELECT b", 5, 50.0, 50), 3: ("new", 2, 9.0, 4)}
+    assert busiest_statements(before, after) == [
+        ["SELECT a", 20, 10.0, 200, 100.0],
+        ["new", 2, 4.5, 9, 2.0],
     ]
 
 
