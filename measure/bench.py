@@ -219,20 +219,24 @@ def e2e(
     counter.latencies_ms.clear()
     counter.arrivals.clear()
     counter.record = True
+    maintenance = pg_activity.MaintenanceSampler(stack.endpoints["database"]).start()
     acked, half_start = offer_load(
         stack.endpoints, engineers, half, step_s, processes, lon, lat, signing
     )[1:3]
     acked_total += acked
     time.sleep(5)
     counter.record = False
+    maintenance.stop()
     lat_ms = sorted(counter.latencies_ms)
+    slowest = slowest_seconds(counter.arrivals, counter.latencies_ms, half_start)
     log.info(
-        "half load %.0f/s from %s UTC: the slowest seconds (from its start: p99 ms) %s",
+        "half load %.0f/s from %s UTC: the slowest seconds (from its start: p99 ms, "
+        "PostgreSQL's maintenance then) %s",
         half,
         time.strftime("%H:%M:%S", time.gmtime(half_start)),
-        ", ".join(
-            f"{t:.0f} s: {p:.0f}"
-            for t, p in slowest_seconds(counter.arrivals, counter.latencies_ms, half_start)
+        "; ".join(
+            f"{t:.0f} s: {p:.0f} ({', '.join(maintenance.during(half_start, t)) or 'none'})"
+            for t, p in slowest
         ),
     )
     persisted = persisted_fixes(stack.endpoints["database"], acked_total)

@@ -3,6 +3,9 @@ the statements that took it the most time (pg_stat_statements, on in the embedde
 
 from __future__ import annotations
 
+import threading
+import time
+
 
 def maintenance(database_url: str) -> list[str]:
     """PostgreSQL's autovacuum workers and checkpointer at work right now."""
@@ -70,3 +73,38 @@ def statements_table(statements: list[list[list[object]]], times: list[float]) -
         query, calls, mean, total = st[0][:4]
         lines.append(f"| {t:.0f} | {calls} | {mean} | {total} | `{str(query)[:90]}` |")
     return lines
+
+
+class MaintenanceSampler:
+    """PostgreSQL's maintenance (`maintenance`) sampled every `every_s` in a thread, so a
+    latency spike can be matched with what PostgreSQL was doing at the time."""
+
+    def __init__(self, database_url: str, every_s: float = 0.5) -> None:
+        self.database_url = database_url
+        self.every_s = every_s
+        self.samples: list[tuple[float, list[str]]] = []  # (time.time(), activities)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pg-maintenance", daemon=True)
+
+    def start(self) -> MaintenanceSampler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                self.samples.append((time.time(), maintenance(self.database_url)))
+            except Exception:  # noqa: BLE001 - a sample missed is no reason to stop a bench
+                continue
+
+    def during(self, start: float, second: int) -> list[str]:
+        """What ran in second `second` counted from `start`."""
+        seen: dict[str, None] = {}
+        for t, activities in self.samples:
+            if int(t - start) == second:
+                seen.update(dict.fromkeys(activities))
+        return list(seen)

@@ -14,7 +14,7 @@ from measure.bench import slowest_seconds, write_markdown
 from measure.bench_probes import MachineCpu, Signing, machine_cpu, proc_stats
 from measure.bench_report import capacity_figures
 from measure.mqtt_publishers import _read_packets, encode_all, encode_publish
-from measure.pg_activity import busiest_statements
+from measure.pg_activity import MaintenanceSampler, busiest_statements
 
 RUN = {"date": "D", "machine": "M", "workers": 1, "bench_seconds": 1.0, "e2e_fixes_per_s": 2.0}
 
@@ -72,6 +72,19 @@ def test_busiest_statements_are_the_difference_between_two_totals() -> None:
         ["SELECT a", 20, 10.0, 200, 100.0],
         ["new", 2, 4.5, 9, 2.0],
     ]
+
+
+def test_maintenance_is_matched_to_the_second_it_ran_in() -> None:
+    sampler = MaintenanceSampler("postgresql://unused")
+    sampler.samples = [
+        (100.2, []),
+        (108.1, ["autovacuum: VACUUM public.fixes"]),
+        (108.6, ["autovacuum: VACUUM public.fixes", "checkpoint"]),
+        (109.4, ["checkpoint"]),
+    ]
+    assert sampler.during(100.0, 8) == ["autovacuum: VACUUM public.fixes", "checkpoint"]
+    assert sampler.during(100.0, 9) == ["checkpoint"]
+    assert sampler.during(100.0, 0) == []
 
 
 def test_machine_cpu_counts_all_but_idle_and_iowait() -> None:
