@@ -136,6 +136,8 @@ def e2e(
     steps = []
     best = 0.0
     machine = MachineCpu().start()
+    database = stack.endpoints["database"]
+    statements_before = pg_activity.statement_totals(database)
     for rate in rates:
         before = counter.count
         cpu_before: dict[str, float] = {}
@@ -215,18 +217,25 @@ def e2e(
         if not keeping_up:
             break
     machine.stop()
+    # where PostgreSQL's time went during the rising load (not the half load after it):
+    # [statement, calls, mean ms, total ms, buffers per call]
+    busiest = pg_activity.busiest_statements(
+        statements_before, pg_activity.statement_totals(database), top=12
+    )
     half = max(best / 2, 100.0)
     counter.latencies_ms.clear()
     counter.arrivals.clear()
     counter.record = True
-    maintenance = pg_activity.MaintenanceSampler(stack.endpoints["database"]).start()
-    acked, half_start = offer_load(
-        stack.endpoints, engineers, half, step_s, processes, lon, lat, signing
-    )[1:3]
-    acked_total += acked
-    time.sleep(5)
-    counter.record = False
-    maintenance.stop()
+    maintenance = pg_activity.MaintenanceSampler(database).start()
+    try:
+        acked, half_start = offer_load(
+            stack.endpoints, engineers, half, step_s, processes, lon, lat, signing
+        )[1:3]
+        acked_total += acked
+        time.sleep(5)
+    finally:
+        counter.record = False
+        maintenance.stop()
     lat_ms = sorted(counter.latencies_ms)
     slowest = slowest_seconds(counter.arrivals, counter.latencies_ms, half_start)
     log.info(
@@ -235,8 +244,7 @@ def e2e(
         half,
         time.strftime("%H:%M:%S", time.gmtime(half_start)),
         "; ".join(
-            f"{t:.0f} s: {p:.0f} ({', '.join(maintenance.during(half_start, t)) or 'none'})"
-            for t, p in slowest
+            f"{t:.0f} s: {p:.0f} ({_activity(maintenance, half_start, t)})" for t, p in slowest
         ),
     )
     persisted = persisted_fixes(stack.endpoints["database"], acked_total)
@@ -260,6 +268,7 @@ def e2e(
         "e2e_persisted_total": persisted,
         **capacity_figures(steps, best),
         "e2e_steps": steps,
+        "pg_busiest_statements": busiest,
     }
 
 
@@ -353,7 +362,6 @@ def run_bench(
             [1000, 2000] if quick else [1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000, 10000]
         )
         log.info("end to end at rising load %s ...", rates)
-        statements_before = pg_activity.statement_totals(ep["database"])
         figures.update(
             e2e(
                 stack,
@@ -365,10 +373,6 @@ def run_bench(
                 processes=2,
                 signing=signing,
             )
-        )
-        # where PostgreSQL's time went during the rising load: [statement, calls, mean ms, total ms]
-        figures["pg_busiest_statements"] = pg_activity.busiest_statements(
-            statements_before, pg_activity.statement_totals(ep["database"]), top=12
         )
         for name, child in stack.components.items():
             if child.popen.poll() is not None:
@@ -398,6 +402,11 @@ def run_bench(
     figures["bench_seconds"] = round(time.time() - started, 1)
     figures["loadavg_1m_at_end"] = os.getloadavg()[0]
     return figures
+
+
+def _activity(sampler: pg_activity.MaintenanceSampler, start: float, second: int) -> str:
+    found = sampler.during(start, second)
+    return "unknown: not sampled" if found is None else ", ".join(found) or "none"
 
 
 def exit_once(*_: Any) -> None:

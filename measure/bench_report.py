@@ -132,5 +132,6 @@ def _statements(statements: list[list[Any]]) -> list[str]:
     ]
     for query, calls, mean, total, *rest in statements:
         buffers = rest[0] if rest else ""
-        lines.append(f"| {calls} | {mean} | {total} | {buffers} | `{str(query)[:100]}` |")
+        statement = str(query)[:100].replace("|", "\\|")  # SQL's || must not split the row
+        lines.append(f"| {calls} | {mean} | {total} | {buffers} | `{statement}` |")
     return lines

@@ -6,18 +6,20 @@ from __future__ import annotations
 import threading
 import time
 
+MAINTENANCE_SQL = (
+    "SELECT coalesce(nullif(query, ''), backend_type) FROM pg_stat_activity "
+    "WHERE backend_type = 'autovacuum worker' AND state IS DISTINCT FROM 'idle' "
+    "UNION ALL SELECT 'checkpoint' FROM pg_stat_activity "
+    "WHERE backend_type = 'checkpointer' AND wait_event IS DISTINCT FROM 'CheckpointerMain'"
+)
+
 
 def maintenance(database_url: str) -> list[str]:
     """PostgreSQL's autovacuum workers and checkpointer at work right now."""
     import psycopg
 
     with psycopg.connect(database_url) as conn:
-        rows = conn.execute(
-            "SELECT coalesce(nullif(query, ''), backend_type) FROM pg_stat_activity "
-            "WHERE backend_type = 'autovacuum worker' AND state IS DISTINCT FROM 'idle' "
-            "UNION ALL SELECT 'checkpoint' FROM pg_stat_activity "
-            "WHERE backend_type = 'checkpointer' AND wait_event IS DISTINCT FROM 'CheckpointerMain'"
-        ).fetchall()
+        rows = conn.execute(MAINTENANCE_SQL).fetchall()
     return sorted(str(r[0])[:80] for r in rows)
 
 
@@ -76,13 +78,15 @@ def statements_table(statements: list[list[list[object]]], times: list[float]) -
 
 
 class MaintenanceSampler:
-    """PostgreSQL's maintenance (`maintenance`) sampled every `every_s` in a thread, so a
-    latency spike can be matched with what PostgreSQL was doing at the time."""
+    """PostgreSQL's maintenance (what `maintenance` asks) sampled every `every_s` in a thread
+    over one connection, so a latency spike can be matched with what PostgreSQL was doing at
+    the time. A second without a successful sample is "unknown", never "none"."""
 
     def __init__(self, database_url: str, every_s: float = 0.5) -> None:
         self.database_url = database_url
         self.every_s = every_s
         self.samples: list[tuple[float, list[str]]] = []  # (time.time(), activities)
+        self.failures = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pg-maintenance", daemon=True)
 
@@ -95,16 +99,28 @@ class MaintenanceSampler:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.every_s):
-            try:
-                self.samples.append((time.time(), maintenance(self.database_url)))
-            except Exception:  # noqa: BLE001 - a sample missed is no reason to stop a bench
-                continue
+        import psycopg
 
-    def during(self, start: float, second: int) -> list[str]:
-        """What ran in second `second` counted from `start`."""
-        seen: dict[str, None] = {}
+        try:
+            conn = psycopg.connect(self.database_url, autocommit=True)
+        except psycopg.Error:
+            self.failures += 1
+            return
+        with conn:
+            while not self._stop.wait(self.every_s):
+                try:
+                    rows = conn.execute(MAINTENANCE_SQL).fetchall()
+                except psycopg.Error:
+                    self.failures += 1
+                    continue
+                self.samples.append((time.time(), sorted(str(r[0])[:80] for r in rows)))
+
+    def during(self, start: float, second: int) -> list[str] | None:
+        """What ran in second `second` counted from `start`; None when no sample was taken
+        in that second (the sampler failed or was late)."""
+        found: dict[str, None] | None = None
         for t, activities in self.samples:
             if int(t - start) == second:
-                seen.update(dict.fromkeys(activities))
-        return list(seen)
+                found = found or {}
+                found.update(dict.fromkeys(activities))
+        return None if found is None else list(found)

@@ -65,7 +65,7 @@ class Sample:
     # what a rise of the lag coincides with
     maintenance: list[str] = field(default_factory=list)
     # every minute, the statements that took PostgreSQL the most time since the last minute:
-    # [statement, calls, mean ms, total ms]
+    # [statement, calls, mean ms, total ms, buffers per call]
     statements: list[list[object]] = field(default_factory=list)
 
     @property

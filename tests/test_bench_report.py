@@ -85,6 +85,7 @@ def test_maintenance_is_matched_to_the_second_it_ran_in() -> None:
     assert sampler.during(100.0, 8) == ["autovacuum: VACUUM public.fixes", "checkpoint"]
     assert sampler.during(100.0, 9) == ["checkpoint"]
     assert sampler.during(100.0, 0) == []
+    assert sampler.during(100.0, 5) is None  # no sample in that second: unknown, not "none"
 
 
 def test_machine_cpu_counts_all_but_idle_and_iowait() -> None:

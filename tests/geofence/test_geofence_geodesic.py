@@ -79,3 +79,7 @@ def test_scalar_sphere_distance_is_the_vectorised_one(
 def test_scalar_sphere_distance_of_a_non_finite_coordinate_is_nan(bad: float) -> None:
     for args in ((bad, 0, 1, 1), (0, bad, 1, 1), (0, 0, bad, 1), (0, 0, 1, bad)):
         assert math.isnan(sphere_distance_m(*args))
+
+
+def test_scalar_sphere_distance_of_an_overflowing_difference_is_nan() -> None:
+    assert math.isnan(sphere_distance_m(-1e308, 0, 1e308, 0))  # lon2 - lon1 is infinite
