@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 MAINTENANCE_SQL = (
     "SELECT coalesce(nullif(query, ''), backend_type) FROM pg_stat_activity "
@@ -19,8 +20,11 @@ def maintenance(database_url: str) -> list[str]:
     import psycopg
 
     with psycopg.connect(database_url) as conn:
-        rows = conn.execute(MAINTENANCE_SQL).fetchall()
-    return sorted(str(r[0])[:80] for r in rows)
+        return _maintenance_on(conn)
+
+
+def _maintenance_on(conn: Any) -> list[str]:
+    return sorted(str(r[0])[:80] for r in conn.execute(MAINTENANCE_SQL).fetchall())
 
 
 STATEMENTS_SQL = (
@@ -86,7 +90,6 @@ class MaintenanceSampler:
         self.database_url = database_url
         self.every_s = every_s
         self.samples: list[tuple[float, list[str]]] = []  # (time.time(), activities)
-        self.failures = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pg-maintenance", daemon=True)
 
@@ -101,19 +104,17 @@ class MaintenanceSampler:
     def _run(self) -> None:
         import psycopg
 
+        # a failed sample leaves its second unsampled: `during` says unknown
         try:
             conn = psycopg.connect(self.database_url, autocommit=True)
         except psycopg.Error:
-            self.failures += 1
             return
         with conn:
             while not self._stop.wait(self.every_s):
                 try:
-                    rows = conn.execute(MAINTENANCE_SQL).fetchall()
+                    self.samples.append((time.time(), _maintenance_on(conn)))
                 except psycopg.Error:
-                    self.failures += 1
                     continue
-                self.samples.append((time.time(), sorted(str(r[0])[:80] for r in rows)))
 
     def during(self, start: float, second: int) -> list[str] | None:
         """What ran in second `second` counted from `start`; None when no sample was taken
