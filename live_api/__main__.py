@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import re
 import sys
 
 import uvicorn
@@ -27,6 +29,24 @@ async def serve(plain: uvicorn.Server, public: uvicorn.Server | None) -> None:
         if server is not None:
             server.should_exit = True
     await asyncio.gather(*tasks)
+
+
+_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"]*")
+
+
+class RedactTokens(logging.Filter):
+    """uvicorn logs each WebSocket handshake with its path and query string ("WebSocket
+    /ws/live?token=..." [accepted]), on its error logger and whatever `access_log` says: the
+    token must not reach the log file."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = _TOKEN_IN_QUERY.sub(r"\1***", record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _TOKEN_IN_QUERY.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args
+            )
+        return True
 
 
 def main() -> None:
@@ -57,6 +77,8 @@ def main() -> None:
             **common,
         )
         public = uvicorn.Server(tls)
+    # after the Configs: building one configures uvicorn's loggers
+    logging.getLogger("uvicorn.error").addFilter(RedactTokens())
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C of a foreground run: no traceback
         asyncio.run(serve(plain, public))
     if not plain.started:
