@@ -31,13 +31,15 @@ async def serve(plain: uvicorn.Server, public: uvicorn.Server | None) -> None:
     await asyncio.gather(*tasks)
 
 
-_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"]*")
+# a `token=` value, whatever it holds, and anything shaped like a token (live_api.auth), under
+# whatever parameter a client put it
+_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"]*|sw_[A-Za-z0-9_-]{16,}")
 
 
 class RedactTokens(logging.Filter):
     """uvicorn logs each WebSocket handshake with its path and query string ("WebSocket
-    /ws/live?token=..." [accepted]), on its error logger and whatever `access_log` says: the
-    token must not reach the log file."""
+    /ws/live?token=..." [accepted]), on its error logger and whatever `access_log` says: no
+    token may reach the log file, also not one sent under another parameter's name."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str):

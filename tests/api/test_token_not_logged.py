@@ -44,3 +44,12 @@ def test_the_filter_redacts_tokens_in_the_message_and_its_arguments() -> None:
     assert record.getMessage() == (
         '127.0.0.1:1 - "WebSocket /ws/live?region=440300&token=***&x=1" [accepted] token=kept'
     )
+
+
+def test_a_token_under_another_parameter_is_redacted_too() -> None:
+    token = "sw_" + "Ab3-_" * 8
+    record = logging.LogRecord(
+        "uvicorn.error", logging.INFO, __file__, 1, "%s", (f"/ws/live?x={token}",), None
+    )
+    RedactTokens().filter(record)
+    assert record.getMessage() == "/ws/live?x=***"
