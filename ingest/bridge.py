@@ -222,7 +222,7 @@ class Bridge:
             enable_idempotence=settings.kafka_idempotence,
         )
         await producer.start()
-        engine = async_engine(settings)
+        engine = async_engine(settings, pre_ping=False)  # the gate retries (store.retry)
         key = bytes.fromhex(settings.personal_data_key.get_secret_value())
         gate = Gate(
             producer,

@@ -28,7 +28,8 @@ from geofence.tracking import (
 )
 from rules.alerts import alert, point_wkt, utc
 from rules.certificate import Certificate
-from rules.day_close import DayCheck, EngineerClock, advance_clock
+from rules.day_close import DayCheck, advance_clock
+from rules.engineer_state import EngineerState
 from rules.fences import Fences
 from wire.records import Fix, OwnTracksEvent, Record, SupervisionLog
 
@@ -78,59 +79,6 @@ def _same_city(a: str, b: str) -> bool:
         return city_of(a) == city_of(b)
     except ValueError:
         return False
-
-
-@dataclass(frozen=True)
-class EngineerState:
-    """What the worker keeps per engineer (store.engineer_states, written once per batch): the
-    track (geofence.tracking) and the clock of `missing_log` (rules.day_close).
-
-    Stored compactly (`format: 2`): each fix of the track's window is a list
-    `[msg_id, ts, lon, lat, acc_m, project_ids]`, about 7x cheaper to write than the
-    TrackState dict of dicts (the window holds every fix of the last `allowed_lateness_s`).
-    `from_dict` also reads the TrackState dict form."""
-
-    track: TrackState
-    clock: EngineerClock = field(default_factory=EngineerClock)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.head_dict(), "window": [compact_fix(f) for f in self.track.window]}
-
-    def head_dict(self) -> dict[str, Any]:
-        """`to_dict` without the window (stored apart from it, store.engineer_states)."""
-        t = self.track
-        return {
-            "format": 2,
-            "engineer_id": t.engineer_id,
-            "anchor": compact_fix(t.anchor) if t.anchor is not None else None,
-            "clock": self.clock.to_dict(),
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> EngineerState:
-        clock = EngineerClock.from_dict(d.get("clock"))
-        if d.get("format") != 2:
-            return cls(TrackState.from_dict(d), clock)
-        anchor = d.get("anchor")
-        track = TrackState(
-            engineer_id=str(d.get("engineer_id", "")),
-            anchor=_expand(anchor) if anchor else None,
-            window=tuple(sorted((_expand(f) for f in d.get("window") or ()), key=_fix_key)),
-        )
-        return cls(track, clock)
-
-
-def compact_fix(f: TrackFix) -> list[Any]:
-    return [f.msg_id, f.ts, f.lon, f.lat, f.acc_m, list(f.project_ids)]
-
-
-def _expand(v: Sequence[Any]) -> TrackFix:
-    msg_id, ts, lon, lat, acc_m, projects = v
-    return TrackFix(str(msg_id), ts, lon, lat, acc_m, tuple(projects))
-
-
-def _fix_key(f: TrackFix) -> tuple[float, str]:
-    return (f.ts, f.msg_id)
 
 
 @dataclass

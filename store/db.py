@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from config.settings import Settings
 
@@ -14,11 +17,27 @@ from config.settings import Settings
 SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 
 
-def async_engine(settings: Settings, *, pool_size: int = 5) -> AsyncEngine:
+def async_engine(settings: Settings, *, pool_size: int = 5, pre_ping: bool = True) -> AsyncEngine:
+    """`pre_ping=False` for loops that retry a failed unit of work whole (store.retry): a
+    connection that died with a restart of PostgreSQL fails the first statement, the pool is
+    invalidated and the retry gets a new connection, so a ping (a round trip per checkout, a
+    few per batch) buys them nothing. Request handlers, which are not retried, keep it."""
     return create_async_engine(
         settings.async_database_url,
         pool_size=pool_size,
         max_overflow=10,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         connect_args={"server_settings": SERVER_SETTINGS},
     )
+
+
+@asynccontextmanager
+async def connection(
+    engine: AsyncEngine, conn: AsyncConnection | None = None
+) -> AsyncIterator[AsyncConnection]:
+    """`conn` when the caller has one, else a connection of `engine` for the block."""
+    if conn is not None:
+        yield conn
+        return
+    async with engine.connect() as own:
+        yield own

@@ -16,10 +16,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from rules.certificate import Certificate, StatusEntry
 from rules.engineer_batch import EngineerFacts
+from store.db import connection
 
 MAX_AGE_S = 60.0
 MAX_ENGINEERS = 200_000  # beyond this the cache starts over
@@ -54,10 +55,12 @@ class EngineerFactsCache:
         self._since = 0.0
         self.reads = 0  # engineers read from PostgreSQL, for tests and logs
 
-    async def get(self, engineer_ids: set[str]) -> dict[str, EngineerFacts]:
+    async def get(
+        self, engineer_ids: set[str], conn: AsyncConnection | None = None
+    ) -> dict[str, EngineerFacts]:
         """Facts of the registered engineers among `engineer_ids` (unknown ids are left out
-        and asked again next time)."""
-        async with self._engine.connect() as conn:
+        and asked again next time), read on `conn` when given."""
+        async with connection(self._engine, conn) as conn:
             version = int((await conn.execute(VERSION_SQL)).scalar_one())
             now = time.monotonic()
             stale = now - self._since > self._max_age_s or len(self._facts) > MAX_ENGINEERS

@@ -1,14 +1,15 @@
-"""The stream worker's state per engineer (rules.engineer_batch.EngineerState: the track's
-event-time window and the `missing_log` clock), kept in PostgreSQL: per engineer a head row
-(`engineer_states`: the anchor and the clock) and a row per fix of the window
-(`engineer_track_window`), added and removed as the window moves.
+"""The stream worker's state per engineer (rules.engineer_state.EngineerState: the track's
+event-time window and the `missing_log` clock), kept in PostgreSQL as a head row per engineer
+(`engineer_states`: the anchor, the newest window fix's time, the clock). The window's fixes
+are not stored again: they are rows of `fixes`, and a head is read back with the engineer's
+fixes from the window's earliest possible time on (rules.engineer_state.from_head).
 
-A batch's states are written in the batch's own transaction, with the fixes, transitions and
+A batch's heads are written in the batch's own transaction, with the fixes, transitions and
 alerts derived from them, so state and facts can never disagree: a batch either happened
 entirely or not at all, and a redelivered one finds its fixes already in the state
 (duplicates, no new events). Until the fifth session the states lived in a Faust table, whose
-changelog took one Kafka record per engineer per batch, a third of the worker's CPU
-(docs/BENCHMARKS.md).
+changelog took one Kafka record per engineer per batch, a third of the worker's CPU; until
+the eighth each window fix had a row of its own (docs/BENCHMARKS.md).
 
 `EngineerStates` keeps the decoded states of the engineers the worker saw last, so a batch
 reads from PostgreSQL only engineers it has not seen (new, evicted, or after its partitions
@@ -17,16 +18,31 @@ moved: `forget`).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Protocol
+from zoneinfo import ZoneInfo
 
 import orjson
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from rules.engineer_batch import EngineerState, compact_fix
+from geofence.tracking import TrackFix
+from rules.engineer_state import EngineerState, window_from
 
-__all__ = ["MAX_CACHED", "EngineerStates", "load", "save"]
+__all__ = ["MAX_CACHED", "EngineerStates", "WindowRules", "load", "save"]
+
+
+class WindowRules(Protocol):
+    """The settings that say which stored fixes are a track's window (config.Settings)."""
+
+    @property
+    def allowed_lateness_s(self) -> float: ...
+    @property
+    def max_accuracy_m(self) -> float: ...
+    @property
+    def timezone(self) -> str: ...
+
 
 MAX_CACHED = 20_000  # engineers whose decoded state stays in memory
 
@@ -34,9 +50,15 @@ LOAD_SQL = text(
     "SELECT engineer_id, CAST(state AS text) FROM engineer_states "
     "WHERE engineer_id = ANY(CAST(:ids AS text[]))"
 )
-LOAD_WINDOW_SQL = text(
-    "SELECT engineer_id, CAST(fix AS text) FROM engineer_track_window "
-    "WHERE engineer_id = ANY(CAST(:ids AS text[]))"
+# An engineer's fixes from a time on: a range of ix_fixes_engineer_day_ts per engineer (the
+# local date bounds the scan; the time filters within it). OFFSET 0 keeps the planner from
+# flattening it into a join that scans the table (as store.evidence's TAIL_SQL).
+WINDOW_FIXES_SQL = text(
+    "SELECT f.engineer_id, f.msg_id, f.ts, ST_X(f.geom), ST_Y(f.geom), f.acc_m, f.project_ids "
+    "FROM unnest(CAST(:e AS text[]), CAST(:d AS date[]), CAST(:t AS timestamptz[])) "
+    "AS t(engineer_id, day, ts) CROSS JOIN LATERAL ("
+    "SELECT * FROM fixes x WHERE x.engineer_id = t.engineer_id AND x.local_date >= t.day "
+    "AND x.ts >= t.ts OFFSET 0) f"
 )
 # A head never goes back in stream time: around a rebalance two workers may briefly both
 # process an engineer, and the one behind must not overwrite the newer state.
@@ -48,92 +70,86 @@ SAVE_SQL = text(
     "ON CONFLICT (engineer_id) DO UPDATE SET state = excluded.state, "
     "stream_ts = excluded.stream_ts, updated_at = now() "
     "WHERE coalesce(excluded.stream_ts, '-Infinity') "
-    ">= coalesce(engineer_states.stream_ts, '-Infinity') "
-    "RETURNING engineer_id"
+    ">= coalesce(engineer_states.stream_ts, '-Infinity')"
 )
-ADD_SQL = text(
-    "INSERT INTO engineer_track_window (engineer_id, msg_id, fix) "
-    "SELECT t.e, t.m, CAST(t.f AS json) "
-    "FROM unnest(CAST(:e AS text[]), CAST(:m AS text[]), CAST(:f AS text[])) AS t(e, m, f) "
-    "ON CONFLICT DO NOTHING"
-)
-DROP_SQL = text(
-    "DELETE FROM engineer_track_window w "
-    "USING unnest(CAST(:e AS text[]), CAST(:m AS text[])) AS t(e, m) "
-    "WHERE w.engineer_id = t.e AND w.msg_id = t.m"
-)
+SLACK_S = 1.0  # read a little earlier than the window's limit: from_head draws the line
 
 
-async def load(conn: AsyncConnection, engineer_ids: Iterable[str]) -> dict[str, EngineerState]:
+async def load(
+    conn: AsyncConnection, engineer_ids: Iterable[str], rules: WindowRules
+) -> dict[str, EngineerState]:
     """The stored states of `engineer_ids` (engineers without one are left out)."""
     ids = sorted(set(engineer_ids))
     if not ids:
         return {}
     heads = {e: orjson.loads(s) for e, s in await conn.execute(LOAD_SQL, {"ids": ids})}
-    windows: dict[str, list[Any]] = {e: [] for e in heads}
-    for e, fix in await conn.execute(LOAD_WINDOW_SQL, {"ids": sorted(heads)}):
-        windows[e].append(orjson.loads(fix))
-    return {e: EngineerState.from_dict({**d, "window": windows[e]}) for e, d in heads.items()}
+    since = {  # the engineers with a window, and its earliest possible time
+        e: t
+        for e, h in heads.items()
+        if h.get("format") == 3 and (t := window_from(h, rules.allowed_lateness_s)) is not None
+    }
+    wanted = sorted(since)
+    fixes: dict[str, list[TrackFix]] = {e: [] for e in wanted}
+    if wanted:
+        tz = ZoneInfo(rules.timezone)
+        starts = [_from(since[e], tz) for e in wanted]
+        params = {"e": wanted, "d": [s[0] for s in starts], "t": [s[1] for s in starts]}
+        for e, msg_id, ts, lon, lat, acc_m, projects in await conn.execute(
+            WINDOW_FIXES_SQL, params
+        ):
+            fixes[e].append(
+                TrackFix(msg_id, ts.timestamp(), lon, lat, acc_m, tuple(projects or ()))
+            )
+    out = {}
+    for e, head in heads.items():
+        if head.get("format") != 3:  # stored with its window
+            out[e] = EngineerState.from_dict(head)
+            continue
+        out[e] = EngineerState.from_head(
+            head,
+            fixes.get(e, ()),
+            allowed_lateness_s=rules.allowed_lateness_s,
+            max_accuracy_m=rules.max_accuracy_m,
+        )
+    return out
 
 
-async def save(
-    conn: AsyncConnection,
-    before: Mapping[str, EngineerState],
-    states: Mapping[str, EngineerState],
-) -> None:
-    """Store `states` (inside the caller's transaction): the head of each (anchor, clock) whole,
-    and of the window only what changed since `before`, the stored state of the same engineers
-    (absent: none). A window holds every fix of the last `allowed_lateness_s`, up to a few
-    hundred with phones reporting every 10-30 s, so writing it whole every batch would write
-    each fix hundreds of times."""
+def _from(t: float, tz: ZoneInfo) -> tuple[dt.date, dt.datetime]:
+    """The local date and time to read an engineer's fixes from."""
+    at = dt.datetime.fromtimestamp(t - SLACK_S, dt.UTC)
+    return at.astimezone(tz).date(), at
+
+
+async def save(conn: AsyncConnection, states: Mapping[str, EngineerState]) -> None:
+    """Store the heads of `states` (inside the caller's transaction, the one that writes
+    their fixes)."""
     if not states:
         return
     ids = sorted(states)
     heads = [orjson.dumps(states[e].head_dict()).decode() for e in ids]
     stream_ts = [states[e].clock.stream_ts for e in ids]
-    written = await conn.execute(SAVE_SQL, {"e": ids, "s": heads, "ts": stream_ts})
-    added: list[tuple[str, str, str]] = []
-    dropped: list[tuple[str, str]] = []
-    for (e,) in written:  # a head that was behind the stored one moves no window rows either
-        old = before.get(e)
-        kept = {f.msg_id for f in old.track.window} if old is not None else set()
-        window = states[e].track.window
-        added += [
-            (e, f.msg_id, orjson.dumps(compact_fix(f)).decode())
-            for f in window
-            if f.msg_id not in kept
-        ]
-        if kept:
-            dropped += [(e, m) for m in sorted(kept - {f.msg_id for f in window})]
-    if dropped:
-        await conn.execute(DROP_SQL, {"e": [d[0] for d in dropped], "m": [d[1] for d in dropped]})
-    if added:
-        await conn.execute(
-            ADD_SQL,
-            {"e": [a[0] for a in added], "m": [a[1] for a in added], "f": [a[2] for a in added]},
-        )
+    await conn.execute(SAVE_SQL, {"e": ids, "s": heads, "ts": stream_ts})
 
 
 class EngineerStates:
     """Decoded states of recently seen engineers, in recency order, at most `max_cached`."""
 
-    def __init__(self, max_cached: int = MAX_CACHED) -> None:
+    def __init__(self, rules: WindowRules, max_cached: int = MAX_CACHED) -> None:
+        self._rules = rules
         self._max = max_cached
         self._cached: dict[str, EngineerState] = {}
         self.reads = 0  # engineers asked from PostgreSQL, for tests and logs
 
     async def get(
-        self, engine: AsyncEngine, engineer_ids: Iterable[str]
+        self, conn: AsyncConnection, engineer_ids: Iterable[str]
     ) -> dict[str, EngineerState]:
-        """The state of each of `engineer_ids` that has one: from memory, else stored (a
-        connection is taken only then)."""
+        """The state of each of `engineer_ids` that has one: from memory, else stored."""
         ids = set(engineer_ids)
         out = {e: self._cached[e] for e in ids if e in self._cached}
         missing = ids - out.keys()
         if missing:
             self.reads += len(missing)
-            async with engine.connect() as conn:
-                out.update(await load(conn, missing))
+            out.update(await load(conn, missing, self._rules))
         return out
 
     def remember(self, states: Mapping[str, EngineerState]) -> None:

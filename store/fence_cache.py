@@ -13,12 +13,13 @@ import logging
 
 import shapely
 from sqlalchemy import func, or_, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from geofence.fences import Fence, FenceIndex
 from geofence.regions import Region as RegionShape
 from geofence.regions import RegionIndex
 from rules.fences import Fences, Revision, boundary_spans
+from store.db import connection
 from store.models import ChangeLog, Project, ProjectBoundary, Region
 
 log = logging.getLogger("sitewatch.store")
@@ -32,8 +33,10 @@ class FenceCache:
         self._engine = engine
         self._current: Fences | None = None
 
-    async def current(self) -> Fences:
-        async with self._engine.connect() as conn:
+    async def current(self, conn: AsyncConnection | None = None) -> Fences:
+        """The fences of the newest change, read on `conn` when given (the worker reads
+        everything of a batch on one connection)."""
+        async with connection(self._engine, conn) as conn:
             version = int(
                 (
                     await conn.execute(

@@ -458,9 +458,9 @@ class EvidenceHead(Base):
 
 
 class EngineerStateRow(Base):
-    """The stream worker's state of one engineer (rules.engineer_batch.EngineerState: the
-    track's anchor and the `missing_log` clock, as JSON; the window's fixes are rows of
-    `engineer_track_window`), written in the same transaction as the facts derived from it
+    """The stream worker's state of one engineer (rules.engineer_state.EngineerState: the
+    track's anchor, its newest fix's time and the `missing_log` clock, as JSON; the window's
+    fixes are rows of `fixes`), written in the same transaction as the facts derived from it
     (store.engineer_states)."""
 
     __tablename__ = "engineer_states"
@@ -468,13 +468,3 @@ class EngineerStateRow(Base):
     state: Mapped[Any] = mapped_column(JSON)
     stream_ts: Mapped[float | None] = mapped_column(Float, nullable=True)  # never goes back
     updated_at: Mapped[dt.datetime] = mapped_column(TS, server_default=_now())
-
-
-class EngineerTrackWindowFix(Base):
-    """One fix of an engineer's track window (the compact list of
-    rules.engineer_batch.EngineerState), kept while the fix is in the window."""
-
-    __tablename__ = "engineer_track_window"
-    engineer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    msg_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    fix: Mapped[Any] = mapped_column(JSON)

@@ -5,7 +5,6 @@ in: the worker's agent calls it (streams.worker), and tests call it without Faus
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import logging
@@ -51,7 +50,7 @@ class EngineerWriter:
     fences: FenceCache = field(init=False)
     facts: EngineerFactsCache = field(init=False)
     # decoded engineer states, kept between batches; the worker forgets them on a rebalance
-    states: EngineerStates = field(default_factory=EngineerStates)
+    states: EngineerStates = field(init=False)
     # live attendance (rules.attendance): tallies kept as fixes are written
     book: AttendanceBook = field(init=False)
     # the attendance keys that changed, paced (the worker's timer asks four times per interval)
@@ -65,6 +64,7 @@ class EngineerWriter:
     def __post_init__(self) -> None:
         self.fences = FenceCache(self.engine)
         self.facts = EngineerFactsCache(self.engine)
+        self.states = EngineerStates(self.settings)
         self.book = AttendanceBook(self.settings.max_gap_s)
         self.attendance_due = PushPacer(self.settings.attendance_push_interval_s)
         self._tz = ZoneInfo(self.settings.timezone)
@@ -83,20 +83,21 @@ class EngineerWriter:
         if not records:
             return
         engineer_ids = {r.engineer_id for r in records}  # type: ignore[union-attr]
-        fences, facts, states = await asyncio.gather(
-            self.fences.current(),
-            self.facts.get(engineer_ids),
-            self.states.get(self.engine, engineer_ids),
-        )
-        self.timing.lap("read")
-        out = process_engineer_batch(
-            records, fences=fences, states=states, facts=facts, settings=settings
-        )
-        if out.logs:
-            _categorise(out.logs, out.live)
-        self.timing.lap("rules")
+        # One connection and transaction for the whole batch, the reads included: each
+        # checkout and transaction is round trips, and a half-loaded worker writes small
+        # batches, so they were a good part of a batch's time (docs/BENCHMARKS.md).
         async with self.engine.begin() as conn:
-            # facts first (fixes, logs), then what is derived from them, in one transaction
+            fences = await self.fences.current(conn)
+            facts = await self.facts.get(engineer_ids, conn)
+            states = await self.states.get(conn, engineer_ids)
+            self.timing.lap("read")
+            out = process_engineer_batch(
+                records, fences=fences, states=states, facts=facts, settings=settings
+            )
+            if out.logs:
+                _categorise(out.logs, out.live)
+            self.timing.lap("rules")
+            # facts first (fixes, logs), then what is derived from them
             await sinks.insert_new(conn, Fix, out.fixes)
             await sinks.insert_new(conn, SupervisionLog, out.logs)
             out.live.extend(await _open_notices(conn, records, fences.project_region))
@@ -126,7 +127,7 @@ class EngineerWriter:
                 timezone=settings.timezone,
             )
             self.timing.lap("evidence")
-            await save_states(conn, states, out.states)
+            await save_states(conn, out.states)
             self.timing.lap("state")
         self.timing.lap("commit")
         self.states.remember(out.states)

@@ -119,7 +119,9 @@ def build_app(settings: Settings) -> faust.App:
     def writer() -> EngineerWriter:
         """The engineer batches' writer and the engine, made on first use (inside the loop)."""
         if "writer" not in ctx:
-            ctx["writer"] = EngineerWriter(settings, async_engine(settings), push_live)
+            ctx["writer"] = EngineerWriter(
+                settings, async_engine(settings, pre_ping=False), push_live
+            )
         return ctx["writer"]  # type: ignore[no-any-return]
 
     def engine() -> AsyncEngine:

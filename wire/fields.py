@@ -267,7 +267,9 @@ def check_ts(ts: float, name: str, *, now: float) -> float:
             f"{name} is {ts - now:.0f} s in the future (limit {MAX_FUTURE_S:.0f} s); "
             "check the sender's clock and units",
         )
-    return ts
+    # PostgreSQL keeps microseconds: a time read back from `fixes` is then the very value the
+    # rules were given (rules.engineer_state rebuilds track windows from it)
+    return round(ts, 6)
 
 
 # --------------------------------------------------------------------------- coordinates

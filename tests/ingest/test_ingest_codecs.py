@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from typing import Any
@@ -212,6 +213,15 @@ def test_checkin_bad_crs_and_kind() -> None:
 def test_timestamp_forms(ts: Any, expected: float) -> None:
     fix = decode_mqtt("sitewatch/checkin/E1", enc({**CHECKIN, "ts": ts}), now=NOW)
     assert fix.ts == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("ts", [TS + 0.1234567, TS + 0.9999996, TS * 1000 + 0.0004])
+def test_times_are_kept_to_the_microsecond(ts: Any) -> None:
+    """What PostgreSQL keeps: a fix read back from `fixes` equals the one the rules saw."""
+    fix = decode_mqtt("sitewatch/checkin/E1", enc({**CHECKIN, "ts": ts}), now=NOW)
+    us = round(fix.ts * 1e6)
+    assert abs(fix.ts * 1e6 - us) < 1e-3  # a whole number of microseconds
+    assert dt.datetime.fromtimestamp(fix.ts, dt.UTC).timestamp() == fix.ts
 
 
 @pytest.mark.parametrize(
