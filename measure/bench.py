@@ -52,56 +52,12 @@ from measure.bench_probes import (
     proc_stats,
 )
 from measure.bench_report import capacity_figures, slowest_seconds, write_markdown
+from measure.bench_seed import ENGINEER_PREFIX, register_keys, seed
+from measure.writer_bench import writer_figures
 
 log = logging.getLogger("sitewatch.bench")
 
 BENCH = "bench"  # this process, among the components sampled: a load generator
-ENGINEER_PREFIX = "BE"  # the seeded engineers are BE00000, BE00001, ...
-
-
-def seed(database_url: str, projects: int, engineers: int) -> tuple[float, float, list[str]]:
-    """10k project squares on real Guangdong districts and 20k engineers, by COPY."""
-    import random
-
-    import psycopg
-
-    rng = random.Random(1)
-    with psycopg.connect(database_url) as conn:
-        districts = conn.execute("SELECT count(*) FROM regions").fetchone()
-        _ = districts
-        with conn.cursor().copy(
-            "COPY projects (id, name, region_code, crs, engineer_ids, buffer_m, properties, geom) FROM STDIN"
-        ) as copy:
-            for i in range(projects):
-                lon, lat = rng.uniform(113.7, 114.5), rng.uniform(22.45, 22.85)
-                d = 0.002
-                wkt = f"SRID=4326;MULTIPOLYGON((({lon - d} {lat - d},{lon + d} {lat - d},{lon + d} {lat + d},{lon - d} {lat + d},{lon - d} {lat - d})))"
-                copy.write_row(
-                    (f"BP{i:05d}", f"bench {i}", "440305", "wgs84", "{}", 0.0, "{}", wkt)
-                )
-        conn.execute(
-            "INSERT INTO projects (id, name, region_code, crs, engineer_ids, buffer_m, properties, geom) VALUES ('BENCH-HOT', 'bench hot site', '440305', 'wgs84', '{}', 0, '{}', ST_Multi(ST_Buffer(ST_SetSRID(ST_MakePoint(113.95, 22.54), 4326), 0.01)))"
-        )
-        with conn.cursor().copy(
-            "COPY engineers (id, name, registered_region, cert_status, ce_hours) FROM STDIN"
-        ) as copy:
-            for i in range(engineers):
-                copy.write_row((f"{ENGINEER_PREFIX}{i:05d}", f"bench {i}", "440305", "valid", 0.0))
-        conn.execute("INSERT INTO change_log (kind) VALUES ('projects')")
-        conn.commit()
-    return 113.95, 22.54, [f"{ENGINEER_PREFIX}{i:05d}" for i in range(engineers)]
-
-
-def register_keys(database_url: str, signing: Signing) -> None:
-    """The public key of the signing engineers, as `POST /api/engineers` would store it."""
-    import psycopg
-
-    with psycopg.connect(database_url) as conn:
-        conn.execute(
-            "UPDATE engineers SET sm2_public_key = %s WHERE id = ANY(%s)",
-            (signing.keys[1], sorted(signing.engineers)),
-        )
-        conn.commit()
 
 
 def _cpu_s(name: str, pid: int) -> float:
@@ -112,6 +68,20 @@ def _cpu_s(name: str, pid: int) -> float:
 
 def _sample_cpu(pids: dict[str, int], into: dict[str, float]) -> None:
     into.update({name: _cpu_s(name, pid) for name, pid in pids.items()})
+
+
+WARM_UP_PER_S = 1000.0
+
+
+def _wait_delivered(counter: WsCounter, n: int, *, timeout_s: float) -> None:
+    """Until the live feed delivered `n` positions, or deliveries stopped for 5 s, or
+    `timeout_s` passed."""
+    deadline = time.time() + timeout_s
+    last, since = counter.count, time.time()
+    while counter.count < n and time.time() < deadline and time.time() - since < 5:
+        time.sleep(0.5)
+        if counter.count != last:
+            last, since = counter.count, time.time()
 
 
 def e2e(
@@ -130,9 +100,23 @@ def e2e(
         stack.endpoints["http"].replace("http://", "ws://") + f"/ws/live?token={stack.admin_token}"
     )
     counter.start()
-    # warm up: the worker builds its fence index on the first batch
-    acked_total = offer_load(stack.endpoints, engineers, 500, 3, 1, lon, lat, signing)[1]
-    time.sleep(5)
+    # Warm up: a fix of every engineer first, as in a running deployment, where the worker
+    # knows its engineers (their facts, states and evidence heads in memory or in place) and
+    # the JVM has compiled Kafka's hot paths. Until 2026-12-07 it was 1,500 fixes, and the
+    # first step of the rising load met two thirds of the 20,000 engineers for the first
+    # time: on a slow machine that step alone stopped the run.
+    acked_total = offer_load(
+        stack.endpoints,
+        engineers,
+        WARM_UP_PER_S,
+        len(engineers) / WARM_UP_PER_S,
+        1,
+        lon,
+        lat,
+        signing,
+    )[1]
+    _wait_delivered(counter, acked_total, timeout_s=120)
+    time.sleep(3)
     steps = []
     best = 0.0
     machine = MachineCpu().start()
@@ -346,6 +330,11 @@ def run_bench(
         log.info("seeding 10,000 projects and 20,000 engineers...")
         n_projects, n_engineers = (1000, 2000) if quick else (10_000, 20_000)
         lon, lat, engineers = seed(ep["database"], n_projects, n_engineers)
+        if not only_e2e:
+            log.info("the worker's engineer writer alone...")
+            figures.update(
+                writer_figures(stack, engineers, lon, lat, fixes=10_000 if quick else 40_000)
+            )
         signing = Signing.for_share(engineers, signed_share)
         if signing is not None:
             register_keys(ep["database"], signing)
