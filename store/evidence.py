@@ -42,6 +42,21 @@ INSERT_ENTRIES_SQL = (
     + ")"
 )
 
+HEADS_SQL = (
+    "INSERT INTO evidence_heads (engineer_id, entries, head_hash) "
+    "SELECT t.e, 0, t.h FROM unnest(CAST(:e AS text[]), CAST(:h AS text[])) AS t(e, h) "
+    "ORDER BY t.e ON CONFLICT (engineer_id) DO UPDATE SET engineer_id = excluded.engineer_id "
+    "RETURNING engineer_id, entries, head_hash, watermark"
+)
+# The new entries and the heads they move, one statement (a round trip less per batch).
+WRITE_SQL = (
+    f"WITH added AS ({INSERT_ENTRIES_SQL}) "
+    "UPDATE evidence_heads h SET entries = t.n, head_hash = t.h, watermark = t.w, "
+    "updated_at = now() FROM unnest(CAST(:he AS text[]), CAST(:hn AS bigint[]), "
+    "CAST(:hh AS text[]), CAST(:hw AS double precision[])) AS t(e, n, h, w) "
+    "WHERE h.engineer_id = t.e"
+)
+
 
 def _entry(row: Any) -> chain.Entry:
     return chain.Entry(
@@ -101,21 +116,13 @@ async def append(
         return 0
     tz = ZoneInfo(timezone)
     engineers = sorted({c.engineer_id for c in cands})
-    await conn.execute(
-        text(
-            "INSERT INTO evidence_heads (engineer_id, entries, head_hash) "
-            "SELECT t.e, 0, t.h FROM unnest(CAST(:e AS text[]), CAST(:h AS text[])) AS t(e, h) "
-            "ORDER BY t.e ON CONFLICT DO NOTHING"
-        ),
-        {"e": engineers, "h": [chain.genesis_hash(e) for e in engineers]},
-    )
+    # Each head, created when missing, locked until the transaction ends (two writers never
+    # fork a chain): one statement. The no-op update is what locks an existing row (and
+    # returns its newest version); it costs about what SELECT ... FOR UPDATE's lock did.
     heads = {
-        r.engineer_id: _head(r)
-        for r in await conn.execute(
-            select(EvidenceHead)
-            .where(EvidenceHead.engineer_id.in_(engineers))
-            .order_by(EvidenceHead.engineer_id)
-            .with_for_update()
+        e: chain.Head(e, int(n), h, None if w is None else float(w))
+        for e, n, h, w in await conn.execute(
+            text(HEADS_SQL), {"e": engineers, "h": [chain.genesis_hash(e) for e in engineers]}
         )
     }
     known = {
@@ -153,8 +160,8 @@ async def append(
     for r in tail_rows:
         tails[r.engineer_id].append(_entry(r))
     deletes: list[tuple[str, int]] = []
-    rows: list[dict[str, Any]] = []
-    new_heads: list[dict[str, Any]] = []
+    columns: dict[str, list[Any]] = {c: [] for c in ENTRY_COLUMNS}
+    heads_out: dict[str, list[Any]] = {"he": [], "hn": [], "hh": [], "hw": []}
     added = 0
     for e, new in fresh.items():
         upd = chain.plan(heads[e], tails[e], new, lateness_s=lateness)
@@ -162,28 +169,20 @@ async def append(
         if upd.delete_from_seq is not None:
             deletes.append((e, upd.delete_from_seq))
         for x in upd.rows:
-            rows.append(
-                {
-                    "engineer_id": x.engineer_id,
-                    "seq": x.seq,
-                    "kind": x.kind,
-                    "msg_id": x.msg_id,
-                    "ts": x.ts,
-                    "order_ts": x.order_ts,
-                    "local_date": dt.datetime.fromtimestamp(x.ts, tz).date(),
-                    "canonical": x.canonical,
-                    "prev_hash": x.prev_hash,
-                    "hash": x.hash,
-                }
-            )
-        new_heads.append(
-            {
-                "engineer_id": e,
-                "entries": upd.head.entries,
-                "hash": upd.head.hash,
-                "watermark": upd.head.watermark,
-            }
-        )
+            columns["engineer_id"].append(x.engineer_id)
+            columns["seq"].append(x.seq)
+            columns["kind"].append(x.kind)
+            columns["msg_id"].append(x.msg_id)
+            columns["ts"].append(x.ts)
+            columns["order_ts"].append(x.order_ts)
+            columns["local_date"].append(dt.datetime.fromtimestamp(x.ts, tz).date())
+            columns["canonical"].append(x.canonical)
+            columns["prev_hash"].append(x.prev_hash)
+            columns["hash"].append(x.hash)
+        heads_out["he"].append(e)
+        heads_out["hn"].append(upd.head.entries)
+        heads_out["hh"].append(upd.head.hash)
+        heads_out["hw"].append(upd.head.watermark)
         added += len(new)
     if deletes:
         await conn.execute(
@@ -194,21 +193,7 @@ async def append(
             ),
             {"e": [d[0] for d in deletes], "s": [d[1] for d in deletes]},
         )
-    await conn.execute(text(INSERT_ENTRIES_SQL), {c: [r[c] for r in rows] for c in ENTRY_COLUMNS})
-    await conn.execute(
-        text(
-            "UPDATE evidence_heads h SET entries = t.n, head_hash = t.h, watermark = t.w, "
-            "updated_at = now() FROM unnest(CAST(:e AS text[]), CAST(:n AS bigint[]), "
-            "CAST(:h AS text[]), CAST(:w AS double precision[])) AS t(e, n, h, w) "
-            "WHERE h.engineer_id = t.e"
-        ),
-        {
-            "e": [h["engineer_id"] for h in new_heads],
-            "n": [h["entries"] for h in new_heads],
-            "h": [h["hash"] for h in new_heads],
-            "w": [h["watermark"] for h in new_heads],
-        },
-    )
+    await conn.execute(text(WRITE_SQL), {**columns, **heads_out})
     return added
 
 
