@@ -53,6 +53,7 @@ from measure.bench_probes import (
 )
 from measure.bench_report import capacity_figures, slowest_seconds, write_markdown
 from measure.bench_seed import ENGINEER_PREFIX, register_keys, seed
+from measure.writer_bench import MSG_PREFIX as WRITER_MSG_PREFIX
 from measure.writer_bench import writer_figures
 
 log = logging.getLogger("sitewatch.bench")
@@ -257,14 +258,16 @@ def e2e(
 
 
 def persisted_fixes(database_url: str, expected: int, wait_s: float = 60.0) -> int:
-    """The bench's fixes in PostgreSQL, once the count reaches `expected` or stops growing."""
+    """The bench's fixes in PostgreSQL (the writer bench's are not the end-to-end run's),
+    once the count reaches `expected` or stops growing."""
     import psycopg
 
     last, since = -1, time.time()
     with psycopg.connect(database_url, autocommit=True) as conn:
         while True:
             row = conn.execute(
-                "SELECT count(*) FROM fixes WHERE engineer_id LIKE %s", (f"{ENGINEER_PREFIX}%",)
+                "SELECT count(*) FROM fixes WHERE engineer_id LIKE %s AND msg_id NOT LIKE %s",
+                (f"{ENGINEER_PREFIX}%", f"{WRITER_MSG_PREFIX}%"),
             ).fetchone()
             n = int(row[0]) if row else 0
             if n >= expected or time.time() - since > wait_s:

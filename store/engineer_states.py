@@ -55,10 +55,10 @@ LOAD_SQL = text(
 # flattening it into a join that scans the table (as store.evidence's TAIL_SQL).
 WINDOW_FIXES_SQL = text(
     "SELECT f.engineer_id, f.msg_id, f.ts, ST_X(f.geom), ST_Y(f.geom), f.acc_m, f.project_ids "
-    "FROM unnest(CAST(:e AS text[]), CAST(:d AS date[]), CAST(:t AS timestamptz[])) "
-    "AS t(engineer_id, day, ts) CROSS JOIN LATERAL ("
+    "FROM unnest(CAST(:e AS text[]), CAST(:d AS date[]), CAST(:t AS timestamptz[]), "
+    "CAST(:u AS timestamptz[])) AS t(engineer_id, day, ts, upto) CROSS JOIN LATERAL ("
     "SELECT * FROM fixes x WHERE x.engineer_id = t.engineer_id AND x.local_date >= t.day "
-    "AND x.ts >= t.ts OFFSET 0) f"
+    "AND x.ts >= t.ts AND x.ts <= t.upto OFFSET 0) f"
 )
 # A head never goes back in stream time: around a rebalance two workers may briefly both
 # process an engineer, and the one behind must not overwrite the newer state.
@@ -72,7 +72,7 @@ SAVE_SQL = text(
     "WHERE coalesce(excluded.stream_ts, '-Infinity') "
     ">= coalesce(engineer_states.stream_ts, '-Infinity')"
 )
-SLACK_S = 1.0  # read a little earlier than the window's limit: from_head draws the line
+SLACK_S = 1.0  # read a little beyond the window's limits: from_head draws the line
 
 
 async def load(
@@ -93,7 +93,9 @@ async def load(
     if wanted:
         tz = ZoneInfo(rules.timezone)
         starts = [_from(since[e], tz) for e in wanted]
-        params = {"e": wanted, "d": [s[0] for s in starts], "t": [s[1] for s in starts]}
+        # no window fix is newer than the head's newest (inaccurate ones after it are not read)
+        upto = [_at(float(heads[e]["newest"]) + SLACK_S) for e in wanted]
+        params = {"e": wanted, "d": [s[0] for s in starts], "t": [s[1] for s in starts], "u": upto}
         for e, msg_id, ts, lon, lat, acc_m, projects in await conn.execute(
             WINDOW_FIXES_SQL, params
         ):
@@ -116,8 +118,12 @@ async def load(
 
 def _from(t: float, tz: ZoneInfo) -> tuple[dt.date, dt.datetime]:
     """The local date and time to read an engineer's fixes from."""
-    at = dt.datetime.fromtimestamp(t - SLACK_S, dt.UTC)
+    at = _at(t - SLACK_S)
     return at.astimezone(tz).date(), at
+
+
+def _at(t: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(t, dt.UTC)
 
 
 async def save(conn: AsyncConnection, states: Mapping[str, EngineerState]) -> None:

@@ -125,7 +125,7 @@ def _decode_params(values: Mapping[str, str], *, now: float) -> Fix:
     check_lat_lon(lat, lon)
     nums = {k: _num(values, k) for k in _NUMERIC_KEYS}
     ts_text = values.get("timestamp")
-    ts = now if ts_text is None else _timestamp(ts_text, now=now)
+    ts = round(now, 6) if ts_text is None else _timestamp(ts_text, now=now)
     crs = parse_crs(values.get("crs"))
     lon_w, lat_w = to_wgs(lon, lat, crs)
     speed = nums["speed"]
@@ -170,7 +170,7 @@ def _decode_json(root: dict[str, Any], *, now: float) -> Fix:
     location = _obj(root, "location", required=True)
     assert location is not None
     ts_raw = location.get("timestamp")
-    ts = now if ts_raw is None else parse_ts(ts_raw, "location.timestamp", now=now)
+    ts = round(now, 6) if ts_raw is None else parse_ts(ts_raw, "location.timestamp", now=now)
     coords = _obj(location, "coords", required=True)
     assert coords is not None
     lat = coords.get("latitude")

@@ -20,6 +20,7 @@ from wire.fields import (
     as_number,
     canonical,
     check_lat_lon,
+    epoch_from_number,
     opt_number,
     opt_str,
     parse_ts,
@@ -107,4 +108,6 @@ def _tst_key(raw: Any, ts: float) -> str:
     """The timestamp as it appears in derived ids: the integer seconds OwnTracks sends."""
     if isinstance(raw, int):
         return str(raw)
+    if isinstance(raw, float):  # as sent, not rounded to the microsecond (ids stay as before)
+        ts = epoch_from_number(raw, "tst")
     return repr(ts) if ts != int(ts) else str(int(ts))

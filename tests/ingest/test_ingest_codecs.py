@@ -62,6 +62,15 @@ def test_owntracks_location() -> None:
     assert decode_mqtt("owntracks/E1/phone", enc(OT_LOCATION), now=NOW).msg_id == fix.msg_id
 
 
+def test_owntracks_ids_keep_the_time_as_sent() -> None:
+    """The time is kept to the microsecond, the id as before that rounding (evidence chained
+    earlier still verifies, replays are still recognised)."""
+    fix = decode_mqtt("owntracks/E1/phone", enc({**OT_LOCATION, "tst": TS + 0.1234567}), now=NOW)
+    assert isinstance(fix, Fix)
+    assert fix.msg_id == f"ot:E1:phone:{TS + 0.1234567!r}"
+    assert fix.ts == round(TS + 0.1234567, 6)
+
+
 def test_owntracks_minimal_location_and_sig_is_kept() -> None:
     fix = decode_mqtt(
         "owntracks/E1/phone",
