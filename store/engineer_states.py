@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -28,20 +27,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from geofence.tracking import TrackFix
+from rules.engineer_batch import Thresholds
 from rules.engineer_state import EngineerState, window_from
 
-__all__ = ["MAX_CACHED", "EngineerStates", "WindowRules", "load", "save"]
-
-
-class WindowRules(Protocol):
-    """The settings that say which stored fixes are a track's window (config.Settings)."""
-
-    @property
-    def allowed_lateness_s(self) -> float: ...
-    @property
-    def max_accuracy_m(self) -> float: ...
-    @property
-    def timezone(self) -> str: ...
+__all__ = ["MAX_CACHED", "EngineerStates", "load", "save"]
 
 
 MAX_CACHED = 20_000  # engineers whose decoded state stays in memory
@@ -76,7 +65,7 @@ SLACK_S = 1.0  # read a little beyond the window's limits: from_head draws the l
 
 
 async def load(
-    conn: AsyncConnection, engineer_ids: Iterable[str], rules: WindowRules
+    conn: AsyncConnection, engineer_ids: Iterable[str], rules: Thresholds
 ) -> dict[str, EngineerState]:
     """The stored states of `engineer_ids` (engineers without one are left out)."""
     ids = sorted(set(engineer_ids))
@@ -140,7 +129,7 @@ async def save(conn: AsyncConnection, states: Mapping[str, EngineerState]) -> No
 class EngineerStates:
     """Decoded states of recently seen engineers, in recency order, at most `max_cached`."""
 
-    def __init__(self, rules: WindowRules, max_cached: int = MAX_CACHED) -> None:
+    def __init__(self, rules: Thresholds, max_cached: int = MAX_CACHED) -> None:
         self._rules = rules
         self._max = max_cached
         self._cached: dict[str, EngineerState] = {}

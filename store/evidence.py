@@ -120,8 +120,8 @@ async def append(
     # fork a chain): one statement. The no-op update is what locks an existing row (and
     # returns its newest version); it costs about what SELECT ... FOR UPDATE's lock did.
     heads = {
-        e: chain.Head(e, int(n), h, None if w is None else float(w))
-        for e, n, h, w in await conn.execute(
+        r.engineer_id: _head(r)
+        for r in await conn.execute(
             text(HEADS_SQL), {"e": engineers, "h": [chain.genesis_hash(e) for e in engineers]}
         )
     }
