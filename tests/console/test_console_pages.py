@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.console.conftest import PHONE, City, World, photo_jpeg
 from tests.stack_client import StackClient, wait_until
@@ -161,7 +162,10 @@ def test_a_projects_page_and_its_dossier_pdf(console: Any, sw: StackClient, worl
     c.page.get_by_test_id("q").fill(sz.project)
     c.page.get_by_test_id("search").click()
     c.page.locator(f"[data-project='{sz.project}'] a").click()
-    c.page.get_by_test_id("project-map").locator("path.leaflet-interactive").first.wait_for()
+    try:
+        c.page.get_by_test_id("project-map").locator("path.leaflet-interactive").first.wait_for()
+    except PlaywrightTimeout:  # seen once in a full run on a slow machine: say what the page saw
+        raise AssertionError(f"no boundary drawn; the page's problems: {c.problems}") from None
     c.page.get_by_test_id("records").locator(f"[data-record='{world.record_id}'] img").wait_for()
     assert sz.engineer["id"] in c.text("assignments")
     with c.page.expect_download() as download:
