@@ -82,14 +82,23 @@ class TrackFix:
     project_ids: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("ts", "lon", "lat"):
-            v = float(getattr(self, name))
-            if not math.isfinite(v):
-                raise ValueError(f"TrackFix {self.msg_id!r}: {name} must be finite")
-            object.__setattr__(self, name, v)
-        if self.acc_m is not None:
-            object.__setattr__(self, "acc_m", float(self.acc_m))
-        object.__setattr__(self, "project_ids", tuple(sorted(set(self.project_ids))))
+        # Built once per fix on the worker's hot path: the common case (floats already, at
+        # most one project) skips the frozen dataclass's costly object.__setattr__.
+        ts, lon, lat, acc = self.ts, self.lon, self.lat, self.acc_m
+        if not (type(ts) is float and type(lon) is float and type(lat) is float):
+            for name in ("ts", "lon", "lat"):
+                object.__setattr__(self, name, float(getattr(self, name)))
+            ts, lon, lat = self.ts, self.lon, self.lat
+        if not (math.isfinite(ts) and math.isfinite(lon) and math.isfinite(lat)):
+            bad = next(
+                n for n, v in (("ts", ts), ("lon", lon), ("lat", lat)) if not math.isfinite(v)
+            )
+            raise ValueError(f"TrackFix {self.msg_id!r}: {bad} must be finite")
+        if acc is not None and type(acc) is not float:
+            object.__setattr__(self, "acc_m", float(acc))
+        projects = self.project_ids
+        if len(projects) > 1 or type(projects) is not tuple:
+            object.__setattr__(self, "project_ids", tuple(sorted(set(projects))))
 
     @property
     def key(self) -> tuple[float, str]:

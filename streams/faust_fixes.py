@@ -33,7 +33,7 @@ from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 
 from config import topics
-from streams.progress import Progress
+from streams.progress import STALL_AFTER_S, Progress
 
 log = logging.getLogger("sitewatch.streams")
 
@@ -214,6 +214,34 @@ async def admit(consumer: Any, events: list[Any]) -> list[Any]:
         )
         await consumer.seek(tp, offset)
     return admitted.events
+
+
+async def reseek_stalled(consumer: Any, timeout_s: float = 5.0) -> dict[Any, int]:
+    """Seek the source partitions that have records waiting and wrote none for a while
+    (streams.progress.Progress.stalled) back to their next offset. For the worker's timer:
+    a gap is otherwise noticed only when a later record arrives, and a seek lost to a
+    rebalance, or a consumer that stopped fetching a partition, would leave its last records
+    unwritten until the next message, or forever. Returns what was sought."""
+    owned = [tp for tp in consumer.assignment() if tp.topic in SOURCE_TOPICS]
+    if not owned:
+        return {}
+    try:
+        ends = await asyncio.wait_for(consumer.highwaters(*owned), timeout_s)
+    except Exception as exc:  # noqa: BLE001 - a rebalance or a broker away: try next time
+        log.info("partition ends not known now (%r); stall check skipped", exc)
+        PROGRESS.ends_unknown()
+        return {}
+    stalled = PROGRESS.stalled(dict(ends))
+    for tp, offset in stalled.items():
+        log.warning(
+            "%s: records from offset %d to %d wait, yet none was written for %.0f s; reading again",
+            tp,
+            offset,
+            ends[tp],
+            STALL_AFTER_S,
+        )
+        await consumer.seek(tp, offset)
+    return stalled
 
 
 def written(events: list[Any]) -> None:

@@ -10,7 +10,12 @@ first missing offset; a record already written is dropped. `done` moves the part
 once the batch is in PostgreSQL, and `committable` is what the consumer commits
 (streams.faust_fixes).
 
-Pure bookkeeping: the caller does the seeking (`Admitted.seek`).
+A seek can be lost too (a rebalance in between), and a gap is only noticed when a later
+record arrives: once the load stops, nothing would. So `stalled` names the partitions that
+have records past their next offset yet wrote nothing for `STALL_AFTER_S` while no batch of
+theirs was being written; the worker's timer seeks them again (streams.faust_fixes).
+
+Pure bookkeeping: the caller does the seeking (`Admitted.seek`, `stalled`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 RESEEK_AFTER_S = 1.0  # the same gap seen again after this long: seek again
+STALL_AFTER_S = 10.0  # records waiting and none written for this long: read them again
 
 
 @dataclass
@@ -40,18 +46,24 @@ class Progress:
     clock: Callable[[], float] = time.monotonic
     next_offset: dict[Hashable, int | None] = field(default_factory=dict)
     _sought: dict[Hashable, tuple[int, float]] = field(default_factory=dict)
+    _moved_at: dict[Hashable, float] = field(default_factory=dict)  # last assigned or written
+    _writing: set[Hashable] = field(default_factory=set)  # admitted, not done yet
 
     def owned(self, positions: dict[Hashable, int | None]) -> None:
         """The partitions were (re)assigned and sought to these committed offsets."""
+        now = self.clock()
         for tp, offset in positions.items():
             self.next_offset[tp] = offset
             self._sought.pop(tp, None)
+            self._moved_at[tp] = now
 
     def forget(self, tps: Iterable[Hashable]) -> None:
         """The partitions were revoked: never commit for them again."""
         for tp in tps:
             self.next_offset.pop(tp, None)
             self._sought.pop(tp, None)
+            self._moved_at.pop(tp, None)
+            self._writing.discard(tp)
 
     def admit(self, events: Sequence[Any], tp_of: Callable[[Any], Hashable]) -> Admitted:
         """The events to process: per owned partition the unbroken run from its next offset.
@@ -75,16 +87,45 @@ class Progress:
                 out.held_back += 1
                 if tp not in out.seek and self._should_seek(tp, want):
                     out.seek[tp] = want
+        self._writing.update(tp_of(e) for e in out.events)
         return out
 
     def done(self, events: Iterable[Any], tp_of: Callable[[Any], Hashable]) -> None:
         """The admitted events are written: their partitions move on."""
+        now = self.clock()
         for e in events:
             tp = tp_of(e)
+            self._writing.discard(tp)
             if tp in self.next_offset:
                 current = self.next_offset[tp]
                 if current is None or e.message.offset >= current:
                     self.next_offset[tp] = e.message.offset + 1
+                    self._moved_at[tp] = now
+
+    def stalled(self, ends: dict[Hashable, int]) -> dict[Hashable, int]:
+        """Owned partitions to read again from their next offset: records wait in them (`ends`:
+        each partition's end offset, from the broker), yet none was written for
+        `STALL_AFTER_S` and no batch of theirs is being written (a write that waits for
+        PostgreSQL is not a stall). Each is named at most once per `STALL_AFTER_S`."""
+        now = self.clock()
+        out: dict[Hashable, int] = {}
+        for tp, end in ends.items():
+            want = self.next_offset.get(tp)
+            if want is None or tp in self._writing:
+                continue  # not owned, first offset not known yet, or being written
+            if want >= end:
+                self._moved_at[tp] = now  # nothing waits: a stall can only start from here
+            elif now - self._moved_at.setdefault(tp, now) >= STALL_AFTER_S:
+                out[tp] = want
+                self._moved_at[tp] = now
+        return out
+
+    def ends_unknown(self) -> None:
+        """The broker could not say where the partitions end: it may not serve fetches either,
+        so what waits has not been waiting on the consumer; every wait starts again."""
+        now = self.clock()
+        for tp in self.next_offset:
+            self._moved_at[tp] = now
 
     def committable(self, tp: Hashable) -> int | None:
         return self.next_offset.get(tp)

@@ -48,6 +48,7 @@ from store.retry import retry_db, skip_while_db_down
 from streams import dead_letters, device_batch, faust_fixes, rejected_log, sinks
 from streams.engineer_writer import EngineerWriter
 from streams.isolate import write_isolating
+from streams.progress import STALL_AFTER_S
 from wire.records import Fix as FixRecord
 from wire.records import OwnTracksEvent as OwnTracksRecord
 from wire.records import Record, from_dict
@@ -239,6 +240,10 @@ def build_app(settings: Settings) -> faust.App:
             log.error("a rejection could not be stored: %r", [e.value for e in part], exc_info=exc)
 
         await write_isolating(events, insert, drop)
+
+    @app.timer(interval=STALL_AFTER_S / 2)
+    async def read_stalled_partitions() -> None:
+        await faust_fixes.reseek_stalled(app.consumer)
 
     @app.timer(interval=10.0)
     async def report_timing() -> None:

@@ -159,6 +159,7 @@ def check(outcome: Outcome, baseline: set[str], fs: FaultStack | None = None) ->
     if rec.missing and fs is not None:
         s["where_in_kafka"] = asyncio.run(_locate(str(fs.endpoints["kafka"]), set(rec.missing)))
         s["committed"] = asyncio.run(_committed(str(fs.endpoints["kafka"])))
+        s["workers_said"] = _worker_log_lines(fs.stack.options.data_dir / "logs")
     assert not rec.missing, f"acknowledged fixes not persisted (first 20): {rec.missing}; {s}"
     assert not rec.unexpected, f"persisted fixes nobody published: {rec.unexpected}; {s}"
     assert rec.persisted_rows == rec.persisted_distinct == rec.acked, s
@@ -168,6 +169,20 @@ def check(outcome: Outcome, baseline: set[str], fs: FaultStack | None = None) ->
         f"alerts differ from the fault-free run: missing {sorted(baseline - outcome.alerts)}, "
         f"extra {sorted(outcome.alerts - baseline)}"
     )
+
+
+# what a worker logs about its partitions and its troubles (the test's data goes with it)
+_WORTH_SEEING = ("WARNING", "ERROR", "assigned partitions", "Revoking", "reading again")
+
+
+def _worker_log_lines(logs: Path, keep: int = 60) -> list[str]:
+    """Diagnostics for a failed reconciliation: the workers' rebalances, warnings and errors."""
+    lines = []
+    for path in sorted(logs.glob("worker*.log")):
+        for line in path.read_text(errors="replace").splitlines():
+            if any(w in line for w in _WORTH_SEEING):
+                lines.append(f"{path.name}: {line[:300]}")
+    return lines[-keep:]
 
 
 async def _locate(bootstrap: str, msg_ids: set[str]) -> dict[str, list[tuple[int, int]]]:

@@ -207,8 +207,13 @@ def test_trackfix_validation() -> None:
         TrackFix("x", float("nan"), 1.0, 1.0)
     with pytest.raises(ValueError):
         TrackFix("x", 1.0, float("inf"), 1.0)
+    with pytest.raises(ValueError, match="lat"):
+        TrackFix("x", 1.0, 1.0, float("nan"))
     f = TrackFix("x", 1, 2, 3, None, ("b", "a", "b"))
     assert f.project_ids == ("a", "b") and isinstance(f.ts, float)
+    g = TrackFix("x", 1.0, 2.0, 3.0, 5, ["a"])  # type: ignore[arg-type]
+    assert g.project_ids == ("a",) and type(g.acc_m) is float
+    assert TrackFix("x", True, 2.0, 3.0).ts == 1.0
 
 
 def test_unknown_event_type() -> None:

@@ -187,3 +187,50 @@ def test_the_worker_refuses_another_faust_version() -> None:
     faust_fixes.check_faust_version()  # the installed one is the one the fixes were written for
     with pytest.raises(RuntimeError, match="written for faust-streaming 0.15.3, found 0.16.0"):
         faust_fixes.check_faust_version("0.16.0")
+
+
+class EndsConsumer:
+    """What `reseek_stalled` reads of Faust's consumer: its assignment and the partitions'
+    ends on the broker; it records the seeks."""
+
+    def __init__(self, ends: Any) -> None:
+        self.ends = ends
+        self.sought: list[tuple[TP, int]] = []
+
+    def assignment(self) -> set[TP]:
+        return {FIXES_0, FIXES_1, CHANGELOG_0}
+
+    async def highwaters(self, *tps: TP) -> dict[TP, int]:
+        if isinstance(self.ends, Exception):
+            raise self.ends
+        return {tp: self.ends[tp] for tp in tps}
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        self.sought.append((tp, offset))
+
+
+def test_the_timer_reads_again_a_partition_whose_last_records_never_came(
+    monkeypatch: Any,
+) -> None:
+    """The load stopped after Faust dropped partition 0's records from 405 on (or a seek back
+    was lost to a rebalance): no later record would show the gap."""
+    now = [0.0]
+    monkeypatch.setattr(faust_fixes.PROGRESS, "clock", lambda: now[0])
+    consumer = EndsConsumer({FIXES_0: 500, FIXES_1: 120})
+    try:
+        faust_fixes.PROGRESS.owned({FIXES_0: 405, FIXES_1: 120})
+        assert asyncio.run(faust_fixes.reseek_stalled(consumer)) == {}
+        now[0] = faust_fixes.STALL_AFTER_S
+        assert asyncio.run(faust_fixes.reseek_stalled(consumer)) == {FIXES_0: 405}
+        assert consumer.sought == [(FIXES_0, 405)]  # the caught-up partition and the changelog stay
+        now[0] *= 3
+        consumer.ends = TimeoutError("ListOffsets timed out")  # the broker is away
+        assert asyncio.run(faust_fixes.reseek_stalled(consumer)) == {}
+        consumer.ends = {FIXES_0: 500, FIXES_1: 120}  # back: the fetcher gets its time again
+        now[0] += faust_fixes.STALL_AFTER_S - 1
+        assert asyncio.run(faust_fixes.reseek_stalled(consumer)) == {}
+        assert consumer.sought == [(FIXES_0, 405)]
+        now[0] += 1
+        assert asyncio.run(faust_fixes.reseek_stalled(consumer)) == {FIXES_0: 405}
+    finally:
+        faust_fixes.PROGRESS.forget([FIXES_0, FIXES_1])

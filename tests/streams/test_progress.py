@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.progress import RESEEK_AFTER_S, Progress
+from streams.progress import RESEEK_AFTER_S, STALL_AFTER_S, Progress
 
 
 def ev(tp: str, offset: int) -> Any:
@@ -104,3 +104,40 @@ def test_committable_is_always_the_end_of_an_unbroken_written_run(
     committed = p.committable("a")
     assert committed is not None
     assert all(o in written for o in range(start, committed))
+
+
+def test_a_partition_with_records_waiting_and_nothing_written_is_read_again() -> None:
+    """A lost seek, or a consumer that stopped fetching: once the load stops no later record
+    shows the gap, so the timer's look at the partitions' ends must."""
+    clock = Clock()
+    p = Progress(clock=clock)
+    p.owned({"a": 10, "b": 5, "c": None})
+    ends = {"a": 20, "b": 5, "c": 3, "x": 9}  # b caught up, c's start unknown, x not owned
+    assert p.stalled(ends) == {}
+    clock.now = STALL_AFTER_S - 0.1
+    assert p.stalled(ends) == {}
+    clock.now = STALL_AFTER_S
+    assert p.stalled(ends) == {"a": 10}
+    assert p.stalled(ends) == {}  # at most once per STALL_AFTER_S
+    clock.now = 2 * STALL_AFTER_S
+    assert p.stalled(ends) == {"a": 10}
+
+
+def test_writing_or_catching_up_is_not_a_stall() -> None:
+    clock = Clock()
+    p = Progress(clock=clock)
+    p.owned({"a": 0})
+    admitted = p.admit([ev("a", 0), ev("a", 1)], tp_of)
+    clock.now = 3 * STALL_AFTER_S  # the batch waits for PostgreSQL all this time
+    assert p.stalled({"a": 50}) == {}
+    p.done(admitted.events, tp_of)
+    assert p.stalled({"a": 50}) == {}  # it just moved
+    clock.now += STALL_AFTER_S
+    assert p.stalled({"a": 50}) == {"a": 2}
+    p.forget(["a"])
+    assert p.stalled({"a": 50}) == {}
+    p.owned({"b": 7})
+    clock.now += 5 * STALL_AFTER_S
+    assert p.stalled({"b": 7}) == {}  # nothing waits
+    clock.now += STALL_AFTER_S - 1
+    assert p.stalled({"b": 8}) == {}  # a record arrived just now: its wait starts now
