@@ -22,10 +22,11 @@ worker restart (docs/reliability.md, "Offsets committed past unread records").
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.metadata
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, cast
 
 from faust.tables.recovery import Recovery
@@ -216,23 +217,52 @@ async def admit(consumer: Any, events: list[Any]) -> list[Any]:
     return admitted.events
 
 
+@contextlib.contextmanager
+def batch_in_progress(events: list[Any]) -> Iterator[None]:
+    """Around the whole write of a batch, retries included: the stall check leaves its topic
+    alone meanwhile, whatever way the batch ends."""
+    tps = [tp_of(e) for e in events]
+    PROGRESS.writing(tps)
+    try:
+        yield
+    finally:
+        PROGRESS.finished(tps)
+
+
+# the broker's answer about partition ends, asked by an earlier check and maybe still running:
+# it runs on the consumer's thread, whose two workers also fetch and commit, so a check waits
+# for it to end instead of asking again (a timeout here does not stop it there)
+_ENDS: dict[str, asyncio.Future[Any]] = {}
+
+
 async def reseek_stalled(consumer: Any, timeout_s: float = 5.0) -> dict[Any, int]:
     """Seek the source partitions that have records waiting and wrote none for a while
     (streams.progress.Progress.stalled) back to their next offset. For the worker's timer:
     a gap is otherwise noticed only when a later record arrives, and a seek lost to a
-    rebalance, or a consumer that stopped fetching a partition, would leave its last records
-    unwritten until the next message, or forever. Returns what was sought."""
-    owned = [tp for tp in consumer.assignment() if tp.topic in SOURCE_TOPICS]
-    if not owned:
-        return {}
+    rebalance would leave the last records of a partition unwritten until the next message,
+    or forever. Returns what was sought."""
+    pending = _ENDS.get("asked")
+    if pending is not None and pending.done() and not pending.cancelled():
+        pending.exception()  # an answer that came too late: retrieved, then asked anew
     try:
-        ends = await asyncio.wait_for(consumer.highwaters(*owned), timeout_s)
+        if pending is None or pending.done():
+            owned = [tp for tp in consumer.assignment() if tp.topic in SOURCE_TOPICS]
+            if not owned:
+                return {}
+            pending = _ENDS["asked"] = asyncio.ensure_future(consumer.highwaters(*owned))
+        ends = dict(await asyncio.wait_for(asyncio.shield(pending), timeout_s))
     except Exception as exc:  # noqa: BLE001 - a rebalance or a broker away: try next time
         log.info("partition ends not known now (%r); stall check skipped", exc)
         PROGRESS.ends_unknown()
         return {}
-    stalled = PROGRESS.stalled(dict(ends))
+    finally:
+        if pending is not None and pending.done():
+            _ENDS.pop("asked", None)
+    stalled = PROGRESS.stalled(ends, topic_of=lambda tp: tp.topic)
+    sought = {}
     for tp, offset in stalled.items():
+        if tp not in consumer.assignment():
+            continue  # revoked meanwhile: its new owner reads it from the committed offset
         log.warning(
             "%s: records from offset %d to %d wait, yet none was written for %.0f s; reading again",
             tp,
@@ -240,8 +270,13 @@ async def reseek_stalled(consumer: Any, timeout_s: float = 5.0) -> dict[Any, int
             ends[tp],
             STALL_AFTER_S,
         )
-        await consumer.seek(tp, offset)
-    return stalled
+        try:
+            await consumer.seek(tp, offset)
+        except Exception as exc:  # noqa: BLE001 - the next check tries again
+            log.warning("%s: could not seek to %d (%r)", tp, offset, exc)
+            continue
+        sought[tp] = offset
+    return sought
 
 
 def written(events: list[Any]) -> None:

@@ -13,7 +13,7 @@ once the batch is in PostgreSQL, and `committable` is what the consumer commits
 A seek can be lost too (a rebalance in between), and a gap is only noticed when a later
 record arrives: once the load stops, nothing would. So `stalled` names the partitions that
 have records past their next offset yet wrote nothing for `STALL_AFTER_S` while no batch of
-theirs was being written; the worker's timer seeks them again (streams.faust_fixes).
+their topic was being written; the worker's timer seeks them again (streams.faust_fixes).
 
 Pure bookkeeping: the caller does the seeking (`Admitted.seek`, `stalled`).
 """
@@ -21,6 +21,7 @@ Pure bookkeeping: the caller does the seeking (`Admitted.seek`, `stalled`).
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,7 +48,8 @@ class Progress:
     next_offset: dict[Hashable, int | None] = field(default_factory=dict)
     _sought: dict[Hashable, tuple[int, float]] = field(default_factory=dict)
     _moved_at: dict[Hashable, float] = field(default_factory=dict)  # last assigned or written
-    _writing: set[Hashable] = field(default_factory=set)  # admitted, not done yet
+    # partitions of the batches being written (a batch waiting for PostgreSQL included)
+    _writing: Counter[Hashable] = field(default_factory=Counter)
 
     def owned(self, positions: dict[Hashable, int | None]) -> None:
         """The partitions were (re)assigned and sought to these committed offsets."""
@@ -63,7 +65,6 @@ class Progress:
             self.next_offset.pop(tp, None)
             self._sought.pop(tp, None)
             self._moved_at.pop(tp, None)
-            self._writing.discard(tp)
 
     def admit(self, events: Sequence[Any], tp_of: Callable[[Any], Hashable]) -> Admitted:
         """The events to process: per owned partition the unbroken run from its next offset.
@@ -87,7 +88,6 @@ class Progress:
                 out.held_back += 1
                 if tp not in out.seek and self._should_seek(tp, want):
                     out.seek[tp] = want
-        self._writing.update(tp_of(e) for e in out.events)
         return out
 
     def done(self, events: Iterable[Any], tp_of: Callable[[Any], Hashable]) -> None:
@@ -95,24 +95,38 @@ class Progress:
         now = self.clock()
         for e in events:
             tp = tp_of(e)
-            self._writing.discard(tp)
             if tp in self.next_offset:
                 current = self.next_offset[tp]
                 if current is None or e.message.offset >= current:
                     self.next_offset[tp] = e.message.offset + 1
                     self._moved_at[tp] = now
 
-    def stalled(self, ends: dict[Hashable, int]) -> dict[Hashable, int]:
+    def writing(self, tps: Iterable[Hashable]) -> None:
+        """A batch of these partitions is being written, retries included, until `finished`."""
+        self._writing.update(tps)
+
+    def finished(self, tps: Iterable[Hashable]) -> None:
+        """The batch is over, however it ended."""
+        self._writing.subtract(tps)
+        self._writing = +self._writing  # drop the partitions at zero
+
+    def stalled(
+        self, ends: dict[Hashable, int], topic_of: Callable[[Hashable], Hashable] = lambda tp: tp
+    ) -> dict[Hashable, int]:
         """Owned partitions to read again from their next offset: records wait in them (`ends`:
         each partition's end offset, from the broker), yet none was written for
-        `STALL_AFTER_S` and no batch of theirs is being written (a write that waits for
-        PostgreSQL is not a stall). Each is named at most once per `STALL_AFTER_S`."""
+        `STALL_AFTER_S`, and no batch of their topic is being written (the topic's agent may
+        be waiting for PostgreSQL: not a stall). Each is named at most once per
+        `STALL_AFTER_S`."""
         now = self.clock()
+        busy = {topic_of(tp) for tp in self._writing}
         out: dict[Hashable, int] = {}
         for tp, end in ends.items():
             want = self.next_offset.get(tp)
-            if want is None or tp in self._writing:
-                continue  # not owned, first offset not known yet, or being written
+            if want is None:
+                continue  # not owned, or its first offset not known yet
+            if topic_of(tp) in busy:
+                continue
             if want >= end:
                 self._moved_at[tp] = now  # nothing waits: a stall can only start from here
             elif now - self._moved_at.setdefault(tp, now) >= STALL_AFTER_S:

@@ -169,14 +169,15 @@ def build_app(settings: Settings) -> faust.App:
             await write_isolating(decode_events(admitted, kinds), write, set_aside)
 
         async for events in stream.take_events(size, within=settings.batch_within_s):
-            await retry_db(
-                faust_fixes.write_in_order,
-                app.consumer,
-                events,
-                write_events,
-                what=what,
-                log_to=log,
-            )
+            with faust_fixes.batch_in_progress(events):
+                await retry_db(
+                    faust_fixes.write_in_order,
+                    app.consumer,
+                    events,
+                    write_events,
+                    what=what,
+                    log_to=log,
+                )
 
     @app.agent(fixes_topic)
     async def engineer_records(stream: Any) -> Any:
@@ -215,14 +216,15 @@ def build_app(settings: Settings) -> faust.App:
     @app.agent(rejected_topic)
     async def rejected_sink(stream: Any) -> Any:
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-            await retry_db(
-                faust_fixes.write_in_order,
-                app.consumer,
-                events,
-                rejected_batch,
-                what="rejected_sink",
-                log_to=log,
-            )
+            with faust_fixes.batch_in_progress(events):
+                await retry_db(
+                    faust_fixes.write_in_order,
+                    app.consumer,
+                    events,
+                    rejected_batch,
+                    what="rejected_sink",
+                    log_to=log,
+                )
 
     async def rejected_batch(events: list[Any]) -> None:
         """Counted exactly, kept as a sample (streams.rejected_log)."""

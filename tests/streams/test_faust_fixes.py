@@ -189,6 +189,13 @@ def test_the_worker_refuses_another_faust_version() -> None:
         faust_fixes.check_faust_version("0.16.0")
 
 
+@pytest.fixture(autouse=False)
+def no_pending_answer() -> Any:
+    faust_fixes._ENDS.clear()
+    yield
+    faust_fixes._ENDS.clear()
+
+
 class EndsConsumer:
     """What `reseek_stalled` reads of Faust's consumer: its assignment and the partitions'
     ends on the broker; it records the seeks."""
@@ -210,7 +217,7 @@ class EndsConsumer:
 
 
 def test_the_timer_reads_again_a_partition_whose_last_records_never_came(
-    monkeypatch: Any,
+    monkeypatch: Any, no_pending_answer: None
 ) -> None:
     """The load stopped after Faust dropped partition 0's records from 405 on (or a seek back
     was lost to a rebalance): no later record would show the gap."""
@@ -232,5 +239,45 @@ def test_the_timer_reads_again_a_partition_whose_last_records_never_came(
         assert consumer.sought == [(FIXES_0, 405)]
         now[0] += 1
         assert asyncio.run(faust_fixes.reseek_stalled(consumer)) == {FIXES_0: 405}
+    finally:
+        faust_fixes.PROGRESS.forget([FIXES_0, FIXES_1])
+
+
+class SlowEndsConsumer(EndsConsumer):
+    """The broker takes longer than the check waits: Faust's consumer thread is still on it."""
+
+    def __init__(self, ends: Any) -> None:
+        super().__init__(ends)
+        self.asked = 0
+        self.answer: asyncio.Event | None = None
+
+    async def highwaters(self, *tps: TP) -> dict[TP, int]:
+        self.asked += 1
+        assert self.answer is not None
+        await self.answer.wait()
+        return {tp: self.ends[tp] for tp in tps}
+
+
+def test_a_slow_answer_is_awaited_again_not_asked_twice(
+    monkeypatch: Any, no_pending_answer: None
+) -> None:
+    now = [0.0]
+    monkeypatch.setattr(faust_fixes.PROGRESS, "clock", lambda: now[0])
+    consumer = SlowEndsConsumer({FIXES_0: 500, FIXES_1: 120})
+
+    async def scenario() -> list[dict[TP, int]]:
+        consumer.answer = asyncio.Event()
+        faust_fixes.PROGRESS.owned({FIXES_0: 405, FIXES_1: 120})
+        now[0] = faust_fixes.STALL_AFTER_S
+        first = await faust_fixes.reseek_stalled(consumer, timeout_s=0.05)  # times out
+        second = await faust_fixes.reseek_stalled(consumer, timeout_s=0.05)  # still waiting
+        consumer.answer.set()
+        now[0] = 3 * faust_fixes.STALL_AFTER_S
+        third = await faust_fixes.reseek_stalled(consumer, timeout_s=0.05)
+        return [first, second, third]
+
+    try:
+        assert asyncio.run(scenario()) == [{}, {}, {FIXES_0: 405}]
+        assert consumer.asked == 1
     finally:
         faust_fixes.PROGRESS.forget([FIXES_0, FIXES_1])

@@ -128,9 +128,11 @@ def test_writing_or_catching_up_is_not_a_stall() -> None:
     p = Progress(clock=clock)
     p.owned({"a": 0})
     admitted = p.admit([ev("a", 0), ev("a", 1)], tp_of)
+    p.writing(["a", "a"])
     clock.now = 3 * STALL_AFTER_S  # the batch waits for PostgreSQL all this time
     assert p.stalled({"a": 50}) == {}
     p.done(admitted.events, tp_of)
+    p.finished(["a", "a"])
     assert p.stalled({"a": 50}) == {}  # it just moved
     clock.now += STALL_AFTER_S
     assert p.stalled({"a": 50}) == {"a": 2}
@@ -140,4 +142,31 @@ def test_writing_or_catching_up_is_not_a_stall() -> None:
     clock.now += 5 * STALL_AFTER_S
     assert p.stalled({"b": 7}) == {}  # nothing waits
     clock.now += STALL_AFTER_S - 1
-    assert p.stalled({"b": 8}) == {}  # a record arrived just now: its wait starts now
+    assert p.stalled({"b": 8}) == {}  # a record arrived: its wait counts from the last look
+
+
+def test_a_batch_that_never_finishes_writing_does_not_switch_the_check_off() -> None:
+    """A batch that raised out of its retries (or whose agent Faust restarted) is over: the
+    caller's `finished` runs whatever way it ended."""
+    clock = Clock()
+    p = Progress(clock=clock)
+    p.owned({"a": 0})
+    p.admit([ev("a", 0)], tp_of)
+    p.writing(["a"])
+    p.finished(["a"])  # the write raised: never `done`
+    clock.now = STALL_AFTER_S
+    assert p.stalled({"a": 1}) == {"a": 0}
+
+
+def test_a_busy_topic_keeps_its_other_partitions_waiting_without_a_stall() -> None:
+    """Records of a topic's other partitions queue behind the batch its agent is writing."""
+    clock = Clock()
+    p = Progress(clock=clock)
+    p.owned({("fixes", 0): 5, ("fixes", 1): 9, ("telemetry", 0): 3})
+    p.writing([("fixes", 0)])
+    clock.now = STALL_AFTER_S
+    ends = {("fixes", 0): 6, ("fixes", 1): 12, ("telemetry", 0): 4}
+    topic = lambda tp: tp[0]  # noqa: E731
+    assert p.stalled(ends, topic_of=topic) == {("telemetry", 0): 3}
+    p.finished([("fixes", 0)])
+    assert p.stalled(ends, topic_of=topic) == {("fixes", 0): 5, ("fixes", 1): 9}
