@@ -8,6 +8,7 @@ import datetime as dt
 import math
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -84,6 +85,59 @@ def _head(row: Any) -> chain.Head:
 # --------------------------------------------------------------------------- append
 
 
+@dataclass(frozen=True)
+class FixesWritten:
+    """What the batch's insert into `fixes` said, in the transaction that chains the batch.
+    A fix's row and its chain entry are only ever written together, so a fix that was
+    already in `fixes` is chained already, and a new one is not, unless retention had
+    removed its earlier row: that happens only to fixes older than `kept_after`."""
+
+    tried: set[tuple[str, str]]  # (engineer_id, msg_id) of every fix the insert was given
+    new: set[tuple[str, str]]  # those it inserted
+    kept_after: float = -math.inf  # epoch seconds: fixes from then on were never trimmed
+
+
+def kept_after(retention_days: int, now: float) -> float:
+    """The event time from which no fix row was ever trimmed (a day of margin)."""
+    return now - (retention_days + 1) * 86400.0 if retention_days > 0 else -math.inf
+
+
+KNOWN_SQL = (
+    "SELECT e.engineer_id, e.kind, e.msg_id FROM evidence_entries e "
+    "JOIN unnest(CAST(:e AS text[]), CAST(:k AS text[]), CAST(:m AS text[])) "
+    "AS t(engineer_id, kind, msg_id) "
+    "ON e.engineer_id = t.engineer_id AND e.kind = t.kind AND e.msg_id = t.msg_id"
+)
+
+
+async def _known(
+    conn: AsyncConnection, cands: Sequence[chain.Candidate], fixes: FixesWritten | None
+) -> set[tuple[str, str, str]]:
+    """The candidates already chained. The batch's fixes are judged by what their insert
+    said; the others (logs, and fixes old enough to have been trimmed) are looked up."""
+    known: set[tuple[str, str, str]] = set()
+    look_up: list[chain.Candidate] = []
+    for c in cands:
+        if fixes is not None and c.kind == "fix" and (c.engineer_id, c.msg_id) in fixes.tried:
+            if (c.engineer_id, c.msg_id) not in fixes.new:
+                known.add((c.engineer_id, c.kind, c.msg_id))
+                continue
+            if c.ts >= fixes.kept_after:
+                continue
+        look_up.append(c)
+    if look_up:
+        rows = await conn.execute(
+            text(KNOWN_SQL),
+            {
+                "e": [c.engineer_id for c in look_up],
+                "k": [c.kind for c in look_up],
+                "m": [c.msg_id for c in look_up],
+            },
+        )
+        known.update((r.engineer_id, r.kind, r.msg_id) for r in rows)
+    return known
+
+
 # The entries of each engineer from a time on: one index range scan per engineer. As a plain
 # join the planner cannot see the times in the array, guesses a third of the table for
 # `order_ts >= t.ts` and scans all of it: 7 ms per batch at the start of the 60-minute soak,
@@ -106,10 +160,12 @@ async def append(
     *,
     allowed_lateness_s: float = 3600.0,
     timezone: str = "Asia/Shanghai",
+    fixes: FixesWritten | None = None,
 ) -> int:
     """Chain the accepted fixes and logs of one worker batch (Kafka order), inside the sink
     transaction. Idempotent: records already chained are skipped, so a redelivered batch
-    changes nothing. Locks each engineer's head row, so two writers never fork a chain.
+    changes nothing (`fixes`, what the batch's insert into `fixes` said, spares looking
+    them up). Locks each engineer's head row, so two writers never fork a chain.
     Returns the number of new entries."""
     cands = chain.candidates(records)
     if not cands:
@@ -125,22 +181,7 @@ async def append(
             text(HEADS_SQL), {"e": engineers, "h": [chain.genesis_hash(e) for e in engineers]}
         )
     }
-    known = {
-        (r.engineer_id, r.kind, r.msg_id)
-        for r in await conn.execute(
-            text(
-                "SELECT e.engineer_id, e.kind, e.msg_id FROM evidence_entries e "
-                "JOIN unnest(CAST(:e AS text[]), CAST(:k AS text[]), CAST(:m AS text[])) "
-                "AS t(engineer_id, kind, msg_id) "
-                "ON e.engineer_id = t.engineer_id AND e.kind = t.kind AND e.msg_id = t.msg_id"
-            ),
-            {
-                "e": [c.engineer_id for c in cands],
-                "k": [c.kind for c in cands],
-                "m": [c.msg_id for c in cands],
-            },
-        )
-    }
+    known = await _known(conn, cands, fixes)
     fresh: dict[str, list[chain.Candidate]] = defaultdict(list)
     for c in cands:
         if (c.engineer_id, c.kind, c.msg_id) not in known:

@@ -52,6 +52,26 @@ async def insert_new(conn: AsyncConnection, model: Any, rows: Sequence[dict[str,
     return count
 
 
+async def insert_new_keys(
+    conn: AsyncConnection, model: Any, rows: Sequence[dict[str, Any]], keys: tuple[str, ...]
+) -> set[tuple[Any, ...]]:
+    """`insert_new`, returning the `keys` columns of the rows that were new."""
+    if not rows:
+        return set()
+    table = model.__table__
+    columns = tuple(rows[0])
+    sql, kinds = _statement(table, columns, keys)
+    new: set[tuple[Any, ...]] = set()
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start : start + CHUNK]
+        params = {
+            f"c{i}": [_param(kind, r.get(c)) for r in chunk]
+            for i, (c, kind) in enumerate(zip(columns, kinds, strict=True))
+        }
+        new.update(tuple(r) for r in await conn.execute(sql, params))
+    return new
+
+
 async def insert_values(conn: AsyncConnection, model: Any, rows: Sequence[dict[str, Any]]) -> int:
     """The same with multi-row VALUES (kept for types unnest does not map, and to compare)."""
     count = 0
@@ -83,7 +103,9 @@ def _kind(type_: Any) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _statement(table: Any, columns: tuple[str, ...]) -> tuple[Any, tuple[str, ...]]:
+def _statement(
+    table: Any, columns: tuple[str, ...], returning: tuple[str, ...] = ()
+) -> tuple[Any, tuple[str, ...]]:
     kinds = tuple(_kind(table.c[c].type) for c in columns)
     arrays = ", ".join(f"CAST(:c{i} AS {_ARRAY_OF.get(k, k)}[])" for i, k in enumerate(kinds))
     exprs = ", ".join(
@@ -93,6 +115,7 @@ def _statement(table: Any, columns: tuple[str, ...]) -> tuple[Any, tuple[str, ..
     sql = text(
         f"INSERT INTO {table.name} ({names}) SELECT {exprs} "
         f"FROM unnest({arrays}) AS u({names}) ON CONFLICT DO NOTHING"
+        + (f" RETURNING {', '.join(returning)}" if returning else "")
     )
     return sql, kinds
 

@@ -36,6 +36,7 @@ from streams.stats import StepTimes
 from wire.records import Record
 from wire.records import SupervisionLog as WireLog
 
+FIX_KEY = ("engineer_id", "msg_id")
 PushLive = Callable[[list[dict[str, Any]]], Awaitable[None]]
 
 
@@ -98,7 +99,7 @@ class EngineerWriter:
                 _categorise(out.logs, out.live)
             self.timing.lap("rules")
             # facts first (fixes, logs), then what is derived from them
-            await sinks.insert_new(conn, Fix, out.fixes)
+            new_fixes = await sinks.insert_new_keys(conn, Fix, out.fixes, FIX_KEY)
             await sinks.insert_new(conn, SupervisionLog, out.logs)
             out.live.extend(await _open_notices(conn, records, fences.project_region))
             await sinks.insert_new(conn, OwnTracksEvent, out.ot_events)
@@ -125,6 +126,11 @@ class EngineerWriter:
                 records,
                 allowed_lateness_s=settings.allowed_lateness_s,
                 timezone=settings.timezone,
+                fixes=evidence_chain.FixesWritten(
+                    {(r["engineer_id"], r["msg_id"]) for r in out.fixes},
+                    new_fixes,  # type: ignore[arg-type]
+                    evidence_chain.kept_after(settings.retention_days, time.time()),
+                ),
             )
             self.timing.lap("evidence")
             await save_states(conn, out.states)

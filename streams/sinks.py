@@ -31,6 +31,13 @@ async def insert_new(conn: AsyncConnection, model: Any, rows: Sequence[dict[str,
     return await bulk.insert_new(conn, model, rows)
 
 
+async def insert_new_keys(
+    conn: AsyncConnection, model: Any, rows: Sequence[dict[str, Any]], keys: tuple[str, ...]
+) -> set[tuple[Any, ...]]:
+    """`insert_new`, returning the `keys` of the rows that were new."""
+    return await bulk.insert_new_keys(conn, model, rows, keys)
+
+
 async def insert_alerts(
     conn: AsyncConnection, rows: Sequence[dict[str, Any]]
 ) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ live messages out; a second delivery of the same batch changes nothing."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import time
 import uuid
@@ -12,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
+from sqlalchemy import text
 
 from config.settings import Settings
 from store.db import async_engine
@@ -93,3 +95,51 @@ def test_a_batch_is_written_once_without_faust(sw: StackClient) -> None:
     positions = {m["msg_id"] for m in pushed if m["type"] == "position"}
     assert positions == {f"{engineer_id}-{i}" for i in range(5)}
     assert [m["type"] for m in pushed].count("alert") == 1  # a new alert is pushed once
+
+
+def test_a_fix_whose_row_retention_trimmed_is_not_chained_again(sw: StackClient) -> None:
+    """The writer trusts the `fixes` insert to say which fixes are chained already (a row and
+    its entry are written together), except for fixes old enough for retention to have
+    trimmed their rows: those are looked up. Without that, a replay of a trimmed fix would
+    chain it twice (the unique index refuses, and the batch becomes a dead letter)."""
+    tag = uuid.uuid4().hex[:6]
+    engineer_id = f"EW-T-{tag}"
+    with sw.api() as api:
+        r = api.post(
+            "/api/engineers",
+            json={
+                "id": engineer_id,
+                "name": "留",
+                "registered_region": "440300",
+                "cert_status": "valid",
+            },
+        )
+        assert r.status_code == 201, r.text
+    settings = Settings(
+        database_url=sw.endpoints["database"], data_dir=sw.endpoints["data_dir"], retention_days=1
+    )
+    lon, lat = 113.93, 22.52
+    three_days_ago = [
+        dataclasses.replace(r, ts=r.ts - 2 * 86400)  # type: ignore[type-var]
+        for r in _records(engineer_id, 3, lon, lat)
+    ]
+
+    async def noop(_: list[dict[str, Any]]) -> None:
+        return None
+
+    async def write_twice() -> None:
+        engine = async_engine(settings, pool_size=2)
+        try:
+            await EngineerWriter(settings, engine, noop).write(three_days_ago)
+            async with engine.begin() as conn:  # what `store.retention.trim` does to them
+                await conn.execute(
+                    text("DELETE FROM fixes WHERE engineer_id = :e"), {"e": engineer_id}
+                )
+            await EngineerWriter(settings, engine, noop).write(three_days_ago)  # replayed
+        finally:
+            await engine.dispose()
+
+    asyncio.run(write_twice())
+    count = "SELECT count(*) FROM {} WHERE engineer_id = %s"
+    assert sw.sql(count.format("fixes"), engineer_id)[0][0] == 3
+    assert sw.sql(count.format("evidence_entries"), engineer_id)[0][0] == 3
