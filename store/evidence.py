@@ -90,7 +90,7 @@ class FixesWritten:
     """What the batch's insert into `fixes` said, in the transaction that chains the batch.
     A fix's row and its chain entry are only ever written together, so a fix that was
     already in `fixes` is chained already, and a new one is not, unless retention had
-    removed its earlier row: that happens only to fixes older than `kept_after`."""
+    removed its earlier row: that happens only to fixes before `kept_after`."""
 
     tried: set[tuple[str, str]]  # (engineer_id, msg_id) of every fix the insert was given
     new: set[tuple[str, str]]  # those it inserted
@@ -98,8 +98,12 @@ class FixesWritten:
 
 
 def kept_after(retention_days: int, now: float) -> float:
-    """The event time from which no fix row was ever trimmed (a day of margin)."""
-    return now - (retention_days + 1) * 86400.0 if retention_days > 0 else -math.inf
+    """The event time from which no fix row was ever trimmed: retention deletes fixes older
+    than `retention_days` (its cutoff never passed now minus that), and a day of margin is
+    looked up rather than trusted. A retention shortened and then lengthened again breaks
+    this: a fix it trimmed, sent again, is then refused by the chain's unique index and set
+    aside as a dead letter, never chained twice."""
+    return now - max(retention_days - 1, 0) * 86400.0 if retention_days > 0 else -math.inf
 
 
 KNOWN_SQL = (

@@ -60,8 +60,15 @@ async def insert_new_keys(
         return set()
     table = model.__table__
     columns = tuple(rows[0])
-    sql, kinds = _statement(table, columns, keys)
     new: set[tuple[Any, ...]] = set()
+    try:
+        sql, kinds = _statement(table, columns, keys)
+    except KeyError:  # a column type without an array mapping: multi-row VALUES
+        for start in range(0, len(rows), VALUES_CHUNK):
+            values = pg_insert(model).values(list(rows[start : start + VALUES_CHUNK]))
+            returning = values.on_conflict_do_nothing().returning(*(table.c[k] for k in keys))
+            new.update(tuple(r) for r in await conn.execute(returning))
+        return new
     for start in range(0, len(rows), CHUNK):
         chunk = rows[start : start + CHUNK]
         params = {

@@ -39,7 +39,7 @@ def test_fixes_are_judged_by_their_insert_and_the_rest_looked_up() -> None:
     cands = [
         cand("fix", "old-row", now),  # its row was there: chained with it
         cand("fix", "new-row", now),  # inserted now, recent: never chained
-        cand("fix", "trimmed", now - 500 * 86400),  # inserted now, but retention may have
+        cand("fix", "trimmed", now - 400.5 * 86400),  # inserted now, but retention may have
         cand("fix", "not-given", now),  # trimmed an earlier row; not given to the insert
         cand("log", "new-row", now),  # logs are always looked up
     ]
@@ -67,7 +67,10 @@ def test_without_what_the_insert_said_everything_is_looked_up() -> None:
 
 def test_with_nothing_trimmed_every_new_fix_is_new() -> None:
     assert kept_after(0, 2_000_000_000.0) == -math.inf
-    assert kept_after(400, 2_000_000_000.0) == 2_000_000_000.0 - 401 * 86400
+    now = 2_000_000_000.0
+    # retention trims fixes older than 400 days: only those newer than 399 days are trusted
+    assert kept_after(400, now) == now - 399 * 86400
+    assert kept_after(1, now) == now
     written = FixesWritten(tried={("E1", "a")}, new={("E1", "a")}, kept_after=kept_after(0, 0.0))
     conn = LookUps(chained=set())
     assert asyncio.run(_known(conn, [cand("fix", "a", -1e9)], written)) == set()  # type: ignore[arg-type]

@@ -116,13 +116,13 @@ def test_a_fix_whose_row_retention_trimmed_is_not_chained_again(sw: StackClient)
         )
         assert r.status_code == 201, r.text
     settings = Settings(
-        database_url=sw.endpoints["database"], data_dir=sw.endpoints["data_dir"], retention_days=1
+        database_url=sw.endpoints["database"], data_dir=sw.endpoints["data_dir"], retention_days=2
     )
     lon, lat = 113.93, 22.52
-    three_days_ago = [
-        dataclasses.replace(r, ts=r.ts - 2 * 86400)  # type: ignore[type-var]
-        for r in _records(engineer_id, 3, lon, lat)
-    ]
+    fresh = _records(engineer_id, 3, lon, lat)
+    # 2.5 days old: past the 2 days retention keeps, within a day of them (the margin)
+    shift = round(time.time() - 2.5 * 86400 - fresh[0].ts)  # type: ignore[union-attr]
+    old = [dataclasses.replace(r, ts=r.ts + shift) for r in fresh]  # type: ignore[type-var]
 
     async def noop(_: list[dict[str, Any]]) -> None:
         return None
@@ -130,12 +130,12 @@ def test_a_fix_whose_row_retention_trimmed_is_not_chained_again(sw: StackClient)
     async def write_twice() -> None:
         engine = async_engine(settings, pool_size=2)
         try:
-            await EngineerWriter(settings, engine, noop).write(three_days_ago)
+            await EngineerWriter(settings, engine, noop).write(old)
             async with engine.begin() as conn:  # what `store.retention.trim` does to them
                 await conn.execute(
                     text("DELETE FROM fixes WHERE engineer_id = :e"), {"e": engineer_id}
                 )
-            await EngineerWriter(settings, engine, noop).write(three_days_ago)  # replayed
+            await EngineerWriter(settings, engine, noop).write(old)  # replayed
         finally:
             await engine.dispose()
 
