@@ -92,8 +92,8 @@ class FixesWritten:
     already in `fixes` is chained already, and a new one is not, unless retention had
     removed its earlier row: that happens only to fixes before `kept_after`."""
 
-    tried: set[tuple[str, str]]  # (engineer_id, msg_id) of every fix the insert was given
-    new: set[tuple[str, str]]  # those it inserted
+    tried: set[tuple[Any, ...]]  # (engineer_id, msg_id) of every fix the insert was given
+    new: set[tuple[Any, ...]]  # those it inserted
     kept_after: float = -math.inf  # epoch seconds: fixes from then on were never trimmed
 
 

@@ -32,61 +32,55 @@ _EXPR = {
 async def insert_new(conn: AsyncConnection, model: Any, rows: Sequence[dict[str, Any]]) -> int:
     """Insert the rows whose primary key is not there yet; returns how many were new. Every
     row has the keys of the first; columns left out take their server defaults."""
-    if not rows:
-        return 0
-    table = model.__table__
-    columns = tuple(rows[0])
-    try:
-        sql, kinds = _statement(table, columns)
-    except KeyError:  # a column type without an array mapping
-        return await insert_values(conn, model, rows)
-    count = 0
-    for start in range(0, len(rows), CHUNK):
-        chunk = rows[start : start + CHUNK]
-        params = {
-            f"c{i}": [_param(kind, r.get(c)) for r in chunk]
-            for i, (c, kind) in enumerate(zip(columns, kinds, strict=True))
-        }
-        result = await conn.execute(sql, params)
-        count += result.rowcount or 0
-    return count
+    return sum(result.rowcount or 0 for result in await _insert(conn, model, rows, ()))
 
 
 async def insert_new_keys(
     conn: AsyncConnection, model: Any, rows: Sequence[dict[str, Any]], keys: tuple[str, ...]
 ) -> set[tuple[Any, ...]]:
     """`insert_new`, returning the `keys` columns of the rows that were new."""
+    return {tuple(row) for result in await _insert(conn, model, rows, keys) for row in result}
+
+
+async def _insert(
+    conn: AsyncConnection, model: Any, rows: Sequence[dict[str, Any]], returning: tuple[str, ...]
+) -> list[Any]:
+    """The statements' results, one per chunk (unnest, or VALUES for unmapped types)."""
     if not rows:
-        return set()
+        return []
     table = model.__table__
     columns = tuple(rows[0])
-    new: set[tuple[Any, ...]] = set()
     try:
-        sql, kinds = _statement(table, columns, keys)
-    except KeyError:  # a column type without an array mapping: multi-row VALUES
-        for start in range(0, len(rows), VALUES_CHUNK):
-            values = pg_insert(model).values(list(rows[start : start + VALUES_CHUNK]))
-            returning = values.on_conflict_do_nothing().returning(*(table.c[k] for k in keys))
-            new.update(tuple(r) for r in await conn.execute(returning))
-        return new
+        sql, kinds = _statement(table, columns, returning)
+    except KeyError:  # a column type without an array mapping
+        return await _insert_values(conn, model, rows, returning)
+    results = []
     for start in range(0, len(rows), CHUNK):
         chunk = rows[start : start + CHUNK]
         params = {
             f"c{i}": [_param(kind, r.get(c)) for r in chunk]
             for i, (c, kind) in enumerate(zip(columns, kinds, strict=True))
         }
-        new.update(tuple(r) for r in await conn.execute(sql, params))
-    return new
+        results.append(await conn.execute(sql, params))
+    return results
 
 
 async def insert_values(conn: AsyncConnection, model: Any, rows: Sequence[dict[str, Any]]) -> int:
     """The same with multi-row VALUES (kept for types unnest does not map, and to compare)."""
-    count = 0
+    return sum(result.rowcount or 0 for result in await _insert_values(conn, model, rows, ()))
+
+
+async def _insert_values(
+    conn: AsyncConnection, model: Any, rows: Sequence[dict[str, Any]], returning: tuple[str, ...]
+) -> list[Any]:
+    results = []
     for start in range(0, len(rows), VALUES_CHUNK):
-        chunk = list(rows[start : start + VALUES_CHUNK])
-        result = await conn.execute(pg_insert(model).values(chunk).on_conflict_do_nothing())
-        count += result.rowcount or 0
-    return count
+        statement: Any = pg_insert(model).values(list(rows[start : start + VALUES_CHUNK]))
+        statement = statement.on_conflict_do_nothing()
+        if returning:
+            statement = statement.returning(*(model.__table__.c[k] for k in returning))
+        results.append(await conn.execute(statement))
+    return results
 
 
 def _kind(type_: Any) -> str:

@@ -128,7 +128,7 @@ class EngineerWriter:
                 timezone=settings.timezone,
                 fixes=evidence_chain.FixesWritten(
                     {(r["engineer_id"], r["msg_id"]) for r in out.fixes},
-                    new_fixes,  # type: ignore[arg-type]
+                    new_fixes,
                     evidence_chain.kept_after(settings.retention_days, time.time()),
                 ),
             )

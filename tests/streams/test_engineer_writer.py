@@ -102,19 +102,7 @@ def test_a_fix_whose_row_retention_trimmed_is_not_chained_again(sw: StackClient)
     its entry are written together), except for fixes old enough for retention to have
     trimmed their rows: those are looked up. Without that, a replay of a trimmed fix would
     chain it twice (the unique index refuses, and the batch becomes a dead letter)."""
-    tag = uuid.uuid4().hex[:6]
-    engineer_id = f"EW-T-{tag}"
-    with sw.api() as api:
-        r = api.post(
-            "/api/engineers",
-            json={
-                "id": engineer_id,
-                "name": "留",
-                "registered_region": "440300",
-                "cert_status": "valid",
-            },
-        )
-        assert r.status_code == 201, r.text
+    engineer_id = sw.new_engineer("EW-T")["id"]
     settings = Settings(
         database_url=sw.endpoints["database"], data_dir=sw.endpoints["data_dir"], retention_days=2
     )
