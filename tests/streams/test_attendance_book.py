@@ -15,6 +15,7 @@ from rules.attendance import (
     PushPacer,
     Tally,
     from_us,
+    iso_us,
     on_site_fixes,
     to_us,
 )
@@ -142,3 +143,45 @@ def test_the_pacer_lets_each_key_out_at_most_once_per_interval() -> None:
     pacer.changed([a])
     pacer.forget()  # the partitions moved
     assert pacer.take(now=10.0) == []
+
+
+# 0001-01-01 to 9999-12-31, in microseconds since the epoch
+ANY_US = st.integers(-62_135_596_800_000_000, 253_402_300_799_999_999)
+
+
+@settings(max_examples=500)
+@given(us=st.one_of(ANY_US, ANY_US.map(lambda u: u - u % 1_000_000)))
+def test_iso_us_is_the_isoformat_of_the_time(us: int) -> None:
+    assert iso_us(us) == from_us(us).isoformat()
+    assert iso_us(us) == from_us(us).isoformat()  # the second time from its cache
+
+
+class PlainPacer:
+    """The pacer's definition, as it was written before its expiry queue."""
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s, self.due, self.pushed = interval_s, set(), {}  # type: ignore[var-annotated]
+
+    def take(self, now: float) -> list[Key]:
+        self.pushed = {k: t for k, t in self.pushed.items() if now - t < self.interval_s}
+        ready = sorted(k for k in self.due if k not in self.pushed)
+        self.due.difference_update(ready)
+        self.pushed.update((k, now) for k in ready)
+        return ready
+
+
+@settings(max_examples=300)
+@given(
+    steps=st.lists(
+        st.tuples(st.lists(keys, max_size=3), st.integers(0, 15)),  # changed keys, then a wait
+        max_size=40,
+    )
+)
+def test_the_pacer_lets_out_what_its_definition_does(steps: list[tuple[list[Key], int]]) -> None:
+    pacer, plain, now = PushPacer(interval_s=2.0), PlainPacer(2.0), 0.0
+    for changed, wait in steps:
+        pacer.changed(changed)
+        plain.due.update(changed)
+        now += wait / 4  # asked four times per interval, sometimes twice at one time
+        assert pacer.take(now) == plain.take(now)
+        assert pacer.pushed == plain.pushed
