@@ -111,7 +111,11 @@ class Settings(BaseSettings):
     training_check_interval_s: float = 60.0
     # notice_overdue (rules.notices): how often deadlines are looked at
     notice_check_interval_s: float = 60.0
-    attendance_push_interval_s: float = 2.0  # live attendance messages, coalesced
+    # Live attendance messages: each (engineer, project, day) at most once per interval, with
+    # its figures of then; a key that gets its first on-site fix goes out within half a
+    # second. Its minutes change with every fix, so a short interval meant a message per key
+    # and fix, more than the positions themselves (docs/BENCHMARKS.md, 2026-12-07).
+    attendance_push_interval_s: float = 30.0
 
     # Retention of bounded-growth tables (fixes, telemetry, transitions, rejected, seen ids).
     retention_days: int = 400

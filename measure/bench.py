@@ -125,6 +125,7 @@ def e2e(
     statements_before = pg_activity.statement_totals(database)
     for rate in rates:
         before = counter.count
+        types_before = counter.by_type.copy()
         cpu_before: dict[str, float] = {}
         # sampled when the publishers start, after signing (the idle stack burns some CPU
         # meanwhile, which is not the fixes' cost); the bench's own process (the WebSocket
@@ -151,6 +152,7 @@ def e2e(
             if counter.count != last:
                 last, stable_since = counter.count, time.time()
         delivered = counter.count - before
+        live_types = counter.by_type - types_before
         elapsed = stable_since - start_at  # the publishers start together (after signing)
         achieved = delivered / max(elapsed, 1e-9)
         # CPU per delivered fix of each component in this step, from the publishers' start
@@ -181,6 +183,10 @@ def e2e(
                 "rest_of_machine_cpu_ms_per_fix": round(rest_ms, 3),
                 # how busy both cores were while the fixes were offered and delivered
                 "machine_busy_pct": round(busy_share * 100, 1),
+                # WebSocket messages per delivered fix, by type (positions are 1)
+                "live_messages_per_fix": {
+                    t: round(n / max(delivered, 1), 3) for t, n in sorted(live_types.items())
+                },
             }
         )
         log.info(

@@ -4,6 +4,7 @@ the publishers that offer a load, SM2 signing of the load, the live WebSocket co
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import multiprocessing as mp
@@ -351,11 +352,13 @@ class Signing:
 
 
 class WsCounter:
-    """Counts position messages on /ws/live and records publish-to-delivery latency."""
+    """Counts position messages on /ws/live and records publish-to-delivery latency; counts
+    every message by type (`by_type`): each is a frame the API writes to every subscriber."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.count = 0
+        self.by_type: collections.Counter[str] = collections.Counter()
         self.latencies_ms: list[float] = []
         self.arrivals: list[float] = []  # when each of `latencies_ms` was received
         self.record = False
@@ -369,6 +372,7 @@ class WsCounter:
             async for raw in ws:
                 now = time.time()
                 event = orjson.loads(raw)
+                self.by_type[str(event.get("type"))] += 1
                 if event.get("type") == "position":
                     self.count += 1
                     if self.record:

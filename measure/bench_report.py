@@ -79,14 +79,19 @@ def write_markdown(figures: dict[str, Any], path: Path, command: str) -> None:
     steps = figures.get("e2e_steps", [])
     # the load generators' own CPU (measured since they cost little) when the run has it
     loadgen = any("loadgen_cpu_ms_per_fix" in s for s in steps)
+    live = any("live_messages_per_fix" in s for s in steps)
     lines += [
         "",
         "Rising load (offered → delivered on the WebSocket):",
         "",
         "| offered/s | acked | delivered | achieved/s | CPU ms per fix (by component) "
         + ("| load generators, ms per fix " if loadgen else "")
-        + "| rest of the machine, ms per fix | machine busy |",
-        "|---|---|---|---|---|" + ("---|" if loadgen else "") + "---|---|",
+        + "| rest of the machine, ms per fix | machine busy |"
+        + (" live messages per fix |" if live else ""),
+        "|---|---|---|---|---|"
+        + ("---|" if loadgen else "")
+        + "---|---|"
+        + ("---|" if live else ""),
     ]
     lines += [
         f"| {s['offered_per_s']} | {s['acked']} | {s['delivered']} | {s['achieved_per_s']} | "
@@ -101,6 +106,13 @@ def write_markdown(figures: dict[str, Any], path: Path, command: str) -> None:
         + f" | {s.get('rest_of_machine_cpu_ms_per_fix', '')} | "
         + (f"{s['machine_busy_pct']}%" if "machine_busy_pct" in s else "")
         + " |"
+        + (
+            " "
+            + ", ".join(f"{k} {v}" for k, v in s.get("live_messages_per_fix", {}).items())
+            + " |"
+            if live
+            else ""
+        )
         for s in steps
     ]
     lines += _statements(figures.get("pg_busiest_statements") or [])

@@ -191,20 +191,22 @@ class AttendanceBook:
 @dataclass
 class PushPacer:
     """The keys whose attendance changed, let out at most once per `interval_s` each. Asked
-    several times per interval, it spreads the pushes: a key goes out at the first ask after
-    it changed unless it went out less than `interval_s` before, instead of every key at once
+    often (the worker: every half second), it spreads the pushes: a key goes out at the first
+    ask after it changed unless it went out less than `interval_s` before, then at the first
+    ask after its interval is over, with what it has then; instead of every key at once
     (thousands of messages in one burst held up the positions behind them on the way to the
-    browsers)."""
+    browsers). An ask costs what it lets out and what expired, not every key it holds."""
 
     interval_s: float
-    due: set[Key] = field(default_factory=set)
+    due: set[Key] = field(default_factory=set)  # changed, free to go out
+    waiting: set[Key] = field(default_factory=set)  # changed, went out within the interval
     pushed: dict[Key, float] = field(default_factory=dict)  # when each key last went out
-    # (time, key) in the order they went out: expiring walks only what has expired, not every
-    # key pushed within the interval (thousands, four times per interval)
-    _order: deque[tuple[float, Key]] = field(default_factory=deque)
+    _order: deque[tuple[float, Key]] = field(default_factory=deque)  # `pushed`, oldest first
 
     def changed(self, keys: Iterable[Key]) -> None:
-        self.due.update(keys)
+        pushed, waiting, due = self.pushed, self.waiting, self.due
+        for key in keys:
+            (waiting if key in pushed else due).add(key)
 
     def take(self, now: float) -> list[Key]:
         order, pushed = self._order, self.pushed
@@ -212,8 +214,11 @@ class PushPacer:
             at, key = order.popleft()
             if pushed.get(key) == at:
                 del pushed[key]
-        ready = sorted(k for k in self.due if k not in pushed)
-        self.due.difference_update(ready)
+                if key in self.waiting:
+                    self.waiting.remove(key)
+                    self.due.add(key)
+        ready = sorted(self.due)
+        self.due.clear()
         for key in ready:
             pushed[key] = now
             order.append((now, key))
@@ -221,5 +226,6 @@ class PushPacer:
 
     def forget(self) -> None:
         self.due.clear()
+        self.waiting.clear()
         self.pushed.clear()
         self._order.clear()

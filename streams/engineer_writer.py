@@ -54,7 +54,7 @@ class EngineerWriter:
     states: EngineerStates = field(init=False)
     # live attendance (rules.attendance): tallies kept as fixes are written
     book: AttendanceBook = field(init=False)
-    # the attendance keys that changed, paced (the worker's timer asks four times per interval)
+    # the attendance keys that changed, paced (the worker's timer asks every half second)
     attendance_due: PushPacer = field(init=False)
     # the months (first days) with on-site fixes that `chief_absent` has not judged since,
     # with the monotonic time of the newest (rules.chief_absence: the worker's timer judges

@@ -58,6 +58,7 @@ from wire.records import Telemetry as TelemetryRecord
 log = logging.getLogger("sitewatch.streams")
 
 ENGINEER_RECORDS = (FixRecord, LogRecord, OwnTracksRecord)
+ATTENDANCE_ASK_S = 0.5  # how often the attendance pacer is asked (rules.attendance.PushPacer)
 
 
 def _short_fetch_wait() -> None:
@@ -253,10 +254,10 @@ def build_app(settings: Settings) -> faust.App:
         if line:
             log.info("%s", line)
 
-    @app.timer(interval=settings.attendance_push_interval_s / 4)
+    @app.timer(interval=min(ATTENDANCE_ASK_S, settings.attendance_push_interval_s / 4))
     async def push_attendance() -> None:
         """Live attendance of the keys that got on-site fixes, each at most once per interval
-        (rules.attendance.PushPacer); asked four times per interval to spread the pushes."""
+        (rules.attendance.PushPacer); asked every half second to spread the pushes."""
         messages = writer().attendance_messages()
         if messages:
             await push_live(messages)

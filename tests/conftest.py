@@ -25,6 +25,7 @@ os.environ.setdefault("SITEWATCH_CHIEF_CHECK_INTERVAL_S", "2")  # chief_absent a
 os.environ.setdefault("SITEWATCH_NOTICE_CHECK_INTERVAL_S", "2")
 os.environ.setdefault("SITEWATCH_CHIEF_QUIET_S", "10")  # once a month's fixes stop
 os.environ.setdefault("SITEWATCH_TRAINING_CHECK_INTERVAL_S", "2")
+os.environ.setdefault("SITEWATCH_ATTENDANCE_PUSH_INTERVAL_S", "2")  # live minutes at once
 # every test talks to the stack from one address, the fuzzers thousands of times a second for
 # one engineer: the per-address and per-identity limits are tested on an app of their own
 os.environ.setdefault("SITEWATCH_INGEST_RATE_PER_IDENTITY", "1000000/second")

@@ -157,7 +157,7 @@ def test_iso_us_is_the_isoformat_of_the_time(us: int) -> None:
 
 
 class PlainPacer:
-    """The pacer's definition, as it was written before its expiry queue."""
+    """The pacer's definition, as it was written before its expiry queue and waiting set."""
 
     def __init__(self, interval_s: float) -> None:
         self.interval_s, self.due, self.pushed = interval_s, set(), {}  # type: ignore[var-annotated]
@@ -185,3 +185,4 @@ def test_the_pacer_lets_out_what_its_definition_does(steps: list[tuple[list[Key]
         now += wait / 4  # asked four times per interval, sometimes twice at one time
         assert pacer.take(now) == plain.take(now)
         assert pacer.pushed == plain.pushed
+        assert pacer.due | pacer.waiting == plain.due  # what is still to go out
