@@ -38,7 +38,6 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from config import topics
@@ -47,6 +46,7 @@ from gm.algorithms import verify_sm2
 from ingest.counters import Counters
 from ingest.sm2pool import Sm2Pool, Triple
 from rules.verify import check_many, sm2_work
+from store.db import driver_connection
 from store.retry import is_poison, pg_text, retry_db
 from wire.records import Fix, Reason, Record, Rejected, SupervisionLog, Telemetry, to_json
 
@@ -56,10 +56,15 @@ EXCERPT_BYTES = 300
 # Records per envelope, and bytes: far below Kafka's default 1 MiB message limit.
 ENVELOPE_RECORDS = 250
 ENVELOPE_BYTES = 256 * 1024
+# Both run on the driver's connection, each on its own (store.db.driver_connection).
 _SEEN_QUERY = (
     "SELECT s.identity, s.msg_id FROM ingest_seen s JOIN "
-    "unnest(CAST(:i AS text[]), CAST(:m AS text[])) AS u(identity, msg_id) "
+    "unnest($1::text[], $2::text[]) AS u(identity, msg_id) "
     "ON s.identity = u.identity AND s.msg_id = u.msg_id"
+)
+_REMEMBER = (
+    "INSERT INTO ingest_seen (identity, msg_id) "
+    "SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING"
 )
 REDELIVERED = "redelivered"
 Key = tuple[str, str]
@@ -185,8 +190,8 @@ class Gate:
             await self.partitions.load(self.producer, topic)
 
         async def probe() -> None:
-            async with self.engine.connect() as conn:
-                await conn.execute(text(_SEEN_QUERY), {"i": ["-"], "m": ["-"]})
+            async with driver_connection(self.engine) as conn:
+                await conn.fetch(_SEEN_QUERY, ["-"], ["-"])
 
         await asyncio.gather(
             *(retry_db(probe, what="gate warm-up", log_to=log) for _ in range(connections))
@@ -281,10 +286,8 @@ class Gate:
             return set()
 
         async def query() -> set[Key]:
-            async with self.engine.connect() as conn:
-                found = await conn.execute(
-                    text(_SEEN_QUERY), {"i": [k[0] for k in keys], "m": [k[1] for k in keys]}
-                )
+            async with driver_connection(self.engine) as conn:
+                found = await conn.fetch(_SEEN_QUERY, [k[0] for k in keys], [k[1] for k in keys])
                 return {(row[0], row[1]) for row in found}
 
         return await retry_db(query, what="replay check", log_to=log)
@@ -377,15 +380,8 @@ class Gate:
             return
 
         async def insert() -> None:
-            async with self.engine.begin() as conn:
-                await conn.execute(
-                    text(
-                        "INSERT INTO ingest_seen (identity, msg_id) "
-                        "SELECT * FROM unnest(CAST(:i AS text[]), CAST(:m AS text[])) "
-                        "ON CONFLICT DO NOTHING"
-                    ),
-                    {"i": [k[0] for k in keys], "m": [k[1] for k in keys]},
-                )
+            async with driver_connection(self.engine) as conn:
+                await conn.execute(_REMEMBER, [k[0] for k in keys], [k[1] for k in keys])
 
         try:
             await retry_db(insert, what="remembering accepted ids", log_to=log)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from config.settings import Settings
+from store.retry import is_transient
 
 # Every statement is planned for its actual parameters. asyncpg prepares statements, and after
 # five executions PostgreSQL may switch to a generic plan: for our joins against `unnest` of
@@ -41,3 +44,29 @@ async def connection(
         return
     async with engine.connect() as own:
         yield own
+
+
+@asynccontextmanager
+async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
+    """The asyncpg connection under a pooled connection of `engine`, for statements that need
+    no transaction around them: each runs on its own, in one round trip. Through SQLAlchemy
+    the same statement is three (BEGIN, it, ROLLBACK or COMMIT) and about twice the CPU in
+    this process (docs/BENCHMARKS.md, 2026-12-07): the ingest gate runs two per batch.
+    Parameters are positional (`$1`); errors are asyncpg's own (store.retry knows them).
+
+    SQLAlchemy does not see what happens on the driver's connection, so this does what it
+    would: a connection that failed other than by an error PostgreSQL reported (lost,
+    cancelled in the middle of a statement) is invalidated, never pooled again."""
+    async with engine.connect() as conn:
+        pooled = await conn.get_raw_connection()
+        try:
+            yield pooled.driver_connection
+        except asyncpg.InternalClientError as exc:
+            # PostgreSQL closed the connection while it sat in the pool (a restart), and the
+            # driver is still taking in the server's last error: a new connection will do
+            await conn.invalidate()
+            raise ConnectionResetError(f"database connection unusable: {exc}") from exc
+        except BaseException as exc:
+            if not isinstance(exc, asyncpg.PostgresError) or is_transient(exc):
+                await conn.invalidate()
+            raise

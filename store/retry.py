@@ -53,7 +53,8 @@ def is_transient(exc: BaseException) -> bool:
         return True  # pool could not get a (working) connection
     if isinstance(exc, OSError | ConnectionError):
         return True  # refused while the server is down
-    return _pg_connection_error(exc)
+    # asyncpg's own errors (store.db.driver_connection) carry their SQLSTATE
+    return _pg_connection_error(exc) or _sqlstate(exc)[:2] in TRANSIENT_SQLSTATE_CLASSES
 
 
 # SQLSTATE classes that running the same work again repeats and that the data caused: 22 data
@@ -78,6 +79,8 @@ def is_poison(exc: BaseException) -> bool:
         )
     if isinstance(exc, sa_exc.StatementError):
         return isinstance(exc.orig, POISON_ERRORS)
+    if _sqlstate(exc)[:2] in POISON_SQLSTATE_CLASSES:  # asyncpg's own (driver_connection)
+        return True
     return isinstance(exc, POISON_ERRORS)
 
 

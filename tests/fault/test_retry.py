@@ -42,6 +42,8 @@ def test_refused_connection_through_sqlalchemy_is_transient() -> None:
         asyncpg.AdminShutdownError("terminating connection due to administrator command"),
         ConnectionRefusedError(111, "Connect call failed"),
         sa_exc.TimeoutError("QueuePool limit reached"),
+        asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle"),
+        asyncpg.TooManyConnectionsError("sorry, too many clients already"),  # 53300
     ],
 )
 def test_transient(error: BaseException) -> None:
@@ -56,10 +58,28 @@ def test_transient(error: BaseException) -> None:
         sa_exc.DataError("INSERT", {}, Exception("invalid input syntax")),
         ValueError("bad"),
         KeyError("x"),
+        asyncpg.UniqueViolationError("duplicate key"),
+        asyncpg.UntranslatableCharacterError("\\u0000 cannot be converted to text"),
     ],
 )
 def test_not_transient(error: BaseException) -> None:
     assert not is_transient(error)
+
+
+@pytest.mark.parametrize(
+    ("error", "poison"),
+    [
+        # asyncpg's own errors, as store.db.driver_connection raises them
+        (asyncpg.UntranslatableCharacterError("\\u0000 cannot be converted to text"), True),
+        (asyncpg.StringDataRightTruncationError("value too long"), True),
+        (asyncpg.UniqueViolationError("duplicate key"), True),
+        (asyncpg.ProgramLimitExceededError("index row size exceeds maximum"), True),
+        (asyncpg.UndefinedTableError("relation does not exist"), False),
+        (asyncpg.AdminShutdownError("terminating connection"), False),
+    ],
+)
+def test_poison_from_the_driver(error: BaseException, poison: bool) -> None:
+    assert retry.is_poison(error) is poison
 
 
 def test_retry_db_waits_out_transient_errors(monkeypatch: pytest.MonkeyPatch) -> None:
