@@ -56,13 +56,16 @@ EXCERPT_BYTES = 300
 # Records per envelope, and bytes: far below Kafka's default 1 MiB message limit.
 ENVELOPE_RECORDS = 250
 ENVELOPE_BYTES = 256 * 1024
-# Both run on the driver's connection, each on its own (store.db.driver_connection).
-_SEEN_QUERY = (
-    "SELECT s.identity, s.msg_id FROM ingest_seen s JOIN "
-    "unnest($1::text[], $2::text[]) AS u(identity, msg_id) "
-    "ON s.identity = u.identity AND s.msg_id = u.msg_id"
+# Both run on the driver's connection, each on its own (store.db.driver_connection). The
+# look-up is one primary-key probe per key, whatever the statistics say: as a join, a table
+# grown since it was last analysed (a new deployment, the bench) looked small enough to the
+# planner to hash all of it for every batch (23 ms instead of 2 for 338 keys in 60,000 rows).
+SEEN_SQL = (
+    "SELECT s.identity, s.msg_id FROM unnest($1::text[], $2::text[]) AS u(identity, msg_id) "
+    "CROSS JOIN LATERAL (SELECT s.identity, s.msg_id FROM ingest_seen s "
+    "WHERE s.identity = u.identity AND s.msg_id = u.msg_id OFFSET 0) s"
 )
-_REMEMBER = (
+REMEMBER_SQL = (
     "INSERT INTO ingest_seen (identity, msg_id) "
     "SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING"
 )
@@ -191,7 +194,7 @@ class Gate:
 
         async def probe() -> None:
             async with driver_connection(self.engine) as conn:
-                await conn.fetch(_SEEN_QUERY, ["-"], ["-"])
+                await conn.fetch(SEEN_SQL, ["-"], ["-"])
 
         await asyncio.gather(
             *(retry_db(probe, what="gate warm-up", log_to=log) for _ in range(connections))
@@ -287,7 +290,7 @@ class Gate:
 
         async def query() -> set[Key]:
             async with driver_connection(self.engine) as conn:
-                found = await conn.fetch(_SEEN_QUERY, [k[0] for k in keys], [k[1] for k in keys])
+                found = await conn.fetch(SEEN_SQL, [k[0] for k in keys], [k[1] for k in keys])
                 return {(row[0], row[1]) for row in found}
 
         return await retry_db(query, what="replay check", log_to=log)
@@ -381,7 +384,7 @@ class Gate:
 
         async def insert() -> None:
             async with driver_connection(self.engine) as conn:
-                await conn.execute(_REMEMBER, [k[0] for k in keys], [k[1] for k in keys])
+                await conn.execute(REMEMBER_SQL, [k[0] for k in keys], [k[1] for k in keys])
 
         try:
             await retry_db(insert, what="remembering accepted ids", log_to=log)

@@ -35,9 +35,12 @@ __all__ = ["MAX_CACHED", "EngineerStates", "load", "save"]
 
 MAX_CACHED = 20_000  # engineers whose decoded state stays in memory
 
+# One primary-key probe per engineer: as `= ANY(...)` the planner read the whole table for a
+# few hundred of 20,000 engineers (every batch while a worker meets its engineers).
 LOAD_SQL = text(
-    "SELECT engineer_id, CAST(state AS text) FROM engineer_states "
-    "WHERE engineer_id = ANY(CAST(:ids AS text[]))"
+    "SELECT s.engineer_id, CAST(s.state AS text) FROM unnest(CAST(:ids AS text[])) AS t(id) "
+    "CROSS JOIN LATERAL (SELECT x.engineer_id, x.state FROM engineer_states x "
+    "WHERE x.engineer_id = t.id OFFSET 0) s"
 )
 # An engineer's fixes from a time on: a range of ix_fixes_engineer_day_ts per engineer (the
 # local date bounds the scan; the time filters within it). OFFSET 0 keeps the planner from

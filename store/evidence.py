@@ -49,13 +49,17 @@ HEADS_SQL = (
     "ORDER BY t.e ON CONFLICT (engineer_id) DO UPDATE SET engineer_id = excluded.engineer_id "
     "RETURNING engineer_id, entries, head_hash, watermark"
 )
-# The new entries and the heads they move, one statement (a round trip less per batch).
+# The new entries and the heads they move, one statement (a round trip less per batch). The
+# heads exist (HEADS_SQL made or locked them): the upsert updates each through its primary
+# key. As `UPDATE ... FROM unnest(...)` the planner hashed every engineer's head for every
+# batch, however few it moved (13 ms for 300 of 20,000 heads, docs/BENCHMARKS.md).
 WRITE_SQL = (
     f"WITH added AS ({INSERT_ENTRIES_SQL}) "
-    "UPDATE evidence_heads h SET entries = t.n, head_hash = t.h, watermark = t.w, "
-    "updated_at = now() FROM unnest(CAST(:he AS text[]), CAST(:hn AS bigint[]), "
-    "CAST(:hh AS text[]), CAST(:hw AS double precision[])) AS t(e, n, h, w) "
-    "WHERE h.engineer_id = t.e"
+    "INSERT INTO evidence_heads AS h (engineer_id, entries, head_hash, watermark) "
+    "SELECT * FROM unnest(CAST(:he AS text[]), CAST(:hn AS bigint[]), "
+    "CAST(:hh AS text[]), CAST(:hw AS double precision[])) "
+    "ON CONFLICT (engineer_id) DO UPDATE SET entries = excluded.entries, "
+    "head_hash = excluded.head_hash, watermark = excluded.watermark, updated_at = now()"
 )
 
 
@@ -106,11 +110,14 @@ def kept_after(retention_days: int, now: float) -> float:
     return now - max(retention_days - 1, 0) * 86400.0 if retention_days > 0 else -math.inf
 
 
+# One probe of ux_evidence_entries_record per candidate, whatever the statistics say (as a
+# join, a table grown since its last ANALYZE could be hashed whole for every batch).
 KNOWN_SQL = (
-    "SELECT e.engineer_id, e.kind, e.msg_id FROM evidence_entries e "
-    "JOIN unnest(CAST(:e AS text[]), CAST(:k AS text[]), CAST(:m AS text[])) "
-    "AS t(engineer_id, kind, msg_id) "
-    "ON e.engineer_id = t.engineer_id AND e.kind = t.kind AND e.msg_id = t.msg_id"
+    "SELECT e.engineer_id, e.kind, e.msg_id "
+    "FROM unnest(CAST(:e AS text[]), CAST(:k AS text[]), CAST(:m AS text[])) "
+    "AS t(engineer_id, kind, msg_id) CROSS JOIN LATERAL (SELECT x.engineer_id, x.kind, "
+    "x.msg_id FROM evidence_entries x WHERE x.engineer_id = t.engineer_id "
+    "AND x.kind = t.kind AND x.msg_id = t.msg_id OFFSET 0) e"
 )
 
 

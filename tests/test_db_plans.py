@@ -6,13 +6,18 @@ evidence chain grew (found by `make soak`)."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import re
 
 import psycopg
+import pytest
 from sqlalchemy import text
 
 from config.settings import Settings
+from ingest.gate import SEEN_SQL
 from store.db import async_engine
-from store.evidence import TAIL_SQL
+from store.engineer_states import LOAD_SQL
+from store.evidence import KNOWN_SQL, TAIL_SQL, WRITE_SQL
 from tests.stack_client import StackClient
 
 TAIL = "EXPLAIN " + TAIL_SQL
@@ -61,6 +66,86 @@ def test_the_evidence_tail_scans_each_engineer_from_its_time_on(sw: StackClient)
     assert "Seq Scan on evidence_entries" not in plan, plan
     assert "order_ts >= t.ts" in plan.split("Index Cond:")[1], plan
     assert "JIT" not in plan
+
+
+def _psycopg(sql: str) -> str:
+    """`:name` (SQLAlchemy) and `$n` (asyncpg) parameters as psycopg's `%(name)s`."""
+    sql = re.sub(r"\$(\d+)", r"%(p\1)s", sql)
+    return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql)
+
+
+@pytest.mark.parametrize("analyzed", ["empty", "full"])
+def test_batch_statements_probe_their_index_whatever_the_statistics(
+    sw: StackClient, analyzed: str
+) -> None:
+    """Each batch's look-ups and head updates, on copies of their tables analysed empty and
+    then filled (a new deployment, the bench) or analysed full: as joins the planner hashed
+    or scanned the whole table for every batch (the replay check: 60,000 rows taken for
+    9,500; the evidence heads' update: every engineer's head, whatever the statistics)."""
+    n = 338  # a batch's worth of keys
+    ids = [f"E{k}" for k in range(n)]
+    msgs = [f"m{k}" for k in range(n)]
+    statements = {
+        "ingest_seen": (SEEN_SQL, {"p1": ids, "p2": msgs}),
+        "evidence_entries": (KNOWN_SQL, {"e": ids, "k": ["fix"] * n, "m": msgs}),
+        "engineer_states": (LOAD_SQL.text, {"ids": ids}),
+        "evidence_heads": (
+            WRITE_SQL,
+            {
+                "engineer_id": ids,
+                "seq": list(range(n)),
+                "kind": ["fix"] * n,
+                "msg_id": msgs,
+                "ts": [1.0] * n,
+                "order_ts": [1.0] * n,
+                "local_date": [dt.date(2026, 1, 1)] * n,
+                "canonical": [b"{}"] * n,
+                "prev_hash": ["p"] * n,
+                "hash": ["h"] * n,
+                "he": ids,
+                "hn": [1] * n,
+                "hh": ["h"] * n,
+                "hw": [1.0] * n,
+            },
+        ),
+    }
+    fill = {
+        "ingest_seen": "INSERT INTO {t} (identity, msg_id) "
+        "SELECT 'E' || (i % 20000), md5(i::text) FROM generate_series(1, 60000) i",
+        "evidence_entries": "INSERT INTO {t} (engineer_id, seq, kind, msg_id, ts, order_ts, "
+        "local_date, canonical, prev_hash, hash) SELECT 'E' || (i % 20000), i, 'fix', "
+        "md5(i::text), i, i, DATE '2026-01-01', '\\x00', 'p', 'h' "
+        "FROM generate_series(1, 60000) i",
+        "engineer_states": "INSERT INTO {t} (engineer_id, state) "
+        "SELECT 'E' || i, '{{}}' FROM generate_series(1, 20000) i",
+        "evidence_heads": "INSERT INTO {t} (engineer_id, entries, head_hash) "
+        "SELECT 'E' || i, 1, 'h' FROM generate_series(1, 20000) i",
+    }
+    plans = {}
+    with psycopg.connect(sw.owner_database, autocommit=True) as db:
+        db.execute("DROP SCHEMA IF EXISTS plan_stats CASCADE")
+        db.execute("CREATE SCHEMA plan_stats")
+        try:
+            for table, rows in fill.items():
+                copy = f"plan_stats.{table}"
+                db.execute(f"CREATE TABLE {copy} (LIKE public.{table} INCLUDING ALL)")
+                if analyzed == "empty":
+                    db.execute(f"ANALYZE {copy}")
+                db.execute(rows.format(t=copy))
+                if analyzed == "full":
+                    db.execute(f"ANALYZE {copy}")
+            db.execute("SET search_path = plan_stats, public")
+            for table, (sql, params) in statements.items():
+                explained = db.execute("EXPLAIN " + _psycopg(sql), params)
+                plans[table] = "\n".join(r[0] for r in explained)
+        finally:
+            db.execute("DROP SCHEMA plan_stats CASCADE")
+    scanned = {
+        table: plan
+        for table, plan in plans.items()
+        if f"Seq Scan on {table}" in plan or "Hash" in plan or "Index" not in plan
+    }
+    assert not scanned, "\n\n".join(scanned.values())
 
 
 def test_the_embedded_postgis_keeps_checkpoints_rare_and_small(sw: StackClient) -> None:
