@@ -25,19 +25,26 @@ from store.db import connection
 MAX_AGE_S = 60.0
 MAX_ENGINEERS = 200_000  # beyond this the cache starts over
 
+# Index probes per engineer (LATERAL): as `= ANY(...)` and a join the planner read the whole
+# registry for a batch's few hundred engineers, every batch while the cache fills again (it
+# starts over every minute), like store.engineer_states.LOAD_SQL.
 FACTS_SQL = text(
     """
     SELECT e.id, e.registered_region, f.region_code, f.valid_from,
            least(f.valid_to, f.revoked_on - 1) AS valid_to, f.project_id,
            e.cert_status, e.cert_valid_to
-    FROM engineers e LEFT JOIN filings f ON f.engineer_id = e.id
-    WHERE e.id = ANY(CAST(:ids AS text[]))
+    FROM unnest(CAST(:ids AS text[])) AS t(id)
+    CROSS JOIN LATERAL (SELECT * FROM engineers x WHERE x.id = t.id OFFSET 0) e
+    LEFT JOIN LATERAL (
+        SELECT * FROM filings y WHERE y.engineer_id = e.id OFFSET 0
+    ) f ON true
     """
 )
 HISTORY_SQL = text(
-    "SELECT engineer_id, id, status, from_date,"
-    " row_number() OVER (PARTITION BY engineer_id ORDER BY recorded_at, id)"
-    " FROM cert_status_history WHERE engineer_id = ANY(CAST(:ids AS text[]))"
+    "SELECT h.engineer_id, h.id, h.status, h.from_date,"
+    " row_number() OVER (PARTITION BY h.engineer_id ORDER BY h.recorded_at, h.id)"
+    " FROM unnest(CAST(:ids AS text[])) AS t(id) CROSS JOIN LATERAL ("
+    "SELECT * FROM cert_status_history x WHERE x.engineer_id = t.id OFFSET 0) h"
 )
 # a new filing moves the first, a change of an engineer or a filing the second
 VERSION_SQL = text(
