@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rules.chief_absence import Duty
-from store.queries import ATTENDANCE_SQL, DEFAULT_MAX_SHIFT_S
+from store.queries import ATTENDANCE_SQL, DEFAULT_MAX_SHIFT_S, FIXES_SOURCE
 
 DUTIES_SQL = text(
     """
@@ -27,7 +27,8 @@ DUTIES_SQL = text(
 )
 ATTENDANCE = text(
     ATTENDANCE_SQL.format(
-        where="f.engineer_id = ANY(CAST(:e AS text[])) AND f.local_date BETWEEN :lo AND :hi"
+        source=FIXES_SOURCE,
+        where="f.engineer_id = ANY(CAST(:e AS text[])) AND f.local_date BETWEEN :lo AND :hi",
     )
 )
 
