@@ -381,6 +381,9 @@ class Gate:
     async def remember(self, keys: Sequence[Key]) -> None:
         if not keys:
             return
+        # in one order in every process: two gates inserting the same keys (a message sent
+        # over MQTT and HTTP at once) in different orders could deadlock
+        keys = sorted(keys)
 
         async def insert() -> None:
             async with driver_connection(self.engine) as conn:

@@ -53,7 +53,7 @@ _SECONDS_ISO: dict[int, str] = {}  # "YYYY-MM-DDTHH:MM:SS" of recent whole secon
 
 
 def iso_us(us: int) -> str:
-    """`from_us(us).isoformat()`, at a fifth of its cost: a live attendance message has two
+    """`from_us(us).isoformat()`, at about a quarter of its cost: a live attendance message has two
     such times, and formatting an aware datetime was most of building one."""
     seconds, micro = divmod(us, 1_000_000)
     prefix = _SECONDS_ISO.get(seconds)
@@ -195,7 +195,12 @@ class PushPacer:
     ask after it changed unless it went out less than `interval_s` before, then at the first
     ask after its interval is over, with what it has then; instead of every key at once
     (thousands of messages in one burst held up the positions behind them on the way to the
-    browsers). An ask costs what it lets out and what expired, not every key it holds."""
+    browsers). An ask costs what it lets out and what expired, not every key it holds.
+    `now` is a monotonic clock: it never goes back.
+
+    `forget` (partitions moved) drops the changes still waiting out their interval: a key
+    that gets no further fix is not pushed again by this worker. Its next fix, wherever it is
+    handled, goes out at once (the new owner has never pushed it), and REST has its figures."""
 
     interval_s: float
     due: set[Key] = field(default_factory=set)  # changed, free to go out

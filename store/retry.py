@@ -92,7 +92,10 @@ def pg_text(value: str) -> str:
 def _pg_connection_error(exc: BaseException | None) -> bool:
     try:
         import asyncpg
+        from asyncpg.exceptions._base import DataError as ArgumentError
     except ImportError:  # pragma: no cover - asyncpg is a dependency
+        return False
+    if isinstance(exc, ArgumentError):  # a value asyncpg cannot encode: the data, not the link
         return False
     return isinstance(
         exc,

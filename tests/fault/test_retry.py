@@ -76,6 +76,8 @@ def test_not_transient(error: BaseException) -> None:
         (asyncpg.ProgramLimitExceededError("index row size exceeds maximum"), True),
         (asyncpg.UndefinedTableError("relation does not exist"), False),
         (asyncpg.AdminShutdownError("terminating connection"), False),
+        # asyncpg's own refusal of a parameter (an InterfaceError, and a ValueError)
+        (asyncpg.exceptions._base.DataError("invalid input for query argument $1"), True),
     ],
 )
 def test_poison_from_the_driver(error: BaseException, poison: bool) -> None:
