@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rules.chief_absence import Duty
-from store.queries import ATTENDANCE_SQL, DEFAULT_MAX_SHIFT_S, FIXES_SOURCE
+from store.queries import DEFAULT_MAX_SHIFT_S, attendance_sql
 
 DUTIES_SQL = text(
     """
@@ -26,10 +26,7 @@ DUTIES_SQL = text(
     """
 )
 ATTENDANCE = text(
-    ATTENDANCE_SQL.format(
-        source=FIXES_SOURCE,
-        where="f.engineer_id = ANY(CAST(:e AS text[])) AND f.local_date BETWEEN :lo AND :hi",
-    )
+    attendance_sql("f.engineer_id = ANY(CAST(:e AS text[])) AND f.local_date BETWEEN :lo AND :hi")
 )
 
 

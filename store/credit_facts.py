@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rules import credit as credit_model
 from rules.certificate import Certificate, StatusEntry
-from store.queries import ATTENDANCE_SQL, DEFAULT_MAX_SHIFT_S, FIXES_SOURCE
+from store.queries import DEFAULT_MAX_SHIFT_S, attendance_sql
 
 
 async def credit_facts(
@@ -49,9 +49,8 @@ async def credit_facts(
     ]
     present: dict[str, set[dt.date]] = defaultdict(set)
     if requirements:
-        sql = ATTENDANCE_SQL.format(
-            source=FIXES_SOURCE,
-            where="f.engineer_id = :engineer_id AND f.local_date BETWEEN :start AND :end",
+        sql = attendance_sql(
+            "f.engineer_id = :engineer_id AND f.local_date BETWEEN :start AND :end"
         )
         for r in await conn.execute(
             text(sql),

@@ -62,6 +62,16 @@ SELECT g.*, pr.region_code FROM (
 ) g CROSS JOIN LATERAL (SELECT x.region_code FROM projects x WHERE x.id = g.project_id OFFSET 0) pr
 ORDER BY g.local_date, g.engineer_id, g.project_id
 """
+
+
+def attendance_sql(where: str, *, keyed: bool = False) -> str:
+    """ATTENDANCE_SQL over the fixes `where` selects (on `f` and `p`); `keyed` reads only the
+    fixes of the (engineer, project, day) keys in `:k_e`, `:k_p`, `:k_d`."""
+    if keyed:
+        return ATTENDANCE_SQL.format(source=KEYED_SOURCE, where=f"({where}) AND p.project_id = k.p")
+    return ATTENDANCE_SQL.format(source=FIXES_SOURCE, where=where)
+
+
 DEFAULT_MAX_SHIFT_S = 43200.0  # config.Settings.max_shift_s
 
 
@@ -157,14 +167,11 @@ async def attendance_rows(
             "p.project_id IN (SELECT id FROM projects WHERE starts_with(region_code, :region_prefix))"
         )
         params["region_prefix"] = region_prefix
-    source = FIXES_SOURCE
     if keys:
-        source = KEYED_SOURCE
-        clauses.append("p.project_id = k.p")
         params["k_e"] = [k[0] for k in keys]
         params["k_p"] = [k[1] for k in keys]
         params["k_d"] = [k[2] for k in keys]
-    sql = ATTENDANCE_SQL.format(source=source, where=" AND ".join(clauses))
+    sql = attendance_sql(" AND ".join(clauses), keyed=bool(keys))
     result = await conn.execute(text(sql), params)
     return list(result)
 

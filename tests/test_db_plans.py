@@ -19,7 +19,7 @@ from store.db import async_engine
 from store.engineer_facts import FACTS_SQL, HISTORY_SQL
 from store.engineer_states import LOAD_SQL
 from store.evidence import KNOWN_SQL, TAIL_SQL, WRITE_SQL
-from store.queries import ATTENDANCE_SQL, KEYED_SOURCE
+from store.queries import attendance_sql
 from tests.stack_client import StackClient
 
 TAIL = "EXPLAIN " + TAIL_SQL
@@ -94,7 +94,7 @@ def test_batch_statements_probe_their_index_whatever_the_statistics(
         ("engineers", "filings"): (FACTS_SQL.text, {"ids": ids}),
         ("cert_status_history",): (HISTORY_SQL.text, {"ids": ids}),
         ("fixes", "projects"): (  # the worker's recomputed attendance (attendance_tallies)
-            ATTENDANCE_SQL.format(source=KEYED_SOURCE, where="p.project_id = k.p"),
+            attendance_sql("true", keyed=True),
             {
                 "k_e": ids,
                 "k_p": ["P1"] * n,
