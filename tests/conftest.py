@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,6 +46,33 @@ def running_stack() -> Iterator[Stack]:
         stack.stop()
         if os.environ.get("SITEWATCH_KEEP_TEST_DATA") != "1":
             shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def dead_children(stack: Stack) -> dict[str, int | None]:
+    children = {**stack.services, **stack.components}
+    return {name: c.popen.poll() for name, c in children.items() if c.popen.poll() is not None}
+
+
+@pytest.fixture(autouse=True)
+def shared_stack_left_whole(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that leaves a process of the shared stack dead fails in its teardown and the
+    process is started again, so the tests after it do not time out one by one."""
+    yield
+    if "running_stack" not in request.fixturenames:
+        return
+    stack: Stack = request.getfixturevalue("running_stack")
+    dead = dead_children(stack)
+    if not dead:
+        return
+    deadline = time.monotonic() + 120
+    while dead_children(stack) and time.monotonic() < deadline:
+        stack.supervise_once()
+        time.sleep(0.5)
+    left = dead_children(stack)
+    pytest.fail(
+        f"the test left the shared stack with {dead} exited (name: exit status); "
+        + (f"still down: {sorted(left)}" if left else "started again for the tests after it")
+    )
 
 
 @pytest.fixture(scope="session")
