@@ -232,6 +232,19 @@ class TrackState:
     engineer_id: str = ""
     anchor: TrackFix | None = None
     window: tuple[TrackFix, ...] = ()
+    # the msg_ids of the anchor and the window, made once per state: a phone reporting every
+    # 10 s has 360 fixes in an hour's window, and `advance` checks each new fix against them
+    _msg_ids: frozenset[str] | None = field(default=None, compare=False, repr=False)
+
+    def msg_ids(self) -> frozenset[str]:
+        """The msg_ids of the anchor and of the window's fixes."""
+        ids = self._msg_ids
+        if ids is None:
+            ids = frozenset(w.msg_id for w in self.window)
+            if self.anchor is not None:
+                ids |= {self.anchor.msg_id}
+            object.__setattr__(self, "_msg_ids", ids)
+        return ids
 
     @property
     def newest_ts(self) -> float | None:
@@ -348,7 +361,9 @@ def advance(
     eng = state.engineer_id
     anchor = state.anchor
     window = list(state.window)
-    seen: set[str] | None = None
+    seen: frozenset[str] | None = None  # the state's msg_ids, made on first need
+    added: set[str] = set()  # accepted by this call
+    left: list[str] = []  # msg_ids the state no longer holds (the window slid past them)
     emitted: dict[str, Event] = {}
     retracted: set[str] = set()
 
@@ -370,10 +385,8 @@ def advance(
             out.ignored_inaccurate.append(f.msg_id)
             continue
         if seen is None:
-            seen = {w.msg_id for w in window}
-            if anchor is not None:
-                seen.add(anchor.msg_id)
-        if f.msg_id in seen:
+            seen = state.msg_ids()
+        if f.msg_id in seen or f.msg_id in added:
             out.duplicates.append(f.msg_id)
             continue
         newest = window[-1].ts if window else (anchor.ts if anchor is not None else None)
@@ -382,7 +395,7 @@ def advance(
         ):
             out.too_late.append(f.msg_id)
             continue
-        seen.add(f.msg_id)
+        added.add(f.msg_id)
         changed = True
         i = bisect.bisect_right(window, _key(f), key=_key)
         a = window[i - 1] if i > 0 else anchor
@@ -399,10 +412,14 @@ def advance(
         cutoff = window[-1].ts - allowed_lateness_s
         n_out = bisect.bisect_left(window, (cutoff, ""), key=_key)
         if n_out:
+            if anchor is not None:
+                left.append(anchor.msg_id)
+            left.extend(w.msg_id for w in window[: n_out - 1])
             anchor = window[n_out - 1]
             del window[:n_out]
     if not changed:
         return state, out
     out.events = sorted(emitted.values(), key=lambda e: (e.ts, e.id))
     out.retracted = sorted(retracted)
-    return TrackState(eng, anchor, tuple(window)), out
+    ids = ((seen or frozenset()) | added).difference(left)
+    return TrackState(eng, anchor, tuple(window), ids), out

@@ -14,7 +14,7 @@ history says.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 VALID = "valid"
 # the date the status recorded at registration applies from: before any fix
@@ -46,6 +46,11 @@ class Certificate:
     history: tuple[StatusEntry, ...] = ()
     valid_to: dt.date | None = None
     current_status: str = VALID  # the registry's column: used when the history is empty
+    # the standings already decided, by day: the worker asks once per fix and project, of
+    # certificates it keeps for a minute (store.engineer_facts), for a handful of days
+    _standings: dict[dt.date, Standing] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     @classmethod
     def of(
@@ -59,6 +64,12 @@ class Certificate:
         return cls(ordered, valid_to, current_status)
 
     def on(self, day: dt.date) -> Standing:
+        standing = self._standings.get(day)
+        if standing is None:
+            standing = self._standings[day] = self._decide(day)
+        return standing
+
+    def _decide(self, day: dt.date) -> Standing:
         if self.valid_to is not None and day > self.valid_to:
             return Standing("expired", f"certificate valid to {self.valid_to.isoformat()}")
         in_force = [e for e in self.history if e.from_date <= day]

@@ -64,13 +64,36 @@ def day_end(day: dt.date, tz: ZoneInfo) -> dt.datetime:
     return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=tz)
 
 
+# per (zone, lateness): the span (lo, hi] of `stream_ts - lateness` over which the newest
+# closed day stays the same, and that day. The worker asks once per engineer and batch, and
+# the zone arithmetic costs more than the rest of the engineer's clock.
+_CLOSED_SPANS: dict[tuple[ZoneInfo, float], tuple[float, float, dt.date]] = {}
+
+
 def last_closed_day(stream_ts: float, tz: ZoneInfo, allowed_lateness_s: float) -> dt.date:
     """The newest local day D whose end plus the lateness is strictly before `stream_ts`."""
     x = stream_ts - allowed_lateness_s
+    span = _CLOSED_SPANS.get((tz, allowed_lateness_s))
+    if span is not None and span[0] < x <= span[1]:
+        return span[2]
     day = dt.datetime.fromtimestamp(x, tz).date()
     # the end of day - 1 is the start of `day`: closed when x is past it
-    start = dt.datetime.combine(day, dt.time(0), tzinfo=tz).timestamp()
-    return day - dt.timedelta(days=1 if x > start else 2)
+    start = _day_start(day, tz)
+    if x > start:
+        closed, lo, hi = day - dt.timedelta(days=1), start, _day_start(day + ONE_DAY, tz)
+    else:
+        closed, lo, hi = day - dt.timedelta(days=2), _day_start(day - ONE_DAY, tz), start
+    if len(_CLOSED_SPANS) > 64:
+        _CLOSED_SPANS.clear()
+    _CLOSED_SPANS[(tz, allowed_lateness_s)] = (lo, hi, closed)
+    return closed
+
+
+ONE_DAY = dt.timedelta(days=1)
+
+
+def _day_start(day: dt.date, tz: ZoneInfo) -> float:
+    return dt.datetime.combine(day, dt.time(0), tzinfo=tz).timestamp()
 
 
 def advance_clock(

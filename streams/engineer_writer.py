@@ -76,10 +76,11 @@ class EngineerWriter:
         self.book.forget()
         self.attendance_due.forget()
 
-    async def write(self, records: Sequence[Record]) -> None:
-        """Write one batch; idempotent, so a redelivered batch changes nothing."""
+    async def write(self, records: Sequence[Record], kafka_records: int | None = None) -> None:
+        """Write one batch; idempotent, so a redelivered batch changes nothing.
+        `kafka_records`: how many Kafka records carried them (envelopes hold several)."""
         settings = self.settings
-        self.timing.start(len(records))
+        self.timing.start(len(records) if kafka_records is None else kafka_records)
         self.timing.count(len(records))
         if not records:
             return

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Sequence
+
+LAGS_KEPT = 200_000  # per stage and report: a few minutes of a busy worker
 
 
 class StepTimes:
@@ -15,6 +18,8 @@ class StepTimes:
         self.events = 0
         self.seconds: dict[str, float] = defaultdict(float)
         self._mark = 0.0
+        # ms from the bridge's receipt of each record to a stage of its batch
+        self.lags: dict[str, list[float]] = defaultdict(list)
 
     def start(self, events: int) -> None:
         self.batches += 1
@@ -30,6 +35,14 @@ class StepTimes:
         self.seconds[step] += now - self._mark
         self._mark = now
 
+    def since_received(self, received: Sequence[float | None], stage: str) -> None:
+        """How long ago the bridge received each record of the batch, at `stage`: where a
+        record's time to the map goes, before the worker took it or in its batch."""
+        lags = self.lags[stage]
+        if len(lags) < LAGS_KEPT:
+            now = time.time()
+            lags.extend((now - r) * 1000 for r in received if r is not None)
+
     def report(self) -> str | None:
         """One line since the last report (None when idle); resets the counters."""
         if not self.batches:
@@ -43,6 +56,12 @@ class StepTimes:
             f"{self.records} records, "
             f"{self.records / total if total else 0:.0f} records/s busy; ms per batch: {steps}"
         )
+        for stage, lags in sorted(self.lags.items()):
+            if lags:
+                lags.sort()
+                p50, p99 = lags[len(lags) // 2], lags[min(len(lags) - 1, len(lags) * 99 // 100)]
+                line += f"; ms since received at {stage}: p50 {p50:.0f}, p99 {p99:.0f}"
         self.batches = self.records = self.events = 0
         self.seconds.clear()
+        self.lags.clear()
         return line

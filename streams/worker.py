@@ -187,7 +187,11 @@ def build_app(settings: Settings) -> faust.App:
         )
 
     async def engineer_batch(decoded: Decoded) -> None:
-        await writer().write(decoded.records)
+        timing = writer().timing
+        timing.since_received(decoded.received, "taken")
+        envelopes = len({id(e) for e in decoded.events})
+        await writer().write(decoded.records, envelopes)
+        timing.since_received(decoded.received, "written")
 
     @app.agent(telemetry_topic)
     async def device_telemetry(stream: Any) -> Any:

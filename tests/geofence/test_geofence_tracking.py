@@ -305,3 +305,31 @@ def test_reapplying_is_idempotent(raw: list[tuple[int, int, bool]]) -> None:
     s1, _ = advance(TrackState(), fixes)
     s2, out = advance(s1, fixes)
     assert s2 == s1 and not out.events and not out.retracted
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 20_000), st.sampled_from(range(len(PLACES))), st.booleans()),
+        max_size=20,
+    ),
+    st.lists(st.integers(0, 19), max_size=8),
+    st.randoms(use_true_random=False),
+)
+def test_a_state_carried_on_answers_as_one_read_back(
+    raw: list[tuple[int, int, bool]], resent: list[int], rnd: random.Random
+) -> None:
+    """The msg_ids a state carries on from the state before (`advance` keeps them up to date
+    as the window slides) are those of its anchor and window: every batch, fixes sent again
+    included, has the same outcome on it as on the same state read back from its dict."""
+    fixes = _make(raw)
+    arrival = sorted(fixes, key=lambda f: f.ts + rnd.uniform(0, 3600))
+    arrival += [fixes[i] for i in resent if i < len(fixes)]
+    state = TrackState("e")
+    for k in range(0, len(arrival), 3):
+        batch = arrival[k : k + 3]
+        read_back = TrackState.from_dict(state.to_dict())
+        state, out = advance(state, batch, allowed_lateness_s=3600.0)
+        expected_state, expected = advance(read_back, batch, allowed_lateness_s=3600.0)
+        assert (state, out) == (expected_state, expected)
+        assert state.msg_ids() == TrackState.from_dict(state.to_dict()).msg_ids()

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from rules.certificate import SINCE_REGISTRATION, Certificate, StatusEntry
 from rules.engineer_batch import EngineerFacts
 from tests.streams.test_streams_rules import LON, fix, local, run
@@ -86,3 +89,31 @@ def test_a_correction_dated_before_the_change_it_corrects_overrides_it() -> None
     )
     assert [cert.on(D + dt.timedelta(days=k)).status for k in (-6, -1, 0, 9)] == ["valid"] * 4
     assert "history entry 3" in cert.on(D).decided_by
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(-20, 20), st.sampled_from(["valid", "suspended", "expired"])),
+        max_size=6,
+    ),
+    st.none() | st.integers(-20, 20),
+    st.lists(st.integers(-25, 25), min_size=1, max_size=40),
+)
+def test_a_kept_certificate_answers_as_a_new_one(
+    entries: list[tuple[int, str]], valid_to: int | None, days: list[int]
+) -> None:
+    """The standings a certificate remembers are the ones it decides, asked in any order."""
+
+    def make() -> Certificate:
+        return Certificate.of(
+            [StatusEntry(D + dt.timedelta(days=d), s, i) for i, (d, s) in enumerate(entries)],
+            valid_to=None if valid_to is None else D + dt.timedelta(days=valid_to),
+            current_status=entries[-1][1] if entries else "suspended",
+        )
+
+    kept = make()
+    for d in days:
+        day = D + dt.timedelta(days=d)
+        assert kept.on(day) == make().on(day)
+    assert kept == make() and hash(kept) == hash(make())

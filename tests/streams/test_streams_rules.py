@@ -4,12 +4,15 @@ hand-computed expectations. Local days are Asia/Shanghai (UTC+8, no DST)."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import namedtuple
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from config.settings import Settings
 from geofence.fences import Fence, FenceIndex
@@ -408,3 +411,31 @@ def test_a_key_with_a_check_event_is_recomputed_never_incremented() -> None:
     plan = book.plan([(key, 2_000_000, "440305")], check_event_keys(rows))
     assert plan.recompute == {key} and plan.increments == {}
     assert book.plan([(key, 2_000_000, "440305")]).increments == {key: [2_000_000]}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.floats(1_500_000_000, 1_900_000_000), min_size=1, max_size=30),
+    st.sampled_from(["Asia/Shanghai", "Europe/London", "America/Sao_Paulo", "UTC"]),
+    st.sampled_from([0.0, 1.0, 3600.0, 86400.0]),
+)
+def test_last_closed_day_remembered_equals_computed(
+    stamps: list[float], zone: str, lateness: float
+) -> None:
+    """The remembered span gives what the zone arithmetic gives, in any order of asking,
+    day boundaries and their neighbours included."""
+    tz = ZoneInfo(zone)
+
+    def computed(ts: float) -> dt.date:
+        x = ts - lateness
+        day = dt.datetime.fromtimestamp(x, tz).date()
+        start = dt.datetime.combine(day, dt.time(0), tzinfo=tz).timestamp()
+        return day - dt.timedelta(days=1 if x > start else 2)
+
+    asked = []
+    for ts in stamps:
+        boundary = day_end(dt.datetime.fromtimestamp(ts, tz).date(), tz).timestamp() + lateness
+        after = math.nextafter(boundary, math.inf)
+        asked += [boundary, ts, boundary, after, boundary, after, boundary - 1e-3]
+    for ts in asked:
+        assert last_closed_day(ts, tz, lateness) == computed(ts), ts
