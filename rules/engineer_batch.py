@@ -9,6 +9,7 @@ the I/O. Rules (CONTRACT section 4) decided here: geofencing (accuracy, boundary
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -74,6 +75,7 @@ def _covers(outer: str, inner: str) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=4096)  # asked per fix and project, of a few hundred codes
 def _same_city(a: str, b: str) -> bool:
     try:
         return city_of(a) == city_of(b)
@@ -216,7 +218,8 @@ def _geofence(
             project_id = fences.project_at(i, fixes[p].ts)
             if project_id is not None:
                 on_site[p].append(project_id)
-    districts, cities, _provinces = fences.regions.locate(lon, lat)
+    district_arr, city_arr, _provinces = fences.regions.locate(lon, lat)
+    districts, cities = district_arr.tolist(), city_arr.tolist()  # lists: cheaper per item
 
     for k, f in enumerate(fixes):
         at = utc(f.ts)
