@@ -47,6 +47,7 @@ from measure.bench_probes import (
     MachineCpu,
     Signing,
     WsCounter,
+    calibration_ms,
     component_pids,
     offer_load,
     proc_stats,
@@ -301,6 +302,7 @@ def run_bench(
         "workers": workers,
         # other work on the machine skews every figure: say how busy it was
         "loadavg_1m_at_start": os.getloadavg()[0],
+        "calibration_ms_at_start": calibration_ms(),
     }
     if not only_e2e:
         log.info("geofence engine (pure, one core)...")
@@ -392,6 +394,7 @@ def run_bench(
         else:
             shutil.rmtree(data_dir, ignore_errors=True)
     ceiling = figures.get("faust_ceiling_per_s") or 0
+    figures["calibration_ms_at_end"] = calibration_ms()
     if only_e2e:
         return figures | {"bench_seconds": round(time.time() - started, 1)}
     figures["e2e_over_faust_ceiling"] = (

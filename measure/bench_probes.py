@@ -63,6 +63,21 @@ def proc_stats(pid: int) -> dict[str, float]:
     return {"cpu_s": round(total_cpu, 2), "peak_rss_mib": round(rss, 1)}
 
 
+def calibration_ms(rounds: int = 5) -> float:
+    """How fast this machine ran Python when asked: the median time, in ms, of a fixed loop
+    of 2,000,000 additions on one core. The 2-core VM's speed moves by three times within
+    hours (docs/BENCHMARKS.md): runs are comparable when this is, whatever the load average
+    says (it does not see the host's other guests)."""
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        total = 0
+        for i in range(2_000_000):
+            total += i
+        times.append((time.perf_counter() - started) * 1000)
+    return round(sorted(times)[len(times) // 2], 1)
+
+
 def machine_cpu(stat: str | None = None) -> tuple[float, float]:
     """Busy and total CPU seconds of the whole machine so far (all cores, from /proc/stat):
     busy is everything but idle and iowait."""
