@@ -63,12 +63,17 @@ class EngineerFactsCache:
         self.reads = 0  # engineers read from PostgreSQL, for tests and logs
 
     async def get(
-        self, engineer_ids: set[str], conn: AsyncConnection | None = None
+        self,
+        engineer_ids: set[str],
+        conn: AsyncConnection | None = None,
+        version: int | None = None,
     ) -> dict[str, EngineerFacts]:
         """Facts of the registered engineers among `engineer_ids` (unknown ids are left out
-        and asked again next time), read on `conn` when given."""
+        and asked again next time), read on `conn` when given. `version`: the registry's,
+        when the caller read it (`store.cache_versions`)."""
         async with connection(self._engine, conn) as conn:
-            version = int((await conn.execute(VERSION_SQL)).scalar_one())
+            if version is None:
+                version = int((await conn.execute(VERSION_SQL)).scalar_one())
             now = time.monotonic()
             stale = now - self._since > self._max_age_s or len(self._facts) > MAX_ENGINEERS
             if version != self._version or stale:

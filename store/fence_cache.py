@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 import shapely
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from geofence.fences import Fence, FenceIndex
@@ -20,12 +20,19 @@ from geofence.regions import Region as RegionShape
 from geofence.regions import RegionIndex
 from rules.fences import Fences, Revision, boundary_spans
 from store.db import connection
-from store.models import ChangeLog, Project, ProjectBoundary, Region
+from store.models import Project, ProjectBoundary, Region
 
 log = logging.getLogger("sitewatch.store")
 
 
 FENCE_KINDS = ("projects", "regions")  # the changes that move a fence
+# the newest of those changes (one expression: the worker reads it with the facts' version)
+VERSION_SQL = (
+    "SELECT coalesce(max(id), 0) FROM change_log WHERE kind IN "
+    + "("
+    + ", ".join(f"'{kind}'" for kind in FENCE_KINDS)
+    + ")"
+)
 
 
 class FenceCache:
@@ -33,19 +40,15 @@ class FenceCache:
         self._engine = engine
         self._current: Fences | None = None
 
-    async def current(self, conn: AsyncConnection | None = None) -> Fences:
+    async def current(
+        self, conn: AsyncConnection | None = None, version: int | None = None
+    ) -> Fences:
         """The fences of the newest change, read on `conn` when given (the worker reads
-        everything of a batch on one connection)."""
+        everything of a batch on one connection). `version`: the newest change, when the
+        caller read it (`store.cache_versions`)."""
         async with connection(self._engine, conn) as conn:
-            version = int(
-                (
-                    await conn.execute(
-                        select(func.coalesce(func.max(ChangeLog.id), 0)).where(
-                            ChangeLog.kind.in_(FENCE_KINDS)
-                        )
-                    )
-                ).scalar_one()
-            )
+            if version is None:
+                version = int((await conn.execute(text(VERSION_SQL))).scalar_one())
             if self._current is not None and self._current.version == version:
                 return self._current
             projects = (

@@ -23,6 +23,7 @@ from rules.alerts import live_alert
 from rules.attendance import AttendanceBook, PushPacer, check_event_keys, on_site_fixes
 from rules.day_close import missing_log_alerts
 from rules.engineer_batch import process_engineer_batch
+from store import cache_versions
 from store import evidence as evidence_chain
 from store import notices as notices_store
 from store.engineer_facts import EngineerFactsCache
@@ -89,8 +90,9 @@ class EngineerWriter:
         # checkout and transaction is round trips, and a half-loaded worker writes small
         # batches, so they were a good part of a batch's time (docs/BENCHMARKS.md).
         async with self.engine.begin() as conn:
-            fences = await self.fences.current(conn)
-            facts = await self.facts.get(engineer_ids, conn)
+            fences_version, facts_version = await cache_versions.read(conn)
+            fences = await self.fences.current(conn, fences_version)
+            facts = await self.facts.get(engineer_ids, conn, facts_version)
             states = await self.states.get(conn, engineer_ids)
             self.timing.lap("read")
             out = process_engineer_batch(

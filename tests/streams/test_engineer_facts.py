@@ -7,11 +7,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
+from sqlalchemy import text
+
 from config.settings import Settings
+from store import cache_versions, engineer_facts, fence_cache
 from store.db import async_engine
 from store.engineer_facts import EngineerFactsCache
 from tests.stack_client import StackClient
-from tests.streams.scenario import make_engineer, make_filing, tag
+from tests.streams.scenario import make_engineer, make_filing, make_project, tag
 
 
 def test_facts_are_cached_until_a_filing_is_added(sw: StackClient) -> None:
@@ -44,6 +47,41 @@ def test_facts_are_cached_until_a_filing_is_added(sw: StackClient) -> None:
         await aged.get({a})
         await aged.get({a})
         assert aged.reads == 2  # too old: read again
+        await engine.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_one_statement_reads_both_cache_versions_and_each_moves_with_its_own_changes(
+    sw: StackClient,
+) -> None:
+    """store.cache_versions: the fences' version moves with a new project, not with a new
+    filing; the facts' version with a new engineer or filing, not with a new project; and
+    each is what its cache would have read itself."""
+    t = tag()
+    engine = async_engine(Settings(database_url=sw.endpoints["database"]), pool_size=1)
+
+    async def read() -> tuple[tuple[int, int], tuple[int, int]]:
+        async with engine.connect() as conn:
+            both = await cache_versions.read(conn)
+            own = (
+                int((await conn.execute(text(fence_cache.VERSION_SQL))).scalar_one()),
+                int((await conn.execute(engineer_facts.VERSION_SQL)).scalar_one()),
+            )
+        return both, own
+
+    async def scenario() -> None:
+        start, own = await read()
+        assert start == own
+        make_project(sw, f"CV-P-{t}")
+        after_project, own = await read()
+        assert after_project == own
+        assert after_project[0] > start[0] and after_project[1] == start[1]
+        make_engineer(sw, f"CV-E-{t}")
+        make_filing(sw, f"CV-E-{t}", "440300", "2026-03-01", "2026-03-31")
+        after_filing, own = await read()
+        assert after_filing == own
+        assert after_filing[0] == after_project[0] and after_filing[1] > after_project[1]
         await engine.dispose()
 
     asyncio.run(scenario())
