@@ -216,3 +216,11 @@ def test_pre_encoded_publish_packets_carry_the_packet_ids_the_publisher_counts_o
     assert packets[65535] == encode_publish("t/65535", messages[65535][1], 1)  # wraps, never 0
     parsed, used = _read_packets(bytearray(b"".join(packets[:3])))
     assert used == sum(map(len, packets[:3])) and [p[0] for p in parsed] == [0x32] * 3
+
+
+def test_the_rules_bench_measures_batches_of_the_rules() -> None:
+    from measure import rules_bench
+
+    figures = rules_bench.run(engineers=20, batches=3)
+    assert figures["rules_engineers"] == 20 and figures["rules_batches"] == 3
+    assert 0 < figures["rules_cpu_us_per_fix"] < 100_000
