@@ -33,6 +33,7 @@ are what the chained bytes decode to (:func:`decode_canonical`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -58,6 +59,7 @@ COORD_TOLERANCE_DEG = 1e-9  # ~0.1 mm: coordinates are stored as the same double
 TS_TOLERANCE_S = 1e-3  # timestamptz keeps microseconds
 
 
+@functools.lru_cache(maxsize=32_768)  # asked for every engineer of every batch
 def genesis_hash(engineer_id: str) -> str:
     """hash_0 of an engineer's chain: SM3 of the UTF-8 engineer id, 64 lowercase hex."""
     return sm3_hex(engineer_id.encode("utf-8"))
