@@ -25,6 +25,7 @@ LON, LAT, HALF = 113.95, 22.54, 0.002  # the bench's hot site, two overlapping p
 def run(engineers: int, batches: int, warm: int = 3) -> dict[str, Any]:
     import shapely
 
+    from config.gc_tuning import tune
     from config.settings import Settings
     from geofence.fences import Fence, FenceIndex
     from geofence.regions import RegionIndex
@@ -33,6 +34,7 @@ def run(engineers: int, batches: int, warm: int = 3) -> dict[str, Any]:
     from rules.fences import Fences
     from wire.records import Fix
 
+    tune()  # the worker's collector settings (config.gc_tuning)
     settings = Settings()
     index = FenceIndex.build(
         [
