@@ -97,7 +97,9 @@ class TrackFix:
         if acc is not None and type(acc) is not float:
             object.__setattr__(self, "acc_m", float(acc))
         projects = self.project_ids
-        if len(projects) > 1 or type(projects) is not tuple:
+        n = len(projects)
+        # two covering projects, already in order, is the common case past one
+        if type(projects) is not tuple or (n > 1 and not (n == 2 and projects[0] < projects[1])):
             object.__setattr__(self, "project_ids", tuple(sorted(set(projects))))
 
     @property

@@ -214,6 +214,10 @@ def test_trackfix_validation() -> None:
     g = TrackFix("x", 1.0, 2.0, 3.0, 5, ["a"])  # type: ignore[arg-type]
     assert g.project_ids == ("a",) and type(g.acc_m) is float
     assert TrackFix("x", True, 2.0, 3.0).ts == 1.0
+    for given_ids in [("b", "a"), ("a", "a"), ("a", "b"), ("c", "b", "a"), ("b",), ()]:
+        assert TrackFix("x", 1.0, 2.0, 3.0, None, given_ids).project_ids == tuple(
+            sorted(set(given_ids))
+        )
 
 
 def test_unknown_event_type() -> None:
