@@ -36,8 +36,9 @@ class StepTimes:
         self._mark = now
 
     def since_received(self, received: Sequence[float | None], stage: str) -> None:
-        """How long ago the bridge received each record of the batch, at `stage`: where a
-        record's time to the map goes, before the worker took it or in its batch."""
+        """How long ago (epoch seconds given) the bridge received, or sent on, each record of
+        the batch, at `stage`: where a record's time to the map goes, before the worker took
+        it or in its batch."""
         lags = self.lags[stage]
         if len(lags) < LAGS_KEPT:
             now = time.time()

@@ -189,6 +189,8 @@ def build_app(settings: Settings) -> faust.App:
     async def engineer_batch(decoded: Decoded) -> None:
         timing = writer().timing
         timing.since_received(decoded.received, "taken")
+        # the bridge's Kafka send time of each record's envelope: the wait in Kafka and Faust
+        timing.since_received([e.message.timestamp for e in decoded.events], "taken, from Kafka")
         envelopes = len({id(e) for e in decoded.events})
         await writer().write(decoded.records, envelopes)
         timing.since_received(decoded.received, "written")
