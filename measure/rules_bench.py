@@ -22,7 +22,8 @@ from zoneinfo import ZoneInfo
 LON, LAT, HALF = 113.95, 22.54, 0.002  # the bench's hot site, two overlapping projects
 
 
-def run(engineers: int, batches: int, warm: int = 3) -> dict[str, Any]:
+def run(engineers: int, batches: int, warm: int = 3, tune_gc: bool = True) -> dict[str, Any]:
+    """`tune_gc`: the worker's collector settings (config.gc_tuning), for the whole process."""
     import shapely
 
     from config.gc_tuning import tune
@@ -34,7 +35,8 @@ def run(engineers: int, batches: int, warm: int = 3) -> dict[str, Any]:
     from rules.fences import Fences
     from wire.records import Fix
 
-    tune()  # the worker's collector settings (config.gc_tuning)
+    if tune_gc:
+        tune()
     settings = Settings()
     index = FenceIndex.build(
         [
@@ -58,12 +60,12 @@ def run(engineers: int, batches: int, warm: int = 3) -> dict[str, Any]:
                 f"{e}-{k}",
                 e,
                 start + 10 * k + i * 0.01,
-                LON + 1e-5 * (i % 7),
+                LON - 1e-5 * (i % 7),  # inside both projects
                 LAT,
                 5.0,
                 "position",
                 "checkin",
-            )  # fmt: skip
+            )
             for i, e in enumerate(ids)
         ]
 

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from rules.alerts import alert
 
 MIN_DATE = dt.date(2000, 1, 1)  # ingest refuses timestamps before 2000-01-01
+ONE_DAY = dt.timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -80,16 +81,13 @@ def last_closed_day(stream_ts: float, tz: ZoneInfo, allowed_lateness_s: float) -
     # the end of day - 1 is the start of `day`: closed when x is past it
     start = _day_start(day, tz)
     if x > start:
-        closed, lo, hi = day - dt.timedelta(days=1), start, _day_start(day + ONE_DAY, tz)
+        closed, lo, hi = day - ONE_DAY, start, _day_start(day + ONE_DAY, tz)
     else:
-        closed, lo, hi = day - dt.timedelta(days=2), _day_start(day - ONE_DAY, tz), start
+        closed, lo, hi = day - 2 * ONE_DAY, _day_start(day - ONE_DAY, tz), start
     if len(_CLOSED_SPANS) > 64:
         _CLOSED_SPANS.clear()
     _CLOSED_SPANS[(tz, allowed_lateness_s)] = (lo, hi, closed)
     return closed
-
-
-ONE_DAY = dt.timedelta(days=1)
 
 
 def _day_start(day: dt.date, tz: ZoneInfo) -> float:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from store import engineer_facts, fence_cache
 
-VERSIONS_SQL = text(f"SELECT ({fence_cache.VERSION_SQL}), ({engineer_facts.VERSION_SQL.text})")
+VERSIONS_SQL = text(f"SELECT ({fence_cache.VERSION_SQL.text}), ({engineer_facts.VERSION_SQL.text})")
 
 
 async def read(conn: AsyncConnection) -> tuple[int, int]:

@@ -27,7 +27,7 @@ log = logging.getLogger("sitewatch.store")
 
 FENCE_KINDS = ("projects", "regions")  # the changes that move a fence
 # the newest of those changes (one expression: the worker reads it with the facts' version)
-VERSION_SQL = (
+VERSION_SQL = text(
     "SELECT coalesce(max(id), 0) FROM change_log WHERE kind IN "
     + "("
     + ", ".join(f"'{kind}'" for kind in FENCE_KINDS)
@@ -48,7 +48,7 @@ class FenceCache:
         caller read it (`store.cache_versions`)."""
         async with connection(self._engine, conn) as conn:
             if version is None:
-                version = int((await conn.execute(text(VERSION_SQL))).scalar_one())
+                version = int((await conn.execute(VERSION_SQL)).scalar_one())
             if self._current is not None and self._current.version == version:
                 return self._current
             projects = (

@@ -39,6 +39,8 @@ class StepTimes:
         """How long ago (epoch seconds given) the bridge received, or sent on, each record of
         the batch, at `stage`: where a record's time to the map goes, before the worker took
         it or in its batch."""
+        # diagnostics only: a batch written again (a retry, a poison record's halves) counts
+        # again, and past LAGS_KEPT an interval's figures are those of its start
         lags = self.lags[stage]
         if len(lags) < LAGS_KEPT:
             now = time.time()

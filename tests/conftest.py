@@ -48,9 +48,9 @@ def running_stack() -> Iterator[Stack]:
             shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def dead_children(stack: Stack) -> dict[str, int | None]:
+def dead_children(stack: Stack) -> dict[str, int]:
     children = {**stack.services, **stack.components}
-    return {name: c.popen.poll() for name, c in children.items() if c.popen.poll() is not None}
+    return {name: code for name, c in children.items() if (code := c.popen.poll()) is not None}
 
 
 @pytest.fixture(autouse=True)

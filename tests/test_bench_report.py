@@ -221,6 +221,6 @@ def test_pre_encoded_publish_packets_carry_the_packet_ids_the_publisher_counts_o
 def test_the_rules_bench_measures_batches_of_the_rules() -> None:
     from measure import rules_bench
 
-    figures = rules_bench.run(engineers=20, batches=3)
+    figures = rules_bench.run(engineers=20, batches=3, tune_gc=False)
     assert figures["rules_engineers"] == 20 and figures["rules_batches"] == 3
     assert 0 < figures["rules_cpu_us_per_fix"] < 100_000

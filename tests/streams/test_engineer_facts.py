@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
-from sqlalchemy import text
-
 from config.settings import Settings
 from store import cache_versions, engineer_facts, fence_cache
 from store.db import async_engine
@@ -65,12 +63,18 @@ def test_one_statement_reads_both_cache_versions_and_each_moves_with_its_own_cha
         async with engine.connect() as conn:
             both = await cache_versions.read(conn)
             own = (
-                int((await conn.execute(text(fence_cache.VERSION_SQL))).scalar_one()),
+                int((await conn.execute(fence_cache.VERSION_SQL)).scalar_one()),
                 int((await conn.execute(engineer_facts.VERSION_SQL)).scalar_one()),
             )
         return both, own
 
     async def scenario() -> None:
+        try:
+            await moves()
+        finally:
+            await engine.dispose()
+
+    async def moves() -> None:
         start, own = await read()
         assert start == own
         make_project(sw, f"CV-P-{t}")
@@ -82,6 +86,5 @@ def test_one_statement_reads_both_cache_versions_and_each_moves_with_its_own_cha
         after_filing, own = await read()
         assert after_filing == own
         assert after_filing[0] == after_project[0] and after_filing[1] > after_project[1]
-        await engine.dispose()
 
     asyncio.run(scenario())
