@@ -138,7 +138,7 @@ async def _known(
         look_up.append(c)
     if look_up:
         rows = await conn.execute(
-            text(KNOWN_SQL),
+            KNOWN_STATEMENT,
             {
                 "e": [c.engineer_id for c in look_up],
                 "k": [c.kind for c in look_up],
@@ -189,7 +189,8 @@ async def append(
     heads = {
         r.engineer_id: _head(r)
         for r in await conn.execute(
-            text(HEADS_SQL), {"e": engineers, "h": [chain.genesis_hash(e) for e in engineers]}
+            HEADS_STATEMENT,
+            {"e": engineers, "h": [chain.genesis_hash(e) for e in engineers]},
         )
     }
     known = await _known(conn, cands, fixes)
@@ -206,7 +207,7 @@ async def append(
         min_order[e] = min(s.order_ts for s in staged)
     tails: dict[str, list[chain.Entry]] = defaultdict(list)
     tail_rows = await conn.execute(
-        text(TAIL_SQL),
+        TAIL_STATEMENT,
         {"e": list(min_order), "t": list(min_order.values())},
     )
     for r in tail_rows:
@@ -245,7 +246,7 @@ async def append(
             ),
             {"e": [d[0] for d in deletes], "s": [d[1] for d in deletes]},
         )
-    await conn.execute(text(WRITE_SQL), {**columns, **heads_out})
+    await conn.execute(WRITE_STATEMENT, {**columns, **heads_out})
     return added
 
 
@@ -472,3 +473,10 @@ __all__ = [
     "history",
     "verify",
 ]
+
+
+# made once, not for every batch: text() reads a statement for its parameters
+KNOWN_STATEMENT = text(KNOWN_SQL)
+HEADS_STATEMENT = text(HEADS_SQL)
+TAIL_STATEMENT = text(TAIL_SQL)
+WRITE_STATEMENT = text(WRITE_SQL)
