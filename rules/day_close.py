@@ -62,7 +62,7 @@ class DayCheck:
 
 def day_end(day: dt.date, tz: ZoneInfo) -> dt.datetime:
     """The end of local day `day`: local midnight at the start of the next day."""
-    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=tz)
+    return dt.datetime.combine(day + ONE_DAY, dt.time(0), tzinfo=tz)
 
 
 # per (zone, lateness): the span (lo, hi] of `stream_ts - lateness` over which the newest

@@ -49,6 +49,7 @@ HEADS_SQL = (
     "ORDER BY t.e ON CONFLICT (engineer_id) DO UPDATE SET engineer_id = excluded.engineer_id "
     "RETURNING engineer_id, entries, head_hash, watermark"
 )
+HEADS_STATEMENT = text(HEADS_SQL)  # made once: text() parses it
 # The new entries and the heads they move, one statement (a round trip less per batch). The
 # heads exist (HEADS_SQL made or locked them): the upsert updates each through its primary
 # key. As `UPDATE ... FROM unnest(...)` the planner hashed every engineer's head for every
@@ -61,6 +62,7 @@ WRITE_SQL = (
     "ON CONFLICT (engineer_id) DO UPDATE SET entries = excluded.entries, "
     "head_hash = excluded.head_hash, watermark = excluded.watermark, updated_at = now()"
 )
+WRITE_STATEMENT = text(WRITE_SQL)  # made once: text() parses it
 
 
 def _entry(row: Any) -> chain.Entry:
@@ -119,6 +121,7 @@ KNOWN_SQL = (
     "x.msg_id FROM evidence_entries x WHERE x.engineer_id = t.engineer_id "
     "AND x.kind = t.kind AND x.msg_id = t.msg_id OFFSET 0) e"
 )
+KNOWN_STATEMENT = text(KNOWN_SQL)  # made once: text() parses it
 
 
 async def _known(
@@ -163,6 +166,7 @@ CROSS JOIN LATERAL (
 ) e
 ORDER BY e.engineer_id, e.seq
 """
+TAIL_STATEMENT = text(TAIL_SQL)  # made once: text() parses it
 
 
 async def append(
@@ -473,10 +477,3 @@ __all__ = [
     "history",
     "verify",
 ]
-
-
-# made once, not for every batch: text() reads a statement for its parameters
-KNOWN_STATEMENT = text(KNOWN_SQL)
-HEADS_STATEMENT = text(HEADS_SQL)
-TAIL_STATEMENT = text(TAIL_SQL)
-WRITE_STATEMENT = text(WRITE_SQL)
