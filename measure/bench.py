@@ -461,7 +461,9 @@ def main(args: Any) -> int:
             "sitewatch bench"
             + (" --quick" if args.quick else "")
             + (f" --workers {args.workers}" if args.workers > 1 else "")
-            + (f" --signed-share {share:g}" if share != 1.0 else ""),
+            + (f" --signed-share {share:g}" if share != 1.0 else "")
+            + (" --only-e2e" if getattr(args, "only_e2e", False) else "")
+            + (f" --rates {args.rates}" if getattr(args, "rates", None) else ""),
         )
     if args.json:
         print(json.dumps(figures, ensure_ascii=False))
