@@ -179,6 +179,16 @@ def stage(
     return staged, watermark
 
 
+def may_have_tail(head: Head, order_ts: float) -> bool:
+    """Whether the chain of `head` may hold an entry whose ``order_ts`` is at or after
+    `order_ts`. Every entry's ``order_ts`` is at most the watermark when it was staged (the
+    larger of its time and the watermark less the lateness), and the watermark only rises:
+    so not when the chain is empty or `order_ts` is past its watermark."""
+    if head.entries == 0:
+        return False
+    return head.watermark is None or order_ts <= head.watermark
+
+
 def plan(
     head: Head, tail: Sequence[Entry], new: Sequence[Candidate], *, lateness_s: float
 ) -> ChainUpdate:

@@ -78,7 +78,10 @@ class EngineerFactsCache:
             stale = now - self._since > self._max_age_s or len(self._facts) > MAX_ENGINEERS
             if version != self._version or stale:
                 self._facts, self._version, self._since = {}, version, now
-            missing = engineer_ids - self._facts.keys()
+            # not `engineer_ids - self._facts.keys()`: a set minus a dict's keys walks every
+            # key of the dict (20,000 engineers for a batch of 400: 3 % of the worker's CPU)
+            facts = self._facts
+            missing = {e for e in engineer_ids if e not in facts}
             if missing:
                 ids = {"ids": sorted(missing)}
                 rows = (await conn.execute(FACTS_SQL, ids)).all()

@@ -210,12 +210,15 @@ async def append(
         staged, _ = chain.stage(heads[e], new, lateness_s=lateness)
         min_order[e] = min(s.order_ts for s in staged)
     tails: dict[str, list[chain.Entry]] = defaultdict(list)
-    tail_rows = await conn.execute(
-        TAIL_STATEMENT,
-        {"e": list(min_order), "t": list(min_order.values())},
-    )
-    for r in tail_rows:
-        tails[r.engineer_id].append(_entry(r))
+    # Only chains that may hold an entry at or after the new records' place: a record in
+    # order (the usual case) comes after every stored entry, so its tail is empty.
+    look_up = {e: t for e, t in min_order.items() if chain.may_have_tail(heads[e], t)}
+    if look_up:
+        tail_rows = await conn.execute(
+            TAIL_STATEMENT, {"e": list(look_up), "t": list(look_up.values())}
+        )
+        for r in tail_rows:
+            tails[r.engineer_id].append(_entry(r))
     deletes: list[tuple[str, int]] = []
     columns: dict[str, list[Any]] = {c: [] for c in ENTRY_COLUMNS}
     heads_out: dict[str, list[Any]] = {"he": [], "hn": [], "hh": [], "hw": []}

@@ -21,7 +21,9 @@ from rules.evidence_chain import (
     candidates,
     genesis_hash,
     link,
+    may_have_tail,
     plan,
+    stage,
 )
 from rules.evidence_verify import ChainVerifier, StoredFact, VerifyRow, decode_canonical
 from wire.codecs import decode_mqtt, decode_osmand
@@ -149,6 +151,51 @@ def test_any_batching_and_redelivery_of_one_arrival_sequence_gives_the_same_chai
         i = j
     assert build_chain(ENG, batches, lateness_s=L) == reference
     assert verifies(reference)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    # not unique: a record at its chain's newest time has its order_ts at the watermark
+    offsets=st.lists(st.integers(0, 8_000), min_size=1, max_size=25),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_a_chain_said_to_have_no_tail_has_no_entry_at_or_after_the_new_records(
+    offsets: list[int], seed: int
+) -> None:
+    """store.evidence skips reading the tail when `may_have_tail` says no: the chain must
+    then hold no entry the merge needs, and the chain built so equals the one built with
+    every tail read."""
+    rnd = random.Random(seed)
+    cands = [checkin(i, T0 + o) for i, o in enumerate(offsets)]
+    rnd.shuffle(cands)
+    head, chain, skipped = Head.empty(ENG), [], 0
+    i = 0
+    while i < len(cands):
+        j = rnd.randint(i + 1, len(cands))
+        batch, i = cands[i:j], j
+        staged, _ = stage(head, batch, lateness_s=L)
+        first = min(s.order_ts for s in staged)
+        needed = [e for e in chain if e.order_ts >= first]
+        if not may_have_tail(head, first):
+            assert needed == []
+            skipped += 1
+        update = plan(head, needed, batch, lateness_s=L)
+        if update.delete_from_seq is not None:
+            chain = [e for e in chain if e.seq < update.delete_from_seq]
+        chain.extend(update.rows)
+        assert update.head is not None
+        head = update.head
+    assert skipped >= 1  # the first batch, on an empty chain
+    assert chain == build_chain(ENG, [cands], lateness_s=L)
+
+
+def test_a_record_at_the_watermark_needs_the_tail() -> None:
+    first = checkin(1, T0)
+    update = plan(Head.empty(ENG), [], [first], lateness_s=L)
+    assert update.head is not None and update.head.watermark == T0
+    assert may_have_tail(update.head, T0)  # a second record at the same time sorts by msg_id
+    assert not may_have_tail(update.head, T0 + 0.001)
+    assert not may_have_tail(Head.empty(ENG), T0)
 
 
 @settings(max_examples=200, deadline=None)
