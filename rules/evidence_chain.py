@@ -36,6 +36,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from gm.algorithms import sm3_hex
 from wire.records import Fix, Record, SupervisionLog
@@ -73,8 +74,9 @@ def link(prev_hash: str, canonical: bytes) -> str:
 # --------------------------------------------------------------------------- appending
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+# Candidate, Entry and Staged are made for every record a worker chains: named tuples, which
+# are as immutable as frozen dataclasses and several times cheaper to make.
+class Candidate(NamedTuple):
     """An accepted record to chain."""
 
     engineer_id: str
@@ -84,8 +86,7 @@ class Candidate:
     canonical: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """One link of a chain (a stored row)."""
 
     engineer_id: str
@@ -124,8 +125,7 @@ class Head:
         return None if self.watermark is None else self.watermark - lateness_s
 
 
-@dataclass(frozen=True, slots=True)
-class Staged:
+class Staged(NamedTuple):
     candidate: Candidate
     order_ts: float
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import base64
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
+from operator import attrgetter
 from typing import Any, TypeAlias
 
 import orjson
@@ -214,6 +216,61 @@ _CLASSES: dict[str, type] = {v: k for k, v in _TAGS.items()}
 _FIELDS: dict[type, tuple[str, ...]] = {c: tuple(f.name for f in fields(c)) for c in _TAGS}
 
 
+# Per field of a record class, how from_dict reads it back (None: as it is in the JSON).
+def _canonical_in(name: str, value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise ValueError("canonical must be base64 text")
+    return base64.b64decode(value.encode("ascii"), validate=True)
+
+
+def _metrics_in(name: str, value: Any) -> dict[str, float]:
+    if not isinstance(value, dict):
+        raise ValueError("metrics must be an object")
+    return {str(k): float(v) for k, v in value.items()}
+
+
+def _files_in(name: str, value: Any) -> tuple[Attachment, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ValueError("files must be a list of objects")
+    try:
+        return tuple(Attachment(str(v["sm3"]), str(v["type"]), int(v["bytes"])) for v in value)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ValueError(f"bad file entry: {exc!r}") from exc
+
+
+def _flags_in(name: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ValueError("flags must be a list")
+    return tuple(str(v) for v in value)
+
+
+def _finite_in(name: str, value: Any) -> float:
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite")
+    return value  # type: ignore[no-any-return]
+
+
+def _finite_or_none_in(name: str, value: Any) -> float | None:
+    return None if value is None else _finite_in(name, value)
+
+
+_FIELD_PARSERS: dict[str, Callable[[str, Any], Any]] = {
+    "canonical": _canonical_in,
+    "metrics": _metrics_in,
+    "files": _files_in,
+    "flags": _flags_in,
+    "ts": _finite_in,
+    "lon": _finite_or_none_in,
+    "lat": _finite_or_none_in,
+}
+_PARSERS: dict[type, tuple[tuple[str, Callable[[str, Any], Any] | None], ...]] = {
+    c: tuple((name, _FIELD_PARSERS.get(name)) for name in names) for c, names in _FIELDS.items()
+}
+_GET_FIELDS = {c: attrgetter(*names) for c, names in _FIELDS.items()}
+_PLAIN = frozenset({str, float, int, bool})
+
+
 def to_dict(record: Record) -> dict[str, Any]:
     """JSON-safe dict of ``record``: ``{"record": tag, ...fields}``, bytes as base64."""
     cls = type(record)
@@ -221,9 +278,12 @@ def to_dict(record: Record) -> dict[str, Any]:
     if tag is None:
         raise TypeError(f"not an ingest record: {cls.__name__}")
     out: dict[str, Any] = {"record": tag}
-    for name in _FIELDS[cls]:
-        value = getattr(record, name)
-        if isinstance(value, bytes):
+    # all fields in one call, and the plain ones (most) without the checks below: this
+    # runs for every record in the bridge
+    for name, value in zip(_FIELDS[cls], _GET_FIELDS[cls](record), strict=True):
+        if value is None or type(value) in _PLAIN:
+            pass
+        elif isinstance(value, bytes):
             value = base64.b64encode(value).decode("ascii")
         elif isinstance(value, dict):
             value = dict(value)
@@ -249,36 +309,10 @@ def from_dict(d: dict[str, Any]) -> Record:
     if cls is None:
         raise ValueError(f"unknown record tag {d.get('record')!r}")
     kwargs: dict[str, Any] = {}
-    for name in _FIELDS[cls]:
-        if name not in d:
-            continue
-        value = d[name]
-        if name == "canonical":
-            if not isinstance(value, str):
-                raise ValueError("canonical must be base64 text")
-            value = base64.b64decode(value.encode("ascii"), validate=True)
-        elif name == "metrics":
-            if not isinstance(value, dict):
-                raise ValueError("metrics must be an object")
-            value = {str(k): float(v) for k, v in value.items()}
-        elif name == "files":
-            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-                raise ValueError("files must be a list of objects")
-            try:
-                value = tuple(
-                    Attachment(str(v["sm3"]), str(v["type"]), int(v["bytes"])) for v in value
-                )
-            except (KeyError, ValueError, TypeError) as exc:
-                raise ValueError(f"bad file entry: {exc!r}") from exc
-        elif name == "flags":
-            if not isinstance(value, list):
-                raise ValueError("flags must be a list")
-            value = tuple(str(v) for v in value)
-        elif name == "ts" or (name in ("lon", "lat") and value is not None):
-            value = float(value)
-            if not math.isfinite(value):
-                raise ValueError(f"{name} must be finite")
-        kwargs[name] = value
+    for name, parse in _PARSERS[cls]:
+        if name in d:
+            value = d[name]
+            kwargs[name] = value if parse is None else parse(name, value)
     try:
         return cls(**kwargs)  # type: ignore[no-any-return]
     except TypeError as exc:

@@ -251,7 +251,7 @@ def test_changed_canonical_byte_is_named(intact: tuple) -> None:
     e = chain[2]
     raw = bytearray(e.canonical)
     raw[raw.index(b"113")] = ord("4")  # 113.93... -> 413.93... in the stored bytes
-    chain[2] = dataclasses.replace(e, canonical=bytes(raw))
+    chain[2] = e._replace(canonical=bytes(raw))
     result = check(chain, facts, head)
     assert not result["ok"] and result["broken_at"] == 3
     assert result["broken"]["reason"] == "hash_mismatch" and result["broken"]["msg_id"] == "m2"
@@ -274,7 +274,7 @@ def test_changed_fact_time_is_named(intact: tuple) -> None:
 def test_swapped_seq_numbers_are_named(intact: tuple) -> None:
     chain, facts, head = intact
     a, b = chain[3], chain[4]
-    swapped = chain[:3] + [dataclasses.replace(b, seq=4), dataclasses.replace(a, seq=5)]
+    swapped = chain[:3] + [b._replace(seq=4), a._replace(seq=5)]
     swapped += chain[5:]
     result = check(swapped, facts, head)
     assert result["broken_at"] == 4 and result["broken"]["reason"] == "prev_mismatch"
@@ -288,7 +288,7 @@ def test_relinked_reordering_is_caught_by_event_order(intact: tuple) -> None:
     prev, relinked = genesis_hash(ENG), []
     for i, e in enumerate(order, 1):
         h = link(prev, e.canonical)
-        relinked.append(dataclasses.replace(e, seq=i, prev_hash=prev, hash=h))
+        relinked.append(e._replace(seq=i, prev_hash=prev, hash=h))
         prev = h
     result = check(relinked, facts, Head(ENG, len(relinked), prev, None))
     assert result["broken_at"] == 3 and result["broken"]["reason"] == "out_of_order"
