@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -93,7 +93,8 @@ class Settings(BaseSettings):
     # a check-in and the next check-out at most this far apart count whole (CONTRACT §6.5)
     max_shift_s: float = 43200.0
     min_minutes_present: float = 240.0
-    allowed_lateness_s: float = 3600.0
+    # never negative: the evidence chain's order relies on it (rules.evidence_chain.may_have_tail)
+    allowed_lateness_s: float = Field(3600.0, ge=0.0)
     max_future_s: float = 300.0
     offline_factor: float = 3.0
     # device_offline clock: "wall" (received time vs now), "stream" (event time vs the

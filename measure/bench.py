@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import platform
+import shlex
 import shutil
 import signal
 import statistics
@@ -463,7 +464,7 @@ def main(args: Any) -> int:
             + (f" --workers {args.workers}" if args.workers > 1 else "")
             + (f" --signed-share {share:g}" if share != 1.0 else "")
             + (" --only-e2e" if getattr(args, "only_e2e", False) else "")
-            + (f" --rates {args.rates}" if getattr(args, "rates", None) else ""),
+            + (f" --rates {shlex.quote(args.rates)}" if getattr(args, "rates", None) else ""),
         )
     if args.json:
         print(json.dumps(figures, ensure_ascii=False))

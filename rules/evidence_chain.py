@@ -51,6 +51,7 @@ __all__ = [
     "candidates",
     "genesis_hash",
     "link",
+    "may_have_tail",
     "plan",
     "stage",
 ]
@@ -182,8 +183,10 @@ def stage(
 def may_have_tail(head: Head, order_ts: float) -> bool:
     """Whether the chain of `head` may hold an entry whose ``order_ts`` is at or after
     `order_ts`. Every entry's ``order_ts`` is at most the watermark when it was staged (the
-    larger of its time and the watermark less the lateness), and the watermark only rises:
-    so not when the chain is empty or `order_ts` is past its watermark."""
+    larger of its time and the watermark less the lateness, which is never negative), and
+    the watermark only rises: so not when the chain is empty or `order_ts` is past its
+    watermark. A head with entries and no watermark is not something `plan` writes: such a
+    chain is read whole."""
     if head.entries == 0:
         return False
     return head.watermark is None or order_ts <= head.watermark

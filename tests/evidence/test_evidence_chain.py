@@ -9,10 +9,12 @@ import json
 import random
 
 import gmssl.sm3
+import pydantic
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from config.settings import Settings
 from rules.evidence_chain import (
     Candidate,
     Entry,
@@ -187,6 +189,13 @@ def test_a_chain_said_to_have_no_tail_has_no_entry_at_or_after_the_new_records(
         head = update.head
     assert skipped >= 1  # the first batch, on an empty chain
     assert chain == build_chain(ENG, [cands], lateness_s=L)
+
+
+def test_a_negative_lateness_is_refused_at_start() -> None:
+    """`may_have_tail` relies on order_ts <= watermark, which a negative lateness breaks."""
+    with pytest.raises(pydantic.ValidationError, match="allowed_lateness_s"):
+        Settings(allowed_lateness_s=-10)
+    assert Settings(allowed_lateness_s=0).allowed_lateness_s == 0
 
 
 def test_a_record_at_the_watermark_needs_the_tail() -> None:
