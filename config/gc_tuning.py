@@ -17,12 +17,40 @@ objects are still collected, later.
 from __future__ import annotations
 
 import gc
+import logging
+import time
+from typing import Any
 
 # (young objects before a collection, young collections per middle one, middle per old one)
 THRESHOLDS = (10_000, 20, 100)
+# A collection at least this long is logged: the event loop stands still meanwhile, and a
+# stall of the latency at half load is found by its time in the log.
+SLOW_COLLECTION_S = 0.1
+
+log = logging.getLogger("sitewatch.gc")
 
 
 def tune() -> None:
     """Call once the process has built its app, before it starts serving."""
     gc.freeze()
     gc.set_threshold(*THRESHOLDS)
+    if _log_slow_collections not in gc.callbacks:
+        gc.callbacks.append(_log_slow_collections)
+
+
+_started = 0.0
+
+
+def _log_slow_collections(phase: str, info: dict[str, Any]) -> None:
+    global _started
+    if phase == "start":
+        _started = time.perf_counter()
+        return
+    took = time.perf_counter() - _started
+    if took >= SLOW_COLLECTION_S:
+        log.warning(
+            "a generation %d collection stopped the process for %.0f ms (%d objects freed)",
+            info.get("generation", -1),
+            took * 1000,
+            info.get("collected", 0),
+        )

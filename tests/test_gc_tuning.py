@@ -33,3 +33,25 @@ def test_every_long_running_entry_point_tunes_the_collector() -> None:
         main = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main")
         calls = [ast.unparse(n.func) for n in ast.walk(main) if isinstance(n, ast.Call)]
         assert "gc_tuning.tune" in calls, path
+
+
+def test_a_slow_collection_is_logged_with_its_generation_and_time() -> None:
+    code = (
+        "import gc, logging; from config import gc_tuning; logging.basicConfig(); "
+        "gc_tuning.tune(); gc_tuning.tune(); gc_tuning.SLOW_COLLECTION_S = 0.0; "
+        "print(gc.callbacks.count(gc_tuning._log_slow_collections)); gc.collect(2)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert done.stdout.split() == ["1"]  # tuned twice, registered once
+    assert "a generation 2 collection stopped the process for" in done.stderr
+
+
+def test_a_quick_collection_is_not_logged() -> None:
+    code = "import gc, logging; from config import gc_tuning; logging.basicConfig(); "
+    code += "gc_tuning.tune(); gc.collect(0)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert "collection stopped" not in done.stderr
