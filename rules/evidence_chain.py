@@ -48,6 +48,8 @@ __all__ = [
     "ChainUpdate",
     "Entry",
     "Head",
+    "applied",
+    "build_chain",
     "candidates",
     "genesis_hash",
     "link",
@@ -258,13 +260,16 @@ def build_chain(
             if (c.kind, c.msg_id) not in done:
                 done.add((c.kind, c.msg_id))
                 fresh.append(c)
-        update = plan(head, chain, fresh, lateness_s=lateness_s)
-        if update.delete_from_seq is not None:
-            chain = [e for e in chain if e.seq < update.delete_from_seq]
-        chain.extend(update.rows)
-        assert update.head is not None
-        head = update.head
+        chain, head = applied(chain, plan(head, chain, fresh, lateness_s=lateness_s))
     return chain
+
+
+def applied(chain: list[Entry], update: ChainUpdate) -> tuple[list[Entry], Head]:
+    """A whole chain in memory with `update` applied, and its new head (tests, tools)."""
+    if update.delete_from_seq is not None:
+        chain = [e for e in chain if e.seq < update.delete_from_seq]
+    assert update.head is not None
+    return [*chain, *update.rows], update.head
 
 
 # --------------------------------------------------------------------------- facts

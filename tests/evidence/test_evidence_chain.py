@@ -19,6 +19,7 @@ from rules.evidence_chain import (
     Candidate,
     Entry,
     Head,
+    applied,
     build_chain,
     candidates,
     genesis_hash,
@@ -181,12 +182,7 @@ def test_a_chain_said_to_have_no_tail_has_no_entry_at_or_after_the_new_records(
         if not may_have_tail(head, first):
             assert needed == []
             skipped += 1
-        update = plan(head, needed, batch, lateness_s=L)
-        if update.delete_from_seq is not None:
-            chain = [e for e in chain if e.seq < update.delete_from_seq]
-        chain.extend(update.rows)
-        assert update.head is not None
-        head = update.head
+        chain, head = applied(chain, plan(head, needed, batch, lateness_s=L))
     assert skipped >= 1  # the first batch, on an empty chain
     assert chain == build_chain(ENG, [cands], lateness_s=L)
 
