@@ -7,7 +7,7 @@ sets them itself. Nothing is built at import time: call `Settings()` where it is
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     max_shift_s: float = 43200.0
     min_minutes_present: float = 240.0
     # never negative: the evidence chain's order relies on it (rules.evidence_chain.may_have_tail)
-    allowed_lateness_s: float = Field(3600.0, ge=0.0)
+    allowed_lateness_s: Annotated[float, Field(ge=0.0)] = 3600.0
     max_future_s: float = 300.0
     offline_factor: float = 3.0
     # device_offline clock: "wall" (received time vs now), "stream" (event time vs the
