@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # a line per HTTP request of the commands' own clients (the demo's seeding) is noise
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     if args.command == "up":
         from stack.up import StackOptions, run_up
