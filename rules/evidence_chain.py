@@ -54,6 +54,7 @@ __all__ = [
     "genesis_hash",
     "link",
     "may_have_tail",
+    "merge",
     "plan",
     "stage",
 ]
@@ -203,7 +204,14 @@ def plan(
     whose ``order_ts`` is at or after the smallest ``order_ts`` of the staged records
     (:func:`stage`); more is harmless. Entries before the first new record keep their hashes.
     """
-    staged, watermark = stage(head, new, lateness_s=lateness_s)
+    return merge(head, tail, *stage(head, new, lateness_s=lateness_s))
+
+
+def merge(
+    head: Head, tail: Sequence[Entry], staged: Sequence[Staged], watermark: float | None
+) -> ChainUpdate:
+    """:func:`plan` for records :func:`stage` has placed already (the store stages once, to
+    know which tails to read)."""
     update = ChainUpdate(head.engineer_id, None)
     if not staged:
         update.head = head

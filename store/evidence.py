@@ -204,11 +204,10 @@ async def append(
             fresh[c.engineer_id].append(c)
     if not fresh:
         return 0
-    lateness = allowed_lateness_s
-    min_order: dict[str, float] = {}
-    for e, new in fresh.items():
-        staged, _ = chain.stage(heads[e], new, lateness_s=lateness)
-        min_order[e] = min(s.order_ts for s in staged)
+    staging = {
+        e: chain.stage(heads[e], new, lateness_s=allowed_lateness_s) for e, new in fresh.items()
+    }
+    min_order = {e: min(s.order_ts for s in staged) for e, (staged, _) in staging.items()}
     tails: dict[str, list[chain.Entry]] = defaultdict(list)
     # Only chains that may hold an entry at or after the new records' place: a record in
     # order (the usual case) comes after every stored entry, so its tail is empty.
@@ -224,7 +223,7 @@ async def append(
     heads_out: dict[str, list[Any]] = {"he": [], "hn": [], "hh": [], "hw": []}
     added = 0
     for e, new in fresh.items():
-        upd = chain.plan(heads[e], tails[e], new, lateness_s=lateness)
+        upd = chain.merge(heads[e], tails[e], *staging[e])
         assert upd.head is not None
         if upd.delete_from_seq is not None:
             deletes.append((e, upd.delete_from_seq))
