@@ -45,6 +45,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -53,6 +54,7 @@ from geofence.geodesic import geodesic_distance_m, sphere_distance_m
 __all__ = [
     "Event",
     "ImpossibleTravel",
+    "KeptFix",
     "SiteEntered",
     "SiteExited",
     "TrackFix",
@@ -66,10 +68,31 @@ __all__ = [
 STATE_VERSION = 1
 
 
-# slots: an hour's window holds up to 360 of these per engineer, every one of them seen by
-# each full collection of the worker's heap; without a __dict__ each costs the collector
-# about half as much (a full collection of 2,000 engineers' windows: 100 -> 59 ms), and less
-# memory.
+# A fix as a track keeps it: (ts, msg_id, lon, lat, acc_m, project_ids), whose tuple order is
+# event-time order (msg_ids are unique, so no comparison goes past them). A plain tuple of
+# strings, floats and a tuple of strings is one CPython's collector stops tracking at its
+# first collection, and a tuple of such tuples (a window) with it: an hour's window of up to
+# 360 fixes per engineer then costs no collection anything. Kept as TrackFix objects, every
+# fix was scanned by the young collections and then by every full one (docs/BENCHMARKS.md).
+KeptFix = tuple[float, str, float, float, float | None, tuple[str, ...]]
+
+# One tuple per set of covering projects, shared by every fix that has it. The collector
+# untracks a tuple only after what it holds: a fix's own new project tuple would keep the fix
+# tracked until a second collection, a shared one was untracked long before. Sets recur (a
+# site's fixes all carry its id); the cap keeps a flood of new ones from growing it.
+_SHARED_PROJECTS: dict[tuple[str, ...], tuple[str, ...]] = {}
+_MAX_SHARED_PROJECTS = 100_000
+
+
+def _shared(projects: tuple[str, ...]) -> tuple[str, ...]:
+    shared = _SHARED_PROJECTS.get(projects)
+    if shared is None:
+        if len(_SHARED_PROJECTS) >= _MAX_SHARED_PROJECTS:
+            return projects
+        _SHARED_PROJECTS[projects] = shared = projects
+    return shared
+
+
 @dataclass(frozen=True, slots=True)
 class TrackFix:
     """One position of one engineer. ``project_ids``: fences covering it (any order).
@@ -110,6 +133,17 @@ class TrackFix:
     def key(self) -> tuple[float, str]:
         """Event-time order: ts, then msg_id."""
         return (self.ts, self.msg_id)
+
+    @property
+    def kept(self) -> KeptFix:
+        """This fix as a track keeps it."""
+        projects = _shared(self.project_ids) if self.project_ids else ()
+        return (self.ts, self.msg_id, self.lon, self.lat, self.acc_m, projects)
+
+    @classmethod
+    def from_kept(cls, k: KeptFix) -> TrackFix:
+        ts, msg_id, lon, lat, acc_m, project_ids = k
+        return cls(msg_id, ts, lon, lat, acc_m, project_ids)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -231,48 +265,76 @@ def event_from_dict(d: Mapping[str, Any]) -> Event:
     raise ValueError(f"unknown event type {kind!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TrackState:
-    """Serialisable state of one engineer's track (see module docstring)."""
+    """Serialisable state of one engineer's track (see module docstring): its fixes as kept
+    (`KeptFix`); `anchor` and `window` give them as `TrackFix`, built on each read."""
 
     engineer_id: str = ""
-    anchor: TrackFix | None = None
-    window: tuple[TrackFix, ...] = ()
+    kept_anchor: KeptFix | None = None
+    kept_window: tuple[KeptFix, ...] = ()
     # the msg_ids of the anchor and the window, made once per state and carried on by
     # `advance`: a phone reporting every 10 s has 360 fixes in an hour's window, and each new
-    # fix is checked against them (about 12 % more memory than the fixes themselves)
-    _msg_ids: frozenset[str] | None = field(default=None, init=False, compare=False, repr=False)
+    # fix is checked against them. A dict of strings to None, which (unlike a set) the
+    # collector never tracks.
+    _msg_ids: dict[str, None] | None = field(default=None, init=False, compare=False, repr=False)
 
-    def msg_ids(self) -> frozenset[str]:
+    @classmethod
+    def of(
+        cls, engineer_id: str, anchor: TrackFix | None, window: Iterable[TrackFix]
+    ) -> TrackState:
+        """A state of `anchor` and `window` (in event-time order)."""
+        return cls(
+            engineer_id,
+            anchor.kept if anchor is not None else None,
+            tuple(f.kept for f in window),
+        )
+
+    @property
+    def anchor(self) -> TrackFix | None:
+        """The last accepted fix before the window."""
+        k = self.kept_anchor
+        return TrackFix.from_kept(k) if k is not None else None
+
+    @property
+    def window(self) -> tuple[TrackFix, ...]:
+        """The accepted fixes within the lateness of the newest, in event-time order."""
+        return tuple(TrackFix.from_kept(k) for k in self.kept_window)
+
+    def msg_ids(self) -> AbstractSet[str]:
         """The msg_ids of the anchor and of the window's fixes."""
+        return self._ids().keys()
+
+    def _ids(self) -> dict[str, None]:
         ids = self._msg_ids
         if ids is None:
-            ids = frozenset(w.msg_id for w in self.window)
-            if self.anchor is not None:
-                ids |= {self.anchor.msg_id}
+            ids = dict.fromkeys(k[1] for k in self.kept_window)
+            if self.kept_anchor is not None:
+                ids[self.kept_anchor[1]] = None
             object.__setattr__(self, "_msg_ids", ids)
         return ids
 
     @property
     def newest_ts(self) -> float | None:
         """Latest accepted event time, or None before the first fix."""
-        if self.window:
-            return self.window[-1].ts
-        return self.anchor.ts if self.anchor is not None else None
+        if self.kept_window:
+            return self.kept_window[-1][0]
+        return self.kept_anchor[0] if self.kept_anchor is not None else None
 
     @property
     def on_site(self) -> frozenset[str]:
         """Projects the engineer is on site at after the latest fix (event time)."""
-        if self.window:
-            return frozenset(self.window[-1].project_ids)
-        return frozenset(self.anchor.project_ids) if self.anchor is not None else frozenset()
+        if self.kept_window:
+            return frozenset(self.kept_window[-1][5])
+        return frozenset(self.kept_anchor[5]) if self.kept_anchor is not None else frozenset()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (``on_site`` included for readers; ignored by ``from_dict``)."""
+        anchor = self.anchor
         return {
             "version": STATE_VERSION,
             "engineer_id": self.engineer_id,
-            "anchor": self.anchor.to_dict() if self.anchor is not None else None,
+            "anchor": anchor.to_dict() if anchor is not None else None,
             "window": [f.to_dict() for f in self.window],
             "on_site": sorted(self.on_site),
         }
@@ -282,11 +344,11 @@ class TrackState:
         if d.get("version", STATE_VERSION) != STATE_VERSION:
             raise ValueError(f"unsupported TrackState version {d.get('version')!r}")
         anchor = d.get("anchor")
-        window = tuple(sorted((TrackFix.from_dict(f) for f in d.get("window") or ()), key=_key))
+        window = sorted(TrackFix.from_dict(f).kept for f in d.get("window") or ())
         return cls(
             engineer_id=str(d.get("engineer_id", "")),
-            anchor=TrackFix.from_dict(anchor) if anchor else None,
-            window=window,
+            kept_anchor=TrackFix.from_dict(anchor).kept if anchor else None,
+            kept_window=tuple(window),
         )
 
 
@@ -310,17 +372,13 @@ class TrackOutput:
         }
 
 
-def _key(f: TrackFix) -> tuple[float, str]:
-    return (f.ts, f.msg_id)
-
-
 _SPHERE_MARGIN = 0.99  # the mean-radius sphere is within 0.6 % of the ellipsoid
 
 
 def _pair_events(
     engineer_id: str,
-    a: TrackFix | None,
-    b: TrackFix,
+    a: KeptFix | None,
+    b: KeptFix,
     max_speed_kmh: float,
     min_jump_m: float,
 ) -> list[Event]:
@@ -330,22 +388,22 @@ def _pair_events(
     ``x`` between ``a`` and ``b`` retracts the events of (a, b) and adds (a, x), (x, b).
     """
     out: list[Event] = []
-    before = frozenset(a.project_ids) if a is not None else frozenset()
-    now = frozenset(b.project_ids)
-    if now != before:
-        out.extend(SiteEntered(engineer_id, p, b.ts, b.msg_id) for p in sorted(now - before))
-        out.extend(SiteExited(engineer_id, p, b.ts, b.msg_id) for p in sorted(before - now))
+    b_ts, b_id, b_lon, b_lat, _, b_projects = b
+    a_projects = a[5] if a is not None else ()
+    if a_projects != b_projects:  # both sorted and without repeats: equal as sets
+        before, now = frozenset(a_projects), frozenset(b_projects)
+        out.extend(SiteEntered(engineer_id, p, b_ts, b_id) for p in sorted(now - before))
+        out.extend(SiteExited(engineer_id, p, b_ts, b_id) for p in sorted(before - now))
     if a is not None:
+        a_ts, a_id, a_lon, a_lat, _, _ = a
         # cheap spherical pre-check; the exact geodesic only when it could matter
-        if sphere_distance_m(a.lon, a.lat, b.lon, b.lat) >= min_jump_m * _SPHERE_MARGIN:
-            d = float(geodesic_distance_m(a.lon, a.lat, b.lon, b.lat))
+        if sphere_distance_m(a_lon, a_lat, b_lon, b_lat) >= min_jump_m * _SPHERE_MARGIN:
+            d = float(geodesic_distance_m(a_lon, a_lat, b_lon, b_lat))
             if d > min_jump_m:
-                dt = b.ts - a.ts
+                dt = b_ts - a_ts
                 speed = math.inf if dt <= 0 else d / 1000.0 / (dt / 3600.0)
                 if speed > max_speed_kmh:
-                    out.append(
-                        ImpossibleTravel(engineer_id, a.msg_id, b.msg_id, d, speed, b.ts, a.ts)
-                    )
+                    out.append(ImpossibleTravel(engineer_id, a_id, b_id, d, speed, b_ts, a_ts))
     return out
 
 
@@ -366,9 +424,9 @@ def advance(
     """
     out = TrackOutput()
     eng = state.engineer_id
-    anchor = state.anchor
-    window = list(state.window)
-    seen: frozenset[str] | None = None  # the state's msg_ids, made on first need
+    anchor = state.kept_anchor
+    window = list(state.kept_window)
+    seen: dict[str, None] | None = None  # the state's msg_ids, made on first need
     added: set[str] = set()  # accepted by this call
     left: list[str] = []  # msg_ids the state no longer holds (the window slid past them)
     emitted: dict[str, Event] = {}
@@ -386,25 +444,25 @@ def advance(
         else:
             emitted[e.id] = e
 
-    changed = False
-    for f in fixes:
-        if f.acc_m is not None and not (f.acc_m <= max_accuracy_m):
-            out.ignored_inaccurate.append(f.msg_id)
+    for fix in fixes:
+        if fix.acc_m is not None and not (fix.acc_m <= max_accuracy_m):
+            out.ignored_inaccurate.append(fix.msg_id)
             continue
         if seen is None:
-            seen = state.msg_ids()
-        if f.msg_id in seen or f.msg_id in added:
-            out.duplicates.append(f.msg_id)
+            seen = state._ids()
+        if fix.msg_id in seen or fix.msg_id in added:
+            out.duplicates.append(fix.msg_id)
             continue
-        newest = window[-1].ts if window else (anchor.ts if anchor is not None else None)
-        if (newest is not None and f.ts < newest - allowed_lateness_s) or (
-            anchor is not None and _key(f) <= _key(anchor)
+        f = fix.kept
+        newest = window[-1][0] if window else (anchor[0] if anchor is not None else None)
+        # `f <= anchor` is event-time order: f's msg_id is not the anchor's
+        if (newest is not None and f[0] < newest - allowed_lateness_s) or (
+            anchor is not None and f <= anchor
         ):
-            out.too_late.append(f.msg_id)
+            out.too_late.append(fix.msg_id)
             continue
-        added.add(f.msg_id)
-        changed = True
-        i = bisect.bisect_right(window, _key(f), key=_key)
+        added.add(fix.msg_id)
+        i = bisect.bisect_right(window, f)
         a = window[i - 1] if i > 0 else anchor
         b = window[i] if i < len(window) else None
         if b is not None:
@@ -416,22 +474,23 @@ def advance(
             emit(e)
         window.insert(i, f)
         # slide: fixes older than the lateness limit leave; their events are final
-        cutoff = window[-1].ts - allowed_lateness_s
-        n_out = bisect.bisect_left(window, (cutoff, ""), key=_key)
+        cutoff = window[-1][0] - allowed_lateness_s
+        n_out = bisect.bisect_left(window, (cutoff,))  # (cutoff,) sorts before (cutoff, ...)
         if n_out:
             if anchor is not None:
-                left.append(anchor.msg_id)
-            left.extend(w.msg_id for w in window[: n_out - 1])
+                left.append(anchor[1])
+            left.extend(w[1] for w in window[: n_out - 1])
             anchor = window[n_out - 1]
             del window[:n_out]
-    if not changed:
+    if not added:
         return state, out
     out.events = sorted(emitted.values(), key=lambda e: (e.ts, e.id))
     out.retracted = sorted(retracted)
     new_state = TrackState(eng, anchor, tuple(window))
-    ids = set(seen or ())
-    ids |= added
-    ids.difference_update(left)
+    ids = dict(seen or ())
+    ids.update(dict.fromkeys(added))
+    for msg_id in left:
+        ids.pop(msg_id, None)
     if len(ids) == len(window) + (anchor is not None):  # else a msg_id was held twice
-        object.__setattr__(new_state, "_msg_ids", frozenset(ids))
+        object.__setattr__(new_state, "_msg_ids", ids)
     return new_state, out

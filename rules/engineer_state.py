@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from geofence.tracking import TrackFix, TrackState
+from geofence.tracking import KeptFix, TrackFix, TrackState
 from rules.day_close import EngineerClock
 
 __all__ = ["EngineerState", "compact_fix", "window_from"]
@@ -31,7 +31,7 @@ class EngineerState:
         return {
             **self.head_dict(),
             "format": 2,
-            "window": [compact_fix(f) for f in self.track.window],
+            "window": [compact_fix(k) for k in self.track.kept_window],
         }
 
     def head_dict(self) -> dict[str, Any]:
@@ -40,8 +40,8 @@ class EngineerState:
         return {
             "format": 3,
             "engineer_id": t.engineer_id,
-            "anchor": compact_fix(t.anchor) if t.anchor is not None else None,
-            "newest": t.window[-1].ts if t.window else None,
+            "anchor": compact_fix(t.kept_anchor) if t.kept_anchor is not None else None,
+            "newest": t.kept_window[-1][0] if t.kept_window else None,
             "clock": self.clock.to_dict(),
         }
 
@@ -51,11 +51,8 @@ class EngineerState:
         clock = EngineerClock.from_dict(d.get("clock"))
         if d.get("format") != 2:
             return cls(TrackState.from_dict(d), clock)
-        track = TrackState(
-            engineer_id=str(d.get("engineer_id", "")),
-            anchor=_anchor(d),
-            window=tuple(sorted((_expand(f) for f in d.get("window") or ()), key=_fix_key)),
-        )
+        window = sorted((_expand(f) for f in d.get("window") or ()), key=_fix_key)
+        track = TrackState.of(str(d.get("engineer_id", "")), _anchor(d), window)
         return cls(track, clock)
 
     @classmethod
@@ -72,7 +69,7 @@ class EngineerState:
         anchor = _anchor(head)
         newest = head.get("newest")
         window = _window(anchor, newest, fixes, allowed_lateness_s, max_accuracy_m)
-        track = TrackState(str(head.get("engineer_id", "")), anchor, window)
+        track = TrackState.of(str(head.get("engineer_id", "")), anchor, window)
         return cls(track, EngineerClock.from_dict(head.get("clock")))
 
 
@@ -109,8 +106,10 @@ def _window(
     return tuple(f for f in after if f.ts >= cutoff)
 
 
-def compact_fix(f: TrackFix) -> list[Any]:
-    return [f.msg_id, f.ts, f.lon, f.lat, f.acc_m, list(f.project_ids)]
+def compact_fix(k: KeptFix) -> list[Any]:
+    """A kept fix as stored: [msg_id, ts, lon, lat, acc_m, project_ids]."""
+    ts, msg_id, lon, lat, acc_m, project_ids = k
+    return [msg_id, ts, lon, lat, acc_m, list(project_ids)]
 
 
 def _anchor(d: Mapping[str, Any]) -> TrackFix | None:

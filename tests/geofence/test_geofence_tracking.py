@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import json
 import math
 import random
@@ -337,3 +338,18 @@ def test_a_state_carried_on_answers_as_one_read_back(
         expected_state, expected = advance(read_back, batch, allowed_lateness_s=3600.0)
         assert (state, out) == (expected_state, expected)
         assert state.msg_ids() == TrackState.from_dict(state.to_dict()).msg_ids()
+
+
+def test_a_window_leaves_the_collector() -> None:
+    """A track keeps its fixes as plain tuples of strings and floats, which CPython's collector
+    stops tracking, and the window of them with it: an hour's window costs no collection
+    anything. A fix kept as an object (or a named tuple) would stay tracked."""
+    state = TrackState("e")
+    for i in range(50):
+        state, _ = advance(state, [fix(f"m{i}", i * 10.0, PLACES[i % len(PLACES)])])
+    for _ in range(3):  # a collection untracks a tuple once what it holds is untracked
+        gc.collect()
+    assert len(state.kept_window) == 50
+    assert not any(gc.is_tracked(k) for k in state.kept_window)
+    assert not gc.is_tracked(state.kept_window)
+    assert not gc.is_tracked(state._ids())  # the msg_ids: a dict of strings, never tracked
