@@ -265,19 +265,78 @@ def event_from_dict(d: Mapping[str, Any]) -> Event:
     raise ValueError(f"unknown event type {kind!r}")
 
 
-@dataclass(frozen=True, slots=True)
-class TrackState:
-    """Serialisable state of one engineer's track (see module docstring): its fixes as kept
-    (`KeptFix`); `anchor` and `window` give them as `TrackFix`, built on each read."""
+# A window is kept in two parts: a tuple shared from state to state (`_settled`, of which the
+# first `_gone` have left the window) and a short tuple of the newest fixes (`_recent`). A new
+# fix at the end makes a new `_recent` of at most RECENT_MAX fixes, not a new tuple of the
+# whole window: the young collections scan what a batch made, and an hour's window of 360
+# fixes, copied for every fix, was most of what they scanned (docs/streams.md).
+RECENT_MAX = 16
 
-    engineer_id: str = ""
-    kept_anchor: KeptFix | None = None
-    kept_window: tuple[KeptFix, ...] = ()
+
+class TrackState:
+    """Serialisable, immutable state of one engineer's track (see module docstring): its
+    fixes as kept (`KeptFix`); `anchor` and `window` give them as `TrackFix`, built on each
+    read. Equal when the engineer, the anchor and the window are."""
+
+    __slots__ = ("engineer_id", "kept_anchor", "_settled", "_gone", "_recent", "_msg_ids")
+
+    engineer_id: str
+    kept_anchor: KeptFix | None
+    _settled: tuple[KeptFix, ...]
+    _gone: int
+    _recent: tuple[KeptFix, ...]
     # the msg_ids of the anchor and the window, made once per state and carried on by
     # `advance`: a phone reporting every 10 s has 360 fixes in an hour's window, and each new
     # fix is checked against them. A dict of strings to None, which (unlike a set) the
     # collector never tracks.
-    _msg_ids: dict[str, None] | None = field(default=None, init=False, compare=False, repr=False)
+    _msg_ids: dict[str, None] | None
+
+    def __init__(
+        self,
+        engineer_id: str = "",
+        kept_anchor: KeptFix | None = None,
+        kept_window: tuple[KeptFix, ...] = (),
+    ) -> None:
+        self._set(engineer_id, kept_anchor, tuple(kept_window), 0, (), None)
+
+    def _set(
+        self,
+        engineer_id: str,
+        kept_anchor: KeptFix | None,
+        settled: tuple[KeptFix, ...],
+        gone: int,
+        recent: tuple[KeptFix, ...],
+        msg_ids: dict[str, None] | None,
+    ) -> None:
+        for name, value in (
+            ("engineer_id", engineer_id),
+            ("kept_anchor", kept_anchor),
+            ("_settled", settled),
+            ("_gone", gone),
+            ("_recent", recent),
+            ("_msg_ids", msg_ids),
+        ):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"TrackState is immutable: cannot set {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TrackState):
+            return NotImplemented
+        return (self.engineer_id, self.kept_anchor, self.kept_window) == (
+            other.engineer_id,
+            other.kept_anchor,
+            other.kept_window,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"TrackState(engineer_id={self.engineer_id!r}, kept_anchor={self.kept_anchor!r}, "
+            f"kept_window={self.kept_window!r})"
+        )
 
     @classmethod
     def of(
@@ -289,6 +348,19 @@ class TrackState:
             anchor.kept if anchor is not None else None,
             tuple(f.kept for f in window),
         )
+
+    @property
+    def kept_window(self) -> tuple[KeptFix, ...]:
+        """The window's fixes as kept, in event-time order (made on each read)."""
+        settled = self._settled[self._gone :] if self._gone else self._settled
+        return settled + self._recent if self._recent else settled
+
+    @property
+    def kept_newest(self) -> KeptFix | None:
+        """The newest fix of the window, None when the window is empty."""
+        if self._recent:
+            return self._recent[-1]
+        return self._settled[-1] if len(self._settled) > self._gone else None
 
     @property
     def anchor(self) -> TrackFix | None:
@@ -317,16 +389,14 @@ class TrackState:
     @property
     def newest_ts(self) -> float | None:
         """Latest accepted event time, or None before the first fix."""
-        if self.kept_window:
-            return self.kept_window[-1][0]
-        return self.kept_anchor[0] if self.kept_anchor is not None else None
+        newest = self.kept_newest or self.kept_anchor
+        return newest[0] if newest is not None else None
 
     @property
     def on_site(self) -> frozenset[str]:
         """Projects the engineer is on site at after the latest fix (event time)."""
-        if self.kept_window:
-            return frozenset(self.kept_window[-1][5])
-        return frozenset(self.kept_anchor[5]) if self.kept_anchor is not None else frozenset()
+        newest = self.kept_newest or self.kept_anchor
+        return frozenset(newest[5]) if newest is not None else frozenset()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (``on_site`` included for readers; ignored by ``from_dict``)."""
@@ -426,6 +496,9 @@ def advance(
     eng = state.engineer_id
     anchor = state.kept_anchor
     window = list(state.kept_window)
+    # the settled part stays shared while fixes only leave its front and land after it
+    settled, gone = state._settled, state._gone  # noqa: SLF001
+    settled_at_front = len(settled) - gone  # how many of `window`'s first fixes it holds
     seen: dict[str, None] | None = None  # the state's msg_ids, made on first need
     added: set[str] = set()  # accepted by this call
     left: list[str] = []  # msg_ids the state no longer holds (the window slid past them)
@@ -463,6 +536,8 @@ def advance(
             continue
         added.add(fix.msg_id)
         i = bisect.bisect_right(window, f)
+        if i < settled_at_front:  # a late fix inside the settled part: it is made anew
+            settled, gone, settled_at_front = (), 0, 0
         a = window[i - 1] if i > 0 else anchor
         b = window[i] if i < len(window) else None
         if b is not None:
@@ -482,11 +557,23 @@ def advance(
             left.extend(w[1] for w in window[: n_out - 1])
             anchor = window[n_out - 1]
             del window[:n_out]
+            moved = min(n_out, settled_at_front)
+            gone += moved
+            settled_at_front -= moved
     if not added:
         return state, out
     out.events = sorted(emitted.values(), key=lambda e: (e.ts, e.id))
     out.retracted = sorted(retracted)
-    new_state = TrackState(eng, anchor, tuple(window))
+    recent = window[settled_at_front:]
+    # A new settled part once the recent one is full, or once most of the settled one left.
+    # It leaves out this call's fixes (at the end, but for late ones): the fixes kept since
+    # earlier batches are untracked already, so the collector untracks the new part at its
+    # first collection instead of carrying it into the older generations.
+    if len(recent) > RECENT_MAX or gone * 2 > len(settled):
+        cut = max(len(window) - len(added), 0)
+        settled, gone, recent = tuple(window[:cut]), 0, window[cut:]
+    new_state = TrackState.__new__(TrackState)
+    new_state._set(eng, anchor, settled, gone, tuple(recent), None)  # noqa: SLF001
     ids = dict(seen or ())
     ids.update(dict.fromkeys(added))
     for msg_id in left:

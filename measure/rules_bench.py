@@ -7,13 +7,15 @@ and the writer bench cannot show a change of a few per cent.
 `python -m measure.rules_bench [--engineers N] [--batches N]`: each batch is one fix of
 every engineer, 10 s after the last, all inside two overlapping projects (as in the
 end-to-end bench), so each track's window grows to an hour of fixes (360) when
-`--batches` is 360 or more. Prints one JSON object.
+`--batches` is 360 or more. Prints one JSON object, with the garbage collector's time per fix
+and its slowest collection per generation (the worker's thresholds, config.gc_tuning).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import json
 import time
 from typing import Any
@@ -70,9 +72,12 @@ def run(engineers: int, batches: int, warm: int = 3, tune_gc: bool = True) -> di
         ]
 
     states: dict[str, Any] = {}
-    work = [batch(k) for k in range(warm + batches)]
     cpu = 0.0
-    for k, records in enumerate(work):
+    pauses = _Pauses()
+    for k in range(warm + batches):
+        records = batch(k)  # made per batch, as the worker decodes them: young objects
+        if k == warm:
+            gc.callbacks.append(pauses.callback)
         started = time.process_time()
         out = process_engineer_batch(
             records, fences=fences, states=states, facts=facts, settings=settings
@@ -80,11 +85,33 @@ def run(engineers: int, batches: int, warm: int = 3, tune_gc: bool = True) -> di
         if k >= warm:
             cpu += time.process_time() - started
         states.update(out.states)
+    gc.callbacks.remove(pauses.callback)
+    fixes = batches * engineers
     return {
         "rules_engineers": engineers,
         "rules_batches": batches,
-        "rules_cpu_us_per_fix": round(cpu / (batches * engineers) * 1e6, 2),
+        "rules_cpu_us_per_fix": round(cpu / fixes * 1e6, 2),
+        # the collector's share of it, and its longest stops (the event loop's, in the worker)
+        "rules_gc_us_per_fix": round(sum(pauses.seconds.values()) / fixes * 1e6, 2),
+        "rules_gc_slowest_ms": {f"gen{g}": round(s * 1000, 1) for g, s in pauses.slowest.items()},
     }
+
+
+class _Pauses:
+    """Every collection's wall time, per generation (a `gc.callbacks` entry)."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.seconds: dict[int, float] = {}
+        self.slowest: dict[int, float] = {}
+
+    def callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+            return
+        took, gen = time.perf_counter() - self.started, int(info["generation"])
+        self.seconds[gen] = self.seconds.get(gen, 0.0) + took
+        self.slowest[gen] = max(self.slowest.get(gen, 0.0), took)
 
 
 def main() -> None:

@@ -37,11 +37,12 @@ class EngineerState:
     def head_dict(self) -> dict[str, Any]:
         """What is stored (`format: 3`): everything but the window's fixes."""
         t = self.track
+        newest = t.kept_newest
         return {
             "format": 3,
             "engineer_id": t.engineer_id,
             "anchor": compact_fix(t.kept_anchor) if t.kept_anchor is not None else None,
-            "newest": t.kept_window[-1][0] if t.kept_window else None,
+            "newest": newest[0] if newest is not None else None,
             "clock": self.clock.to_dict(),
         }
 

@@ -159,6 +159,9 @@ def start_kafka(
         "-XX:MaxGCPauseMillis=20",
         "-XX:+ExitOnOutOfMemoryError",  # `up` restarts it rather than it limping on
         f"-XX:ErrorFile={logs / 'kafka-hs_err_%p.log'}",  # not in the working directory
+        # every pause of the broker's collector, with its time: a stall of the end-to-end
+        # latency is matched against it (the Python processes log theirs: config.gc_tuning)
+        f"-Xlog:gc:file={logs / 'kafka-gc.log'}:time,uptime:filecount=2,filesize=10m",
         "-Djava.awt.headless=true",
         f"-Dlog4j.configuration=file:{log4j}",
         f"-Dkafka.logs.dir={logs}",

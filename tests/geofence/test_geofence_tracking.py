@@ -342,14 +342,64 @@ def test_a_state_carried_on_answers_as_one_read_back(
 
 def test_a_window_leaves_the_collector() -> None:
     """A track keeps its fixes as plain tuples of strings and floats, which CPython's collector
-    stops tracking, and the window of them with it: an hour's window costs no collection
-    anything. A fix kept as an object (or a named tuple) would stay tracked."""
+    stops tracking, and the window's parts with them: an hour's window costs no collection
+    anything. A fix kept as an object (or a named tuple), or msg_ids in a set, would stay
+    tracked."""
     state = TrackState("e")
     for i in range(50):
         state, _ = advance(state, [fix(f"m{i}", i * 10.0, PLACES[i % len(PLACES)])])
     for _ in range(3):  # a collection untracks a tuple once what it holds is untracked
         gc.collect()
-    assert len(state.kept_window) == 50
-    assert not any(gc.is_tracked(k) for k in state.kept_window)
-    assert not gc.is_tracked(state.kept_window)
-    assert not gc.is_tracked(state._ids())  # the msg_ids: a dict of strings, never tracked
+    assert len(state.kept_window) == 50 and state.msg_ids()
+    tracked, todo, seen = [], [*gc.get_referents(state)], set()
+    while todo:
+        o = todo.pop()
+        if id(o) in seen or isinstance(o, type):
+            continue
+        seen.add(id(o))
+        if gc.is_tracked(o):
+            tracked.append(o)
+        todo.extend(gc.get_referents(o))
+    assert tracked == []
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 9_000), st.sampled_from(range(len(PLACES))), st.booleans()),
+        min_size=20,
+        max_size=120,
+    ),
+    st.sampled_from([1, 2, 5, 16]),
+    st.randoms(use_true_random=False),
+)
+def test_a_window_in_two_parts_answers_as_one_tuple(
+    raw: list[tuple[int, int, bool]], recent_max: int, rnd: random.Random
+) -> None:
+    """`advance` keeps a window as a shared settled part and a short recent one: however the
+    parts were split (a late fix inside the settled part, fixes sliding out of it, either part
+    renewed), every batch has the same outcome, and gives the same state, as on the same
+    window made into one tuple."""
+    import geofence.tracking as tracking
+
+    fixes = _make(raw)
+    arrival = sorted(fixes, key=lambda f: f.ts + rnd.uniform(0, 1800))
+    arrival += [rnd.choice(fixes) for _ in range(len(fixes) // 10)]  # sent again
+    state = TrackState("e")
+    old_max = tracking.RECENT_MAX
+    tracking.RECENT_MAX = recent_max
+    try:
+        k = 0
+        while k < len(arrival):
+            batch = arrival[k : k + rnd.choice([1, 1, 1, 2, 4])]
+            k += len(batch)
+            whole = TrackState(state.engineer_id, state.kept_anchor, state.kept_window)
+            state, out = advance(state, batch, allowed_lateness_s=1200.0)
+            expected_state, expected = advance(whole, batch, allowed_lateness_s=1200.0)
+            assert (state, out) == (expected_state, expected)
+            assert state.kept_window == expected_state.kept_window
+            assert state.newest_ts == expected_state.newest_ts
+            assert state.on_site == expected_state.on_site
+            assert state.msg_ids() == TrackState.from_dict(state.to_dict()).msg_ids()
+    finally:
+        tracking.RECENT_MAX = old_max
