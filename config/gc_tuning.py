@@ -12,6 +12,12 @@ worker's time, and most of the p99 latency at half load.
 collection scans it again, and lets the young generations grow before they are collected:
 fewer objects reach the old generation, and it is collected less often. Cycles among old
 objects are still collected, later.
+
+The young threshold counts allocations less deallocations, so a state replaced by a new one
+counts nothing: a young collection finds every engineer state made since the one before
+(measured: 127,000 objects, 20,000 engineers' states, in a "young" collection of 84 ms at
+5,000 fixes/s), whatever the threshold. What keeps the young collections short is how few
+tracked objects a state holds (geofence.tracking keeps a window's fixes as untracked tuples).
 """
 
 from __future__ import annotations
