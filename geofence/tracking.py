@@ -267,9 +267,10 @@ def event_from_dict(d: Mapping[str, Any]) -> Event:
 
 # A window is kept in two parts: a tuple shared from state to state (`_settled`, of which the
 # first `_gone` have left the window) and a short tuple of the newest fixes (`_recent`). A new
-# fix at the end makes a new `_recent` of at most RECENT_MAX fixes, not a new tuple of the
-# whole window: the young collections scan what a batch made, and an hour's window of 360
-# fixes, copied for every fix, was most of what they scanned (docs/streams.md).
+# fix at the end makes a new `_recent`, not a new tuple of the whole window; once `_recent`
+# holds more than RECENT_MAX fixes a new `_settled` takes them, all but the last batch's. The
+# young collections scan what a batch made, and an hour's window of 360 fixes, copied for
+# every fix, was most of what they scanned (docs/streams.md).
 RECENT_MAX = 16
 
 
@@ -320,6 +321,13 @@ class TrackState:
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"TrackState is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"TrackState is immutable: cannot delete {name!r}")
+
+    def __reduce__(self) -> tuple[type[TrackState], tuple[Any, ...]]:
+        """Pickled and copied as its engineer, anchor and window."""
+        return (TrackState, (self.engineer_id, self.kept_anchor, self.kept_window))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, TrackState):
@@ -414,7 +422,9 @@ class TrackState:
         if d.get("version", STATE_VERSION) != STATE_VERSION:
             raise ValueError(f"unsupported TrackState version {d.get('version')!r}")
         anchor = d.get("anchor")
-        window = sorted(TrackFix.from_dict(f).kept for f in d.get("window") or ())
+        window = sorted(
+            (TrackFix.from_dict(f).kept for f in d.get("window") or ()), key=_event_time
+        )
         return cls(
             engineer_id=str(d.get("engineer_id", "")),
             kept_anchor=TrackFix.from_dict(anchor).kept if anchor else None,
@@ -440,6 +450,10 @@ class TrackOutput:
             "ignored_inaccurate": list(self.ignored_inaccurate),
             "duplicates": list(self.duplicates),
         }
+
+
+def _event_time(k: KeptFix) -> tuple[float, str]:
+    return (k[0], k[1])
 
 
 _SPHERE_MARGIN = 0.99  # the mean-radius sphere is within 0.6 % of the ellipsoid
@@ -490,7 +504,9 @@ def advance(
 
     Equivalent to applying them one at a time; ``events``/``retracted`` are netted over
     the batch (an event both produced and invalidated within the batch is not reported).
-    Cost per fix: O(log W) search plus an O(W) list insert, W = fixes in the window.
+    Cost per fix: O(log W) search plus an O(W) list insert, W = fixes in the window, and per
+    call an O(W) copy of the window and of its msg_ids (short-lived: the collector never
+    sees them).
     """
     out = TrackOutput()
     eng = state.engineer_id
