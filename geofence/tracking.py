@@ -401,9 +401,11 @@ def advance(
     out = TrackOutput()
     eng = state.engineer_id
     anchor = state.kept_anchor
-    window = list(state.kept_window)
     # the settled part stays shared while fixes only leave its front and land after it
     settled, gone = state._settled, state._gone  # noqa: SLF001
+    window = list(settled)  # the window, copied once from its parts
+    del window[:gone]
+    window += state._recent  # noqa: SLF001
     settled_at_front = len(settled) - gone  # how many of `window`'s first fixes it holds
     seen: dict[str, None] | None = None  # the state's msg_ids, made on first need
     added: set[str] = set()  # accepted by this call
@@ -478,12 +480,12 @@ def advance(
     if len(recent) > RECENT_MAX or gone * 2 > len(settled):
         cut = max(len(window) - len(added), 0)
         settled, gone, recent = tuple(window[:cut]), 0, window[cut:]
-    new_state = TrackState.__new__(TrackState)
-    new_state._set(eng, anchor, settled, gone, tuple(recent), None)  # noqa: SLF001
     ids = dict(seen or ())
     ids.update(dict.fromkeys(added))
     for msg_id in left:
         ids.pop(msg_id, None)
-    if len(ids) == len(window) + (anchor is not None):  # else a msg_id was held twice
-        object.__setattr__(new_state, "_msg_ids", ids)
+    # else a msg_id was held twice: made again from the fixes when next asked for
+    carried = ids if len(ids) == len(window) + (anchor is not None) else None
+    new_state = TrackState.__new__(TrackState)
+    new_state._set(eng, anchor, settled, gone, tuple(recent), carried)  # noqa: SLF001
     return new_state, out

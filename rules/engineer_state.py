@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from geofence.tracking import KeptFix, TrackFix, TrackState
@@ -52,7 +53,7 @@ class EngineerState:
         clock = EngineerClock.from_dict(d.get("clock"))
         if d.get("format") != 2:
             return cls(TrackState.from_dict(d), clock)
-        window = sorted((_expand(f) for f in d.get("window") or ()), key=_fix_key)
+        window = sorted((_expand(f) for f in d.get("window") or ()), key=attrgetter("key"))
         track = TrackState.of(str(d.get("engineer_id", "")), _anchor(d), window)
         return cls(track, clock)
 
@@ -97,9 +98,9 @@ def _window(
             f
             for f in fixes
             if (f.acc_m is None or f.acc_m <= max_accuracy_m)
-            and (anchor is None or _fix_key(f) > _fix_key(anchor))
+            and (anchor is None or f.key > anchor.key)
         ),
-        key=_fix_key,
+        key=attrgetter("key"),
     )
     if not after:
         return ()
@@ -121,7 +122,3 @@ def _anchor(d: Mapping[str, Any]) -> TrackFix | None:
 def _expand(v: Sequence[Any]) -> TrackFix:
     msg_id, ts, lon, lat, acc_m, projects = v
     return TrackFix(str(msg_id), ts, lon, lat, acc_m, tuple(projects))
-
-
-def _fix_key(f: TrackFix) -> tuple[float, str]:
-    return (f.ts, f.msg_id)
