@@ -47,6 +47,7 @@ import math
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from geofence.geodesic import geodesic_distance_m, sphere_distance_m
@@ -342,8 +343,8 @@ class TrackState:
         )
 
 
-def _event_time(k: KeptFix) -> tuple[float, str]:
-    return (k[0], k[1])
+# a kept fix's (ts, msg_id): its place in event time
+_event_time = itemgetter(0, 1)
 
 
 _SPHERE_MARGIN = 0.99  # the mean-radius sphere is within 0.6 % of the ellipsoid
