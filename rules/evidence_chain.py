@@ -51,7 +51,6 @@ __all__ = [
     "applied",
     "build_chain",
     "candidates",
-    "chained_engineers",
     "genesis_hash",
     "link",
     "may_have_tail",
@@ -168,11 +167,6 @@ def candidates(records: Iterable[Record]) -> list[Candidate]:
         seen.add(key)
         out.append(Candidate(r.engineer_id, kind, r.msg_id, float(r.ts), bytes(r.canonical)))
     return out
-
-
-def chained_engineers(records: Iterable[Record]) -> list[str]:
-    """The engineers whose chains `records` may add to (those of fixes and logs), sorted."""
-    return sorted({r.engineer_id for r in records if isinstance(r, (Fix, SupervisionLog))})
 
 
 def stage(

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -31,7 +30,7 @@ from geofence.tracking import TrackFix
 from rules.engineer_batch import Thresholds
 from rules.engineer_state import EngineerState, window_from
 
-__all__ = ["MAX_CACHED", "SAVE_SQL", "EngineerStates", "load", "save", "save_params"]
+__all__ = ["MAX_CACHED", "EngineerStates", "load", "save"]
 
 
 MAX_CACHED = 20_000  # engineers whose decoded state stays in memory
@@ -54,18 +53,17 @@ WINDOW_FIXES_SQL = text(
     "AND x.ts >= t.ts AND x.ts <= t.upto OFFSET 0) f"
 )
 # A head never goes back in stream time: around a rebalance two workers may briefly both
-# process an engineer, and the one behind must not overwrite the newer state. Its parameter
-# names are its own: store.batch_trips sends it inside the evidence chain's write.
-SAVE_SQL = (
+# process an engineer, and the one behind must not overwrite the newer state.
+SAVE_SQL = text(
     "INSERT INTO engineer_states (engineer_id, state, stream_ts) "
-    "SELECT t.e, CAST(t.s AS json), t.ts FROM unnest(CAST(:state_e AS text[]), "
-    "CAST(:state_s AS text[]), CAST(:state_ts AS double precision[])) AS t(e, s, ts) "
-    "ORDER BY t.e ON CONFLICT (engineer_id) DO UPDATE SET state = excluded.state, "
+    "SELECT t.e, CAST(t.s AS json), t.ts "
+    "FROM unnest(CAST(:e AS text[]), CAST(:s AS text[]), CAST(:ts AS double precision[])) "
+    "AS t(e, s, ts) ORDER BY t.e "
+    "ON CONFLICT (engineer_id) DO UPDATE SET state = excluded.state, "
     "stream_ts = excluded.stream_ts, updated_at = now() "
     "WHERE coalesce(excluded.stream_ts, '-Infinity') "
     ">= coalesce(engineer_states.stream_ts, '-Infinity')"
 )
-SAVE_STATEMENT = text(SAVE_SQL)  # made once: text() parses it
 SLACK_S = 1.0  # read a little beyond the window's limits: from_head draws the line
 
 
@@ -120,21 +118,15 @@ def _at(t: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(t, dt.UTC)
 
 
-def save_params(states: Mapping[str, EngineerState]) -> dict[str, list[Any]]:
-    """SAVE_SQL's parameters for `states`."""
-    ids = sorted(states)
-    return {
-        "state_e": ids,
-        "state_s": [orjson.dumps(states[e].head_dict()).decode() for e in ids],
-        "state_ts": [states[e].clock.stream_ts for e in ids],
-    }
-
-
 async def save(conn: AsyncConnection, states: Mapping[str, EngineerState]) -> None:
     """Store the heads of `states` (inside the caller's transaction, the one that writes
     their fixes)."""
-    if states:
-        await conn.execute(SAVE_STATEMENT, save_params(states))
+    if not states:
+        return
+    ids = sorted(states)
+    heads = [orjson.dumps(states[e].head_dict()).decode() for e in ids]
+    stream_ts = [states[e].clock.stream_ts for e in ids]
+    await conn.execute(SAVE_SQL, {"e": ids, "s": heads, "ts": stream_ts})
 
 
 class EngineerStates:

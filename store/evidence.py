@@ -7,7 +7,7 @@ import asyncio
 import datetime as dt
 import math
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -54,24 +54,15 @@ HEADS_STATEMENT = text(HEADS_SQL)  # made once: text() parses it
 # heads exist (HEADS_SQL made or locked them): the upsert updates each through its primary
 # key. As `UPDATE ... FROM unnest(...)` the planner hashed every engineer's head for every
 # batch, however few it moved (13 ms for 300 of 20,000 heads, docs/BENCHMARKS.md).
-# In two parts, so that a caller can add its own writes to the statement (store.batch_trips).
-WRITE_CTES = f"added AS ({INSERT_ENTRIES_SQL})"
-WRITE_HEADS_SQL = (
+WRITE_SQL = (
+    f"WITH added AS ({INSERT_ENTRIES_SQL}) "
     "INSERT INTO evidence_heads AS h (engineer_id, entries, head_hash, watermark) "
     "SELECT * FROM unnest(CAST(:he AS text[]), CAST(:hn AS bigint[]), "
     "CAST(:hh AS text[]), CAST(:hw AS double precision[])) "
     "ON CONFLICT (engineer_id) DO UPDATE SET entries = excluded.entries, "
     "head_hash = excluded.head_hash, watermark = excluded.watermark, updated_at = now()"
 )
-WRITE_SQL = f"WITH {WRITE_CTES} {WRITE_HEADS_SQL}"
 WRITE_STATEMENT = text(WRITE_SQL)  # made once: text() parses it
-# Writes the new entries and heads (the parameters of WRITE_SQL): store.batch_trips gives one
-# that also saves the batch's engineer states, a round trip less.
-ChainWrite = Callable[[AsyncConnection, dict[str, list[Any]]], Awaitable[None]]
-
-
-async def _write(conn: AsyncConnection, params: dict[str, list[Any]]) -> None:
-    await conn.execute(WRITE_STATEMENT, params)
 
 
 def _entry(row: Any) -> chain.Entry:
@@ -88,8 +79,7 @@ def _entry(row: Any) -> chain.Entry:
     )
 
 
-def head_of(row: Any) -> chain.Head:
-    """A chain head from a row with its columns (HEADS_SQL returns them)."""
+def _head(row: Any) -> chain.Head:
     return chain.Head(
         row.engineer_id,
         int(row.entries),
@@ -179,17 +169,6 @@ ORDER BY e.engineer_id, e.seq
 TAIL_STATEMENT = text(TAIL_SQL)  # made once: text() parses it
 
 
-async def lock_heads(conn: AsyncConnection, engineers: Sequence[str]) -> dict[str, chain.Head]:
-    """Each engineer's chain head, created when missing, locked until the transaction ends
-    (two writers never fork a chain): one statement. The no-op update is what locks an
-    existing row (and returns its newest version); it costs about what SELECT ... FOR UPDATE's
-    lock did. `engineers` sorted: every writer locks in the same order."""
-    rows = await conn.execute(
-        HEADS_STATEMENT, {"e": engineers, "h": [chain.genesis_hash(e) for e in engineers]}
-    )
-    return {r.engineer_id: head_of(r) for r in rows}
-
-
 async def append(
     conn: AsyncConnection,
     records: Iterable[Record],
@@ -197,22 +176,27 @@ async def append(
     allowed_lateness_s: float = 3600.0,
     timezone: str = "Asia/Shanghai",
     fixes: FixesWritten | None = None,
-    heads: Mapping[str, chain.Head] | None = None,
-    write: ChainWrite = _write,
 ) -> int:
     """Chain the accepted fixes and logs of one worker batch (Kafka order), inside the sink
     transaction. Idempotent: records already chained are skipped, so a redelivered batch
     changes nothing (`fixes`, what the batch's insert into `fixes` said, spares looking
-    them up). Locks each engineer's head row, so two writers never fork a chain, unless
-    `heads` holds them already, locked in this transaction (`lock_heads` of
-    `chain.chained_engineers(records)`). `write` is called once, when there are entries to
-    write. Returns the number of new entries."""
+    them up). Locks each engineer's head row, so two writers never fork a chain.
+    Returns the number of new entries."""
     cands = chain.candidates(records)
     if not cands:
         return 0
     tz = ZoneInfo(timezone)
-    if heads is None:
-        heads = await lock_heads(conn, sorted({c.engineer_id for c in cands}))
+    engineers = sorted({c.engineer_id for c in cands})
+    # Each head, created when missing, locked until the transaction ends (two writers never
+    # fork a chain): one statement. The no-op update is what locks an existing row (and
+    # returns its newest version); it costs about what SELECT ... FOR UPDATE's lock did.
+    heads = {
+        r.engineer_id: _head(r)
+        for r in await conn.execute(
+            HEADS_STATEMENT,
+            {"e": engineers, "h": [chain.genesis_hash(e) for e in engineers]},
+        )
+    }
     known = await _known(conn, cands, fixes)
     fresh: dict[str, list[chain.Candidate]] = defaultdict(list)
     for c in cands:
@@ -268,7 +252,7 @@ async def append(
             ),
             {"e": [d[0] for d in deletes], "s": [d[1] for d in deletes]},
         )
-    await write(conn, {**columns, **heads_out})
+    await conn.execute(WRITE_STATEMENT, {**columns, **heads_out})
     return added
 
 
@@ -279,7 +263,7 @@ async def head(conn: AsyncConnection, engineer_id: str) -> chain.Head | None:
     row = (
         await conn.execute(select(EvidenceHead).where(EvidenceHead.engineer_id == engineer_id))
     ).first()
-    return None if row is None else head_of(row)
+    return None if row is None else _head(row)
 
 
 ENTRY_SQL = """

@@ -23,12 +23,12 @@ from rules.alerts import live_alert
 from rules.attendance import AttendanceBook, PushPacer, check_event_keys, on_site_fixes
 from rules.day_close import missing_log_alerts
 from rules.engineer_batch import process_engineer_batch
-from rules.evidence_chain import chained_engineers
-from store import batch_trips
+from store import cache_versions
 from store import evidence as evidence_chain
 from store import notices as notices_store
 from store.engineer_facts import EngineerFactsCache
 from store.engineer_states import EngineerStates
+from store.engineer_states import save as save_states
 from store.fence_cache import FenceCache
 from store.models import Fix, OwnTracksEvent, SupervisionLog, Transition
 from store.queries import attendance_tallies, unlogged_days
@@ -90,9 +90,7 @@ class EngineerWriter:
         # checkout and transaction is round trips, and a half-loaded worker writes small
         # batches, so they were a good part of a batch's time (docs/BENCHMARKS.md).
         async with self.engine.begin() as conn:
-            fences_version, facts_version, heads = await batch_trips.start(
-                conn, chained_engineers(records)
-            )
+            fences_version, facts_version = await cache_versions.read(conn)
             fences = await self.fences.current(conn, fences_version)
             facts = await self.facts.get(engineer_ids, conn, facts_version)
             states = await self.states.get(conn, engineer_ids)
@@ -125,9 +123,7 @@ class EngineerWriter:
                 keys=sorted(plan.recompute),
             )
             self.timing.lap("sinks")
-            # Evidence chain (rules.evidence_chain): same transaction, idempotent. Its write
-            # also saves the engineer states (store.batch_trips: a round trip less).
-            finish = batch_trips.Finish(out.states)
+            # Evidence chain (rules.evidence_chain): same transaction, idempotent.
             await evidence_chain.append(
                 conn,
                 records,
@@ -138,11 +134,10 @@ class EngineerWriter:
                     new_fixes,
                     evidence_chain.kept_after(settings.retention_days, time.time()),
                 ),
-                heads=heads,
-                write=finish.write,
             )
-            await finish.done(conn)
             self.timing.lap("evidence")
+            await save_states(conn, out.states)
+            self.timing.lap("state")
         self.timing.lap("commit")
         self.states.remember(out.states)
         self.book.commit(plan, recomputed)
