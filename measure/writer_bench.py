@@ -73,7 +73,7 @@ async def _run(database_url: str, work: list[list[Any]], warm: int, postgres_pid
         return None
 
     settings = Settings(database_url=database_url)
-    engine = async_engine(settings, pre_ping=False)
+    engine = async_engine(settings, pre_ping=False, plans="generic")  # as the worker's
     writer = EngineerWriter(settings, engine, no_live)
     try:
         for b in work[:warm]:  # every engineer once: facts, states and heads in place

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -17,20 +17,34 @@ from store.retry import is_transient
 # array parameters that plan is a (parallel) sequential scan of the whole table (measured:
 # the evidence-chain tail lookup took 89 ms at 170k entries instead of 0.2 ms), so every batch
 # grew slower as evidence_entries, fixes and ingest_seen grew.
-SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
+CUSTOM_PLANS = {"plan_cache_mode": "force_custom_plan"}
+# Except the stream worker's engineer batches (`plans="generic"`): their statements probe an
+# index once per element of their arrays whatever the planner's estimates (LATERAL ... OFFSET
+# 0, or a plain INSERT), which tests/test_db_plans.py checks of both kinds of plan, so each is
+# planned once per connection rather than for every batch. In batches of 60 fixes that was
+# 15-25 % of PostgreSQL's CPU per fix (docs/BENCHMARKS.md, 2026-12-07, night).
+GENERIC_PLANS = {"plan_cache_mode": "force_generic_plan"}
+PLANS = {"custom": CUSTOM_PLANS, "generic": GENERIC_PLANS}
 
 
-def async_engine(settings: Settings, *, pool_size: int = 5, pre_ping: bool = True) -> AsyncEngine:
+def async_engine(
+    settings: Settings,
+    *,
+    pool_size: int = 5,
+    pre_ping: bool = True,
+    plans: Literal["custom", "generic"] = "custom",
+) -> AsyncEngine:
     """`pre_ping=False` for loops that retry a failed unit of work whole (store.retry): a
     connection that died with a restart of PostgreSQL fails the first statement, the pool is
     invalidated and the retry gets a new connection, so a ping (a round trip per checkout, a
-    few per batch) buys them nothing. Request handlers, which are not retried, keep it."""
+    few per batch) buys them nothing. Request handlers, which are not retried, keep it.
+    `plans`: how PostgreSQL plans the prepared statements (CUSTOM_PLANS, GENERIC_PLANS)."""
     return create_async_engine(
         settings.async_database_url,
         pool_size=pool_size,
         max_overflow=10,
         pool_pre_ping=pre_ping,
-        connect_args={"server_settings": SERVER_SETTINGS},
+        connect_args={"server_settings": PLANS[plans]},
     )
 
 

@@ -176,6 +176,9 @@ async def attendance_rows(
     return list(result)
 
 
+# The fixes of each engineer's closed days: one index range per engineer (LATERAL ... OFFSET 0,
+# as store.evidence's look-ups). As a plain join, a batch closing the day of a few hundred
+# engineers was a parallel scan of the whole of `fixes` (tests/test_db_plans.py).
 UNLOGGED_DAYS_SQL = text(
     """
     WITH r(engineer_id, first_day, last_day) AS (
@@ -184,8 +187,11 @@ UNLOGGED_DAYS_SQL = text(
     SELECT f.engineer_id, p.project_id, f.local_date, min(f.ts) AS first_in,
            max(f.ts) AS last_out, pr.region_code
     FROM r
-    JOIN fixes f ON f.engineer_id = r.engineer_id
-                AND f.local_date BETWEEN r.first_day AND r.last_day
+    CROSS JOIN LATERAL (
+        SELECT x.engineer_id, x.local_date, x.ts, x.project_ids FROM fixes x
+        WHERE x.engineer_id = r.engineer_id AND x.local_date BETWEEN r.first_day AND r.last_day
+        OFFSET 0
+    ) f
     CROSS JOIN LATERAL unnest(f.project_ids) AS p(project_id)
     JOIN projects pr ON pr.id = p.project_id
     WHERE NOT EXISTS (

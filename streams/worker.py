@@ -119,15 +119,19 @@ def build_app(settings: Settings) -> faust.App:
     ctx: dict[str, Any] = {}
 
     def writer() -> EngineerWriter:
-        """The engineer batches' writer and the engine, made on first use (inside the loop)."""
+        """The engineer batches' writer, made on first use (inside the loop). Its engine has
+        generic plans (store.db.GENERIC_PLANS: its statements are index probes whatever the
+        plan); the worker's other work keeps custom ones (`engine`)."""
         if "writer" not in ctx:
-            ctx["writer"] = EngineerWriter(
-                settings, async_engine(settings, pre_ping=False), push_live
-            )
+            batches = async_engine(settings, pre_ping=False, plans="generic")
+            ctx["writer"] = EngineerWriter(settings, batches, push_live)
         return ctx["writer"]  # type: ignore[no-any-return]
 
     def engine() -> AsyncEngine:
-        return writer().engine
+        """The engine of everything else (devices, timers, dead letters), made on first use."""
+        if "engine" not in ctx:
+            ctx["engine"] = async_engine(settings, pre_ping=False)
+        return ctx["engine"]  # type: ignore[no-any-return]
 
     @app.on_partitions_revoked.connect
     async def drop_cache_revoked(sender: Any, *_: Any, **__: Any) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
+from typing import Any, Literal
 
 import psycopg
 import pytest
@@ -17,29 +18,36 @@ from config.settings import Settings
 from ingest.gate import SEEN_SQL
 from store.db import async_engine
 from store.engineer_facts import FACTS_SQL, HISTORY_SQL
-from store.engineer_states import LOAD_SQL
+from store.engineer_states import LOAD_SQL, WINDOW_FIXES_SQL
 from store.evidence import KNOWN_SQL, TAIL_SQL, WRITE_SQL
-from store.queries import attendance_sql
+from store.queries import UNLOGGED_DAYS_SQL, attendance_sql
 from tests.stack_client import StackClient
 
 TAIL = "EXPLAIN " + TAIL_SQL
 
 
-def test_statements_keep_their_index_plans_after_many_executions(sw: StackClient) -> None:
-    engine = async_engine(Settings(database_url=sw.endpoints["database"]), pool_size=1)
+@pytest.mark.parametrize(
+    ("plans", "mode"), [("custom", "force_custom_plan"), ("generic", "force_generic_plan")]
+)
+def test_statements_keep_their_index_plans_after_many_executions(
+    sw: StackClient, plans: Literal["custom", "generic"], mode: str
+) -> None:
+    """Both kinds of engine: the default (custom plans) and the worker's engineer batches'
+    (generic plans, store.db.GENERIC_PLANS)."""
+    engine = async_engine(Settings(database_url=sw.endpoints["database"]), pool_size=1, plans=plans)
 
-    async def plans() -> tuple[str, list[str]]:
+    async def explain() -> tuple[str, list[str]]:
         async with engine.connect() as conn:
-            mode = (await conn.execute(text("SHOW plan_cache_mode"))).scalar_one()
+            shown = (await conn.execute(text("SHOW plan_cache_mode"))).scalar_one()
             out = []
             for _ in range(8):  # past the five custom plans after which a generic one may win
                 rows = await conn.execute(text(TAIL), {"e": ["nobody"], "t": [0.0]})
                 out.append("\n".join(r[0] for r in rows))
         await engine.dispose()
-        return str(mode), out
+        return str(shown), out
 
-    mode, explained = asyncio.run(plans())
-    assert mode == "force_custom_plan"
+    shown, explained = asyncio.run(explain())
+    assert shown == mode
     assert all("Seq Scan on evidence_entries" not in p for p in explained), explained[-1]
 
 
@@ -76,9 +84,31 @@ def _psycopg(sql: str) -> str:
     return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql)
 
 
+def _generic_plan(db: psycopg.Connection, sql: str, params: dict[str, Any]) -> str:
+    """The plan PostgreSQL makes once for a prepared statement whatever its parameters (as
+    asyncpg prepares them, under `plan_cache_mode=force_generic_plan`)."""
+    if re.search(r"\$\d", sql):  # asyncpg's positional parameters: p1, p2, ...
+        names = sorted(params, key=lambda k: int(k[1:]))
+        positional = sql
+    else:
+        names = list(dict.fromkeys(re.findall(r"(?<![:\w]):(\w+)", sql)))
+        positional = re.sub(r"(?<![:\w]):(\w+)", lambda m: f"${names.index(m.group(1)) + 1}", sql)
+    db.execute(f"PREPARE plan_probe AS {positional}")
+    try:
+        db.execute("SET plan_cache_mode = force_generic_plan")
+        args = ", ".join(["%s"] * len(names))
+        explain = psycopg.ClientCursor(db)  # values as literals: EXECUTE casts them
+        explain.execute(f"EXPLAIN EXECUTE plan_probe({args})", [params[n] for n in names])
+        return "\n".join(r[0] for r in explain)
+    finally:
+        db.execute("DEALLOCATE plan_probe")
+        db.execute("RESET plan_cache_mode")
+
+
+@pytest.mark.parametrize("plan", ["custom", "generic"])
 @pytest.mark.parametrize("analyzed", ["empty", "full"])
 def test_batch_statements_probe_their_index_whatever_the_statistics(
-    sw: StackClient, analyzed: str
+    sw: StackClient, analyzed: str, plan: str
 ) -> None:
     """Each batch's look-ups and head updates, on copies of their tables analysed empty and
     then filled (a new deployment, the bench) or analysed full: as joins the planner hashed
@@ -102,6 +132,20 @@ def test_batch_statements_probe_their_index_whatever_the_statistics(
                 "max_gap_s": 900.0,
                 "max_shift_s": 43200.0,
             },
+        ),
+        ("evidence_entries", "tail"): (TAIL_SQL, {"e": ids, "t": [1.0] * n}),
+        ("fixes", "window"): (  # the track windows of engineers the worker has not met
+            WINDOW_FIXES_SQL.text,
+            {
+                "e": ids,
+                "d": [dt.date(2026, 1, 1)] * n,
+                "t": [dt.datetime(2026, 1, 1, tzinfo=dt.UTC)] * n,
+                "u": [dt.datetime(2026, 1, 2, tzinfo=dt.UTC)] * n,
+            },
+        ),
+        ("fixes", "unlogged"): (  # the days a batch closed (its logs: a small table here)
+            UNLOGGED_DAYS_SQL.text,
+            {"e": ids, "lo": [dt.date(2026, 1, 1)] * n, "hi": [dt.date(2026, 1, 2)] * n},
         ),
         ("evidence_heads",): (
             WRITE_SQL,
@@ -165,8 +209,11 @@ def test_batch_statements_probe_their_index_whatever_the_statistics(
                     db.execute(f"ANALYZE {copy}")
             db.execute("SET search_path = plan_stats, public")
             for tables, (sql, params) in statements.items():
-                explained = db.execute("EXPLAIN " + _psycopg(sql), params)
-                plans[tables] = "\n".join(r[0] for r in explained)
+                if plan == "generic":
+                    plans[tables] = _generic_plan(db, sql, params)
+                else:
+                    explained = db.execute("EXPLAIN " + _psycopg(sql), params)
+                    plans[tables] = "\n".join(r[0] for r in explained)
         finally:
             db.execute("DROP SCHEMA plan_stats CASCADE")
     scanned = {
