@@ -222,7 +222,8 @@ class Bridge:
             enable_idempotence=settings.kafka_idempotence,
         )
         await producer.start()
-        engine = async_engine(settings, pre_ping=False)  # the gate retries (store.retry)
+        # the gate retries (store.retry); its statements are index probes whatever the plan
+        engine = async_engine(settings, pre_ping=False, plans="generic")
         key = bytes.fromhex(settings.personal_data_key.get_secret_value())
         gate = Gate(
             producer,
