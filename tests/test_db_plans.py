@@ -1,7 +1,9 @@
-"""The engines every process uses plan each statement for its actual parameters: with
-PostgreSQL's generic plans, our joins against `unnest` of array parameters became sequential
-scans of whole tables after five executions, and the worker's batches slowed down as the
-evidence chain grew (found by `make soak`)."""
+"""How PostgreSQL plans SiteWatch's statements. The engines plan each statement for its actual
+parameters by default: with generic plans, our joins against `unnest` of array parameters
+became sequential scans of whole tables after five executions, and the worker's batches slowed
+down as the evidence chain grew (found by `make soak`). The worker's engineer batches and the
+bridge plan once per connection (store.db.GENERIC_PLANS), so each of their statements must
+probe its index under both kinds of plan."""
 
 from __future__ import annotations
 
@@ -117,7 +119,9 @@ def test_batch_statements_probe_their_index_whatever_the_statistics(
     n = 338  # a batch's worth of keys
     ids = [f"E{k}" for k in range(n)]
     msgs = [f"m{k}" for k in range(n)]
-    statements = {  # the tables each must not read whole: its statement and parameters
+    # the tables each must not read whole (and a name, where a table has two): its statement
+    # and parameters
+    statements = {
         ("ingest_seen",): (SEEN_SQL, {"p1": ids, "p2": msgs}),
         ("evidence_entries",): (KNOWN_SQL, {"e": ids, "k": ["fix"] * n, "m": msgs}),
         ("engineer_states",): (LOAD_SQL.text, {"ids": ids}),
