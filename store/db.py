@@ -20,7 +20,7 @@ from store.retry import is_transient
 CUSTOM_PLANS = {"plan_cache_mode": "force_custom_plan"}
 # Except the stream worker's engineer batches and the bridge (`plans="generic"`): their
 # statements probe an index once per element of their arrays whatever the planner's estimates
-# (LATERAL ... OFFSET 0, or a plain INSERT), which tests/test_db_plans.py checks of both kinds
+# (LATERAL ... OFFSET 0, or a plain INSERT), which tests/test_db_plans.py checks under both kinds
 # of plan, so each is planned once per connection rather than for every batch. In batches of
 # 60 fixes that was 15-25 % of PostgreSQL's CPU per fix (docs/BENCHMARKS.md, 2026-12-07).
 GENERIC_PLANS = {"plan_cache_mode": "force_generic_plan"}

@@ -26,6 +26,7 @@ from store.queries import UNLOGGED_DAYS_SQL, attendance_sql
 from tests.stack_client import StackClient
 
 TAIL = "EXPLAIN " + TAIL_SQL
+NAMED = re.compile(r"(?<![:\w]):(\w+)")  # SQLAlchemy's `:name` parameters, not `::type`
 
 
 @pytest.mark.parametrize(
@@ -83,7 +84,7 @@ def test_the_evidence_tail_scans_each_engineer_from_its_time_on(sw: StackClient)
 def _psycopg(sql: str) -> str:
     """`:name` (SQLAlchemy) and `$n` (asyncpg) parameters as psycopg's `%(name)s`."""
     sql = re.sub(r"\$(\d+)", r"%(p\1)s", sql)
-    return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql)
+    return NAMED.sub(r"%(\1)s", sql)
 
 
 def _generic_plan(db: psycopg.Connection, sql: str, params: dict[str, Any]) -> str:
@@ -93,8 +94,8 @@ def _generic_plan(db: psycopg.Connection, sql: str, params: dict[str, Any]) -> s
         names = sorted(params, key=lambda k: int(k[1:]))
         positional = sql
     else:
-        names = list(dict.fromkeys(re.findall(r"(?<![:\w]):(\w+)", sql)))
-        positional = re.sub(r"(?<![:\w]):(\w+)", lambda m: f"${names.index(m.group(1)) + 1}", sql)
+        names = list(dict.fromkeys(NAMED.findall(sql)))
+        positional = NAMED.sub(lambda m: f"${names.index(m.group(1)) + 1}", sql)
     db.execute(f"PREPARE plan_probe AS {positional}")
     try:
         db.execute("SET plan_cache_mode = force_generic_plan")
