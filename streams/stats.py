@@ -17,7 +17,9 @@ class StepTimes:
         self.records = 0
         self.events = 0
         self.seconds: dict[str, float] = defaultdict(float)
+        self.cpu_seconds: dict[str, float] = defaultdict(float)  # the loop thread's own
         self._mark = 0.0
+        self._cpu_mark = 0.0
         # ms from the bridge's receipt of each record to a stage of its batch
         self.lags: dict[str, list[float]] = defaultdict(list)
 
@@ -25,15 +27,17 @@ class StepTimes:
         self.batches += 1
         self.events += events
         self._mark = time.perf_counter()
+        self._cpu_mark = time.thread_time()
 
     def count(self, records: int) -> None:
         """Records of the current batch (known once its Kafka events are decoded)."""
         self.records += records
 
     def lap(self, step: str) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.thread_time()
         self.seconds[step] += now - self._mark
-        self._mark = now
+        self.cpu_seconds[step] += cpu - self._cpu_mark
+        self._mark, self._cpu_mark = now, cpu
 
     def since_received(self, received: Sequence[float | None], stage: str) -> None:
         """How long ago (epoch seconds given) the bridge received, or sent on, each record of
@@ -59,6 +63,9 @@ class StepTimes:
             f"{self.records} records, "
             f"{self.records / total if total else 0:.0f} records/s busy; ms per batch: {steps}"
         )
+        line += "; of it the loop's CPU: " + ", ".join(
+            f"{k} {v / self.batches * 1000:.1f}" for k, v in sorted(self.cpu_seconds.items())
+        )
         for stage, lags in sorted(self.lags.items()):
             if lags:
                 lags.sort()
@@ -66,5 +73,6 @@ class StepTimes:
                 line += f"; ms since received at {stage}: p50 {p50:.0f}, p99 {p99:.0f}"
         self.batches = self.records = self.events = 0
         self.seconds.clear()
+        self.cpu_seconds.clear()
         self.lags.clear()
         return line

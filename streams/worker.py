@@ -32,7 +32,7 @@ import orjson
 from faust.streams import _current_event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from config import topics
+from config import gc_tuning, topics
 from config.settings import Settings
 from rules import chief_absence, notices
 from rules.alerts import live_alert
@@ -257,6 +257,12 @@ def build_app(settings: Settings) -> faust.App:
     @app.timer(interval=STALL_AFTER_S / 2)
     async def read_stalled_partitions() -> None:
         await faust_fixes.reseek_stalled(app.consumer)
+
+    sweeper = gc_tuning.Sweeper()
+
+    @app.timer(interval=gc_tuning.SWEEP_EVERY_S)
+    async def sweep_young_objects() -> None:
+        sweeper.sweep()
 
     @app.timer(interval=10.0)
     async def report_timing() -> None:

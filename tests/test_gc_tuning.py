@@ -55,3 +55,66 @@ def test_a_quick_collection_is_not_logged() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert "collection stopped" not in done.stderr
+
+
+SWEEP_PRELUDE = """
+import gc, weakref
+from config import gc_tuning
+gc.disable()  # no collection but the sweeps'
+now = [0.0]
+sweeper = gc_tuning.Sweeper(full_every_s=10.0, clock=lambda: now[0])
+
+class Node:
+    pass
+
+def cycle():
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    return a
+
+def frozen(obj):
+    return not any(o is obj for o in gc.get_objects())  # the generations, not the frozen
+"""
+
+
+def _run(code: str) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", SWEEP_PRELUDE + code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    return done.stdout.split()
+
+
+def test_a_sweep_frees_young_garbage_cycles_and_freezes_what_survived() -> None:
+    code = (
+        "kept = cycle(); gone = weakref.ref(cycle()); "
+        "print(gone() is not None, frozen(kept), sweeper.sweep(), gone() is None, frozen(kept))"
+    )
+    assert _run(code) == ["True", "False", "0", "True", "True"]
+
+
+def test_a_cycle_dropped_after_its_freeze_waits_for_the_full_collection() -> None:
+    code = (
+        "kept = cycle(); ref = weakref.ref(kept); "
+        "sweeper.sweep(); del kept; now[0] = 9.9; young = sweeper.sweep(); "
+        "after_young = ref() is not None; now[0] = 10.0; full = sweeper.sweep(); "
+        "print(young, after_young, full, ref() is None, gc.get_freeze_count() > 0)"
+    )
+    assert _run(code) == ["0", "True", "2", "True", "True"]
+
+
+def test_the_stream_worker_sweeps_on_a_timer() -> None:
+    source = (ROOT / "streams/worker.py").read_text()
+    tree = ast.parse(source)
+    swept = [
+        f
+        for f in ast.walk(tree)
+        if isinstance(f, ast.AsyncFunctionDef)
+        and any("app.timer" in ast.unparse(d) for d in f.decorator_list)
+        and "sweeper.sweep()" in ast.unparse(f)
+    ]
+    assert len(swept) == 1
+    assert "gc_tuning.SWEEP_EVERY_S" in ast.unparse(swept[0].decorator_list[0])
