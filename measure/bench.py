@@ -97,6 +97,7 @@ def e2e(
     rates: list[float],
     processes: int,
     signing: Signing | None = None,
+    half_load: float | None = None,
 ) -> dict[str, Any]:
     pids = component_pids(stack)
     counter = WsCounter(
@@ -215,7 +216,7 @@ def e2e(
     busiest = pg_activity.busiest_statements(
         statements_before, pg_activity.statement_totals(database), top=12
     )
-    half = max(best / 2, 100.0)
+    half = half_load or max(best / 2, 100.0)
     counter.latencies_ms.clear()
     counter.arrivals.clear()
     counter.record = True
@@ -292,6 +293,7 @@ def run_bench(
     signed_share: float = 1.0,
     only_e2e: bool = False,
     rates: list[float] | None = None,
+    half_load: float | None = None,
 ) -> dict[str, Any]:
     from devices.broker import BrokerAdmin
     from stack.up import Stack, StackOptions
@@ -373,6 +375,7 @@ def run_bench(
                 rates=rates,
                 processes=2,
                 signing=signing,
+                half_load=half_load,
             )
         )
         for name, child in stack.components.items():
@@ -438,6 +441,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "unsigned by the service identity)",
     )
     bench.add_argument(
+        "--half-load",
+        type=float,
+        default=None,
+        help="offered fixes/s of the latency phase (default: half the rate kept up); a fixed "
+        "rate compares two versions at the same load",
+    )
+    bench.add_argument(
         "--write", default=None, help="also write the results into this Markdown file"
     )
     return bench.parse_args(argv)
@@ -454,6 +464,7 @@ def main(args: Any) -> int:
         signed_share=share,
         only_e2e=getattr(args, "only_e2e", False),
         rates=rates,
+        half_load=getattr(args, "half_load", None),
     )
     if args.write:
         write_markdown(
@@ -464,7 +475,8 @@ def main(args: Any) -> int:
             + (f" --workers {args.workers}" if args.workers > 1 else "")
             + (f" --signed-share {share:g}" if share != 1.0 else "")
             + (" --only-e2e" if getattr(args, "only_e2e", False) else "")
-            + (f" --rates {shlex.quote(args.rates)}" if getattr(args, "rates", None) else ""),
+            + (f" --rates {shlex.quote(args.rates)}" if getattr(args, "rates", None) else "")
+            + (f" --half-load {args.half_load:g}" if getattr(args, "half_load", None) else ""),
         )
     if args.json:
         print(json.dumps(figures, ensure_ascii=False))
