@@ -9,15 +9,36 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gm.algorithms import sm4_decrypt
 from rules.verify import DeviceIdentity, EngineerIdentity
-from store.models import Device, Engineer, Project
 
 REFRESH_S = 30.0
 MAX_ENTRIES = 200_000  # per kind: unknown ids (anyone may send OsmAnd requests) must not grow it
+
+# One statement each whatever the number of ids, one index probe per id (LATERAL ... OFFSET
+# 0, as store.engineer_facts: a join or `= ANY` is planned from statistics, and a table
+# analysed while nearly empty was then scanned whole). As `IN (...)` lists every length was a
+# statement of its own: rendered by SQLAlchemy, prepared and planned by PostgreSQL, and a row
+# of its own in pg_stat_statements, for most of the bridge's batches, since every known key
+# is read again after REFRESH_S.
+ENGINEERS_SQL = text(
+    "SELECT e.id, e.sm2_public_key, e.retired_at FROM unnest(CAST(:ids AS text[])) AS t(id) "
+    "CROSS JOIN LATERAL (SELECT * FROM engineers x WHERE x.id = t.id OFFSET 0) e"
+)
+DEVICES_SQL = text(
+    "SELECT d.id, d.hmac_key_enc, d.retired_at, p.retired_at AS project_retired_at "
+    "FROM unnest(CAST(:ids AS text[])) AS t(id) "
+    "CROSS JOIN LATERAL (SELECT * FROM devices x WHERE x.id = t.id OFFSET 0) d "
+    "LEFT JOIN LATERAL (SELECT y.retired_at FROM projects y WHERE y.id = d.project_id "
+    "OFFSET 0) p ON true"
+)
+RETIRED_PROJECTS_SQL = text(
+    "SELECT p.id FROM unnest(CAST(:ids AS text[])) AS t(id) CROSS JOIN LATERAL "
+    "(SELECT x.id FROM projects x WHERE x.id = t.id AND x.retired_at IS NOT NULL OFFSET 0) p"
+)
 
 
 class DirectoryCache:
@@ -56,11 +77,7 @@ class DirectoryCache:
             return
         async with self._engine.connect() as conn:
             if stale_e:
-                rows = await conn.execute(
-                    select(Engineer.id, Engineer.sm2_public_key, Engineer.retired_at).where(
-                        Engineer.id.in_(stale_e)
-                    )
-                )
+                rows = await conn.execute(ENGINEERS_SQL, {"ids": sorted(stale_e)})
                 found = {
                     r.id: EngineerIdentity(r.id, r.sm2_public_key, r.retired_at is not None)
                     for r in rows
@@ -68,16 +85,7 @@ class DirectoryCache:
                 for i in stale_e:
                     self._engineers[i] = (now, found.get(i))
             if stale_d:
-                rows = await conn.execute(
-                    select(
-                        Device.id,
-                        Device.hmac_key_enc,
-                        Device.retired_at,
-                        Project.retired_at.label("project_retired_at"),
-                    )
-                    .outerjoin(Project, Project.id == Device.project_id)
-                    .where(Device.id.in_(stale_d))
-                )
+                rows = await conn.execute(DEVICES_SQL, {"ids": sorted(stale_d)})
                 found_d = {
                     r.id: DeviceIdentity(
                         r.id,
@@ -89,11 +97,7 @@ class DirectoryCache:
                 for i in stale_d:
                     self._devices[i] = (now, found_d.get(i))
             if stale_p:
-                rows = await conn.execute(
-                    select(Project.id).where(
-                        Project.id.in_(stale_p), Project.retired_at.is_not(None)
-                    )
-                )
+                rows = await conn.execute(RETIRED_PROJECTS_SQL, {"ids": sorted(stale_p)})
                 retired = {r.id for r in rows}
                 for i in stale_p:
                     self._projects[i] = (now, i in retired)

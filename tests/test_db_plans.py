@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import text
 
 from config.settings import Settings
+from devices.directory import DEVICES_SQL, ENGINEERS_SQL, RETIRED_PROJECTS_SQL
 from ingest.gate import SEEN_SQL
 from store.db import async_engine
 from store.engineer_facts import FACTS_SQL, HISTORY_SQL
@@ -128,6 +129,9 @@ def test_batch_statements_probe_their_index_whatever_the_statistics(
         ("engineer_states",): (LOAD_SQL.text, {"ids": ids}),
         ("engineers", "filings"): (FACTS_SQL.text, {"ids": ids}),
         ("cert_status_history",): (HISTORY_SQL.text, {"ids": ids}),
+        ("engineers", "keys"): (ENGINEERS_SQL.text, {"ids": ids}),  # the bridge's directory
+        ("projects", "retired"): (RETIRED_PROJECTS_SQL.text, {"ids": ids}),
+        ("devices", "projects"): (DEVICES_SQL.text, {"ids": ids}),
         ("fixes", "projects"): (  # the worker's recomputed attendance (attendance_tallies)
             attendance_sql("true", keyed=True),
             {
@@ -194,6 +198,9 @@ def test_batch_statements_probe_their_index_whatever_the_statistics(
         "project_ids, region_code) SELECT 'E' || (i % 20000), 'm' || i, now(), "
         "DATE '2026-01-01', 'SRID=4326;POINT(113 22)', 'position', 'mqtt', "
         "ARRAY['P1', 'P2'], '440305' FROM generate_series(1, 200000) i",
+        "devices": "INSERT INTO {t} (id, project_id, kind, report_interval_s, thresholds, "
+        "hmac_key_enc) SELECT 'E' || i, 'P' || (i % 10000), 'dust', 60, '{{}}', '\\x00' "
+        "FROM generate_series(1, 20000) i",
         "projects": "INSERT INTO {t} (id, name, region_code, crs, engineer_ids, buffer_m, "
         "properties, geom) SELECT 'P' || i, 'p', '440305', 'wgs84', '{{}}', 0, '{{}}', "
         "'SRID=4326;MULTIPOLYGON(((113 22,113.1 22,113.1 22.1,113 22.1,113 22)))' "
