@@ -33,9 +33,13 @@ RETENTION: dict[str, dict[str, str]] = {
 SEGMENT = {"segment.bytes": str(64 * MIB), "cleanup.policy": "delete"}
 
 # How long a consumer's fetch may wait at the broker when nothing is there. Kafka answers a
-# fetch as soon as a record is there (fetch.min.bytes 1), so this adds no latency; it only
-# bounds the idle polling (Faust's default is 1,500 ms, aiokafka's 500 ms).
-FETCH_MAX_WAIT_MS = 500
+# fetch as soon as a record is there (fetch.min.bytes 1), but aiokafka has one fetch in
+# flight per broker, and leaves out the partitions whose records still wait to be consumed:
+# when a worker is behind on every fixes.v1 partition, its next fetch asks only for idle ones
+# (telemetry, dead letters, changelogs) and is held this long, and no new fix is fetched
+# meanwhile. At 500 ms that stalled the worker for half a second (docs/BENCHMARKS.md,
+# 2026-12-08); idle, 50 ms is 20 small fetches a second (Faust's default is 1,500 ms).
+FETCH_MAX_WAIT_MS = 50
 
 
 def topic_configs(topic: str) -> dict[str, str]:

@@ -63,8 +63,8 @@ ATTENDANCE_ASK_S = 0.5  # how often the attendance pacer is asked (rules.attenda
 
 def _short_fetch_wait() -> None:
     """Faust builds its consumer with ``fetch_max_wait_ms=1500`` (hard-coded in its aiokafka
-    driver); it only bounds idle polling (Kafka answers as soon as a record is there), and one
-    value for every consumer is simpler to reason about (config.topics.FETCH_MAX_WAIT_MS). The
+    driver); a fetch for idle partitions only holds the consumer's one fetch for that long
+    (config.topics.FETCH_MAX_WAIT_MS says when, and sets the value for every consumer). The
     consumer reads the value when it starts, so setting it on the new consumer is enough."""
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
