@@ -134,6 +134,10 @@ class Settings(BaseSettings):
     # Short: Faust's take_events waits this long after each batch even when nothing is coming,
     # while what arrives during a batch is there at once (0.05 cost 50 ms at half load).
     batch_within_s: float = 0.005
+    # The telemetry and rejection agents: an idle agent wakes this often (at 0.005 the three
+    # agents' wake-ups were 3.6 % of a core on an idle worker, docs/BENCHMARKS.md), and a
+    # device's reading or a rejection can wait that long, a fix not.
+    side_batch_within_s: float = 0.05
 
     @property
     def sync_database_url(self) -> str:

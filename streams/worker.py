@@ -155,6 +155,7 @@ def build_app(settings: Settings) -> faust.App:
     async def write_batches(
         stream: Any,
         size: int,
+        within_s: float,
         kinds: tuple[type, ...],
         write: Callable[[Decoded], Awaitable[None]],
         what: str,
@@ -173,7 +174,7 @@ def build_app(settings: Settings) -> faust.App:
         async def write_events(admitted: list[Any]) -> None:
             await write_isolating(decode_events(admitted, kinds), write, set_aside)
 
-        async for events in stream.take_events(size, within=settings.batch_within_s):
+        async for events in stream.take_events(size, within=within_s):
             with faust_fixes.batch_in_progress(events):
                 await retry_db(
                     faust_fixes.write_in_order,
@@ -187,7 +188,12 @@ def build_app(settings: Settings) -> faust.App:
     @app.agent(fixes_topic)
     async def engineer_records(stream: Any) -> Any:
         await write_batches(
-            stream, settings.batch_events, ENGINEER_RECORDS, engineer_batch, "engineer_records"
+            stream,
+            settings.batch_events,
+            settings.batch_within_s,
+            ENGINEER_RECORDS,
+            engineer_batch,
+            "engineer_records",
         )
 
     async def engineer_batch(decoded: Decoded) -> None:
@@ -202,7 +208,12 @@ def build_app(settings: Settings) -> faust.App:
     @app.agent(telemetry_topic)
     async def device_telemetry(stream: Any) -> Any:
         await write_batches(
-            stream, settings.batch_events, (TelemetryRecord,), telemetry_batch, "device_telemetry"
+            stream,
+            settings.batch_events,
+            settings.side_batch_within_s,
+            (TelemetryRecord,),
+            telemetry_batch,
+            "device_telemetry",
         )
 
     async def telemetry_batch(decoded: Decoded) -> None:
@@ -226,7 +237,9 @@ def build_app(settings: Settings) -> faust.App:
 
     @app.agent(rejected_topic)
     async def rejected_sink(stream: Any) -> Any:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+        async for events in stream.take_events(
+            settings.batch_size, within=settings.side_batch_within_s
+        ):
             with faust_fixes.batch_in_progress(events):
                 await retry_db(
                     faust_fixes.write_in_order,
