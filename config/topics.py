@@ -8,8 +8,6 @@ Faust creates its table changelogs itself, compacted (`cleanup.policy=compact`).
 
 from __future__ import annotations
 
-from typing import Any
-
 FIXES = "fixes.v1"  # engineer records (fixes, logs, OwnTracks events), key = engineer id
 TELEMETRY = "telemetry.v1"  # device telemetry, key = device id
 REJECTED = "rejected.v1"  # dead letters with their reason
@@ -35,29 +33,13 @@ RETENTION: dict[str, dict[str, str]] = {
 SEGMENT = {"segment.bytes": str(64 * MIB), "cleanup.policy": "delete"}
 
 # How long a consumer's fetch may wait at the broker when nothing is there. Kafka answers a
-# fetch as soon as a record is there (fetch.min.bytes 1). Idle, every consumer fetches its
-# partitions this often: at 50 ms that was half of Kafka's CPU on an idle stack, and 0.005
-# ms per fix at 4,800 fixes/s (docs/BENCHMARKS.md, 2026-12-08).
-FETCH_MAX_WAIT_MS = 500
-# aiokafka has one fetch in flight per broker, and leaves out of it the partitions whose
-# records still wait to be consumed once they have waited `prefetch_backoff` (100 ms, not an
-# argument of its consumer). A worker busy with a batch for longer then fetched only its idle
-# partitions (telemetry, dead letters, changelogs), the broker held that fetch for the whole
-# wait, and no new fix was fetched meanwhile: a stall of half a second at 500 ms. With this
-# backoff no fetch leaves while records wait for less: the next one asks for every partition.
-PREFETCH_BACKOFF_S = 1.0
-
-
-def hold_fetches_while_consuming(consumer: Any) -> None:
-    """Give an aiokafka consumer, before it starts, `PREFETCH_BACKOFF_S` (its fetcher is made
-    by `start()`, and reads the value for every fetch)."""
-    start = consumer.start
-
-    async def start_then_hold() -> None:
-        await start()
-        consumer._fetcher._prefetch_backoff = PREFETCH_BACKOFF_S  # noqa: SLF001
-
-    consumer.start = start_then_hold
+# fetch as soon as a record is there (fetch.min.bytes 1), but aiokafka has one fetch in
+# flight per broker, and leaves out the partitions whose records still wait to be consumed:
+# when a worker is behind on every fixes.v1 partition, its next fetch asks only for idle ones
+# (telemetry, dead letters, changelogs) and is held this long, and no new fix is fetched
+# meanwhile. At 500 ms that stalled the worker for half a second (docs/BENCHMARKS.md,
+# 2026-12-08); idle, 50 ms is 20 small fetches a second (Faust's default is 1,500 ms).
+FETCH_MAX_WAIT_MS = 50
 
 
 def topic_configs(topic: str) -> dict[str, str]:

@@ -79,7 +79,6 @@ class Hub:
                 # bounds idle polling only: Kafka answers as soon as a record is there
                 fetch_max_wait_ms=topics.FETCH_MAX_WAIT_MS,
             )
-            topics.hold_fetches_while_consuming(consumer)
             try:
                 await consumer.start()
                 # Position at the end now, so `ready` means "what is published from here on arrives".

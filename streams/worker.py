@@ -61,11 +61,11 @@ ENGINEER_RECORDS = (FixRecord, LogRecord, OwnTracksRecord)
 ATTENDANCE_ASK_S = 0.5  # how often the attendance pacer is asked (rules.attendance.PushPacer)
 
 
-def _fetch_settings() -> None:
+def _short_fetch_wait() -> None:
     """Faust builds its consumer with ``fetch_max_wait_ms=1500`` (hard-coded in its aiokafka
-    driver) and aiokafka's prefetch backoff; every SiteWatch consumer has config.topics'
-    FETCH_MAX_WAIT_MS and PREFETCH_BACKOFF_S instead (why: there). The consumer reads the wait
-    when it starts, so setting it on the new consumer is enough."""
+    driver); a fetch for idle partitions only holds the consumer's one fetch for that long
+    (config.topics.FETCH_MAX_WAIT_MS says when, and sets the value for every consumer). The
+    consumer reads the value when it starts, so setting it on the new consumer is enough."""
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
     create = AIOKafkaConsumerThread._create_worker_consumer
@@ -75,7 +75,6 @@ def _fetch_settings() -> None:
     def create_worker_consumer(self: Any, transport: Any) -> Any:
         consumer = create(self, transport)
         consumer._fetch_max_wait_ms = topics.FETCH_MAX_WAIT_MS  # noqa: SLF001
-        topics.hold_fetches_while_consuming(consumer)
         return consumer
 
     create_worker_consumer.sitewatch = True  # type: ignore[attr-defined]
@@ -84,7 +83,7 @@ def _fetch_settings() -> None:
 
 def build_app(settings: Settings) -> faust.App:
     faust_fixes.install()  # before the app exists: it patches Faust's consumer and recovery
-    _fetch_settings()
+    _short_fetch_wait()
     p = settings.kafka_partitions
     app = faust.App(
         "sitewatch-streams",
