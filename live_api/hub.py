@@ -76,7 +76,7 @@ class Hub:
                 bootstrap_servers=bootstrap,
                 auto_offset_reset="latest",
                 group_id=None,
-                # bounds idle polling only: Kafka answers as soon as a record is there
+                # how long a fetch of idle partitions may hold the one fetch in flight
                 fetch_max_wait_ms=topics.FETCH_MAX_WAIT_MS,
             )
             try:
